@@ -1,0 +1,175 @@
+"""How the tape behaves: accumulation, reuse, no_grad, detach, freeing, depth, dtypes."""
+import weakref
+
+import numpy as np
+import pytest
+
+import tinygrad_mnist.functional as F
+from tinygrad_mnist import Tensor, no_grad, is_grad_enabled
+
+
+def test_gradients_accumulate_across_backward_calls_like_pytorch():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    (x * 3).sum().backward()
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad, [3 + 2, 3 + 4])
+
+
+def test_a_node_used_twice_receives_the_sum_of_both_gradients():
+    x = Tensor([3.0], requires_grad=True)
+    y = x * 2
+    (y * y + y).sum().backward()  # d/dx (4x² + 2x) = 8x + 2
+    np.testing.assert_allclose(x.grad, [26.0])
+
+
+def test_the_same_leaf_on_both_sides_of_an_op_gets_both_contributions():
+    x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    (x @ x).sum().backward()
+    expected = np.ones((2, 2)) @ x.data.T + x.data.T @ np.ones((2, 2))
+    np.testing.assert_allclose(x.grad, expected)
+
+
+def test_leaf_gradients_do_not_alias_each_other():
+    a, b = Tensor([1.0], requires_grad=True), Tensor([2.0], requires_grad=True)
+    (a + b).sum().backward()
+    a.grad += 10  # the optimizer updates grads in place; b must not see it
+    np.testing.assert_allclose(b.grad, [1.0])
+
+
+def test_no_grad_records_nothing():
+    x = Tensor([1.0], requires_grad=True)
+    with no_grad():
+        y = x * 2
+        assert not is_grad_enabled()
+    assert is_grad_enabled()
+    assert not y.requires_grad and y.is_leaf
+
+
+def test_no_grad_works_as_a_decorator():
+    @no_grad()
+    def double(t):
+        return t * 2
+    assert not double(Tensor([1.0], requires_grad=True)).requires_grad
+
+
+def test_detach_cuts_the_tape_and_shares_data():
+    x = Tensor([2.0], requires_grad=True)
+    d = (x * x).detach()
+    assert not d.requires_grad and d.is_leaf
+    (d * x).sum().backward()
+    np.testing.assert_allclose(x.grad, [4.0])  # d is a constant here
+
+
+def test_second_backward_through_a_freed_graph_raises_a_clear_error():
+    x = Tensor([1.0], requires_grad=True)
+    loss = (x.exp() * 2).sum()
+    loss.backward()
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        loss.backward()
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = Tensor([1.0], requires_grad=True)
+    loss = (x.exp() * 2).sum()
+    loss.backward(retain_graph=True)
+    loss.backward()
+    np.testing.assert_allclose(x.grad, [4 * np.e])
+
+
+def test_backward_frees_the_intermediate_tensors():
+    x = Tensor(np.ones(1000), requires_grad=True)
+    hidden = x.exp()
+    loss = (hidden * hidden).sum()
+    ref = weakref.ref(hidden)
+    del hidden
+    assert ref() is not None  # the graph holds it until backward
+    loss.backward()
+    assert ref() is None
+
+
+def test_a_chain_of_100000_ops_backpropagates_without_recursion_errors():
+    x = Tensor([1.0], requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, [1.0])
+
+
+def test_backward_of_a_non_scalar_needs_a_gradient():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="pass backward\\(grad\\)"):
+        (x * 2).backward()
+    (x * 2).backward(np.array([1.0, 10.0], dtype=np.float32))
+    np.testing.assert_allclose(x.grad, [2.0, 20.0])
+
+
+def test_backward_on_a_tensor_without_grad_raises():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        Tensor([1.0]).sum().backward()
+
+
+def test_python_numbers_become_float32_and_float64_is_kept_on_request():
+    assert Tensor([1, 2]).dtype == np.float32
+    assert Tensor(3.0).dtype == np.float32
+    assert Tensor([1.0], dtype=np.float64).dtype == np.float64
+    assert Tensor(np.zeros(2, dtype=np.float64)).dtype == np.float64
+
+
+def test_scalars_do_not_promote_float32():
+    x = Tensor([1.0, 2.0])
+    for y in (x * 2.0, 2.0 * x, x + 1, 1 - x, x / 3.0, 3.0 / x, x ** 2):
+        assert y.dtype == np.float32
+
+
+def test_float32_inputs_give_float32_gradients_through_a_whole_network():
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((4, 1, 8, 8)).astype(np.float32), requires_grad=True)
+    w = Tensor(rng.standard_normal((3, 1, 3, 3)).astype(np.float32), requires_grad=True)
+    gamma, beta = Tensor(np.ones(3, np.float32), requires_grad=True), Tensor(np.zeros(3, np.float32), requires_grad=True)
+    fc = Tensor(rng.standard_normal((10, 12)).astype(np.float32), requires_grad=True)
+    h = F.conv2d(x, w, padding=1)
+    h = F.batch_norm(h, Tensor(np.zeros(3, np.float32)), Tensor(np.ones(3, np.float32)), gamma, beta, training=True)
+    h = F.max_pool2d(F.max_pool2d(F.dropout(h.relu(), 0.2), 2), 2).flatten(1)
+    loss = F.cross_entropy(F.linear(h.tanh().sigmoid(), fc), np.array([1, 2, 3, 4]), label_smoothing=0.1)
+    assert loss.dtype == np.float32
+    loss.backward()
+    for t in (x, w, gamma, beta, fc):
+        assert t.grad.dtype == np.float32 and t.grad.shape == t.shape
+
+
+def test_comparisons_return_tensors_that_do_not_require_grad():
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    for result in (x > 1.5, x < 2, x >= 2, x <= 2, x == 2, x != 2):
+        assert not result.requires_grad and result.dtype == bool
+    np.testing.assert_array_equal((x > 1.5).numpy(), [False, True, True])
+
+
+def test_numpy_arrays_on_the_left_of_an_operator_give_tensors():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = np.array([3.0, 4.0], dtype=np.float32) * x
+    assert isinstance(y, Tensor)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, [3.0, 4.0])
+
+
+def test_integer_tensors_cannot_require_grad():
+    with pytest.raises(TypeError, match="floating-point"):
+        Tensor(np.array([1, 2]), requires_grad=True)
+
+
+def test_item_numpy_and_shape_accessors():
+    x = Tensor([[1.0, 2.0, 3.0]])
+    assert x.shape == (1, 3) and x.ndim == 2 and x.numel() == 3 and x.device == "cpu"
+    assert Tensor([5.0]).item() == 5.0
+    assert isinstance(x.numpy(), np.ndarray)
+    with pytest.raises(ValueError, match="one element"):
+        x.item()
+
+
+def test_transpose_swaps_two_axes_or_applies_a_permutation():
+    x = Tensor(np.arange(24.0).reshape(2, 3, 4))
+    assert x.transpose(0, 2).shape == (4, 3, 2)
+    assert x.transpose(1, 2, 0).shape == (3, 4, 2)
+    assert x.transpose().shape == (4, 3, 2)
+    assert x.flatten(1).shape == (2, 12) and x.flatten().shape == (24,)
