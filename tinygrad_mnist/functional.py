@@ -114,5 +114,9 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
         mean, var = data(running_mean), data(running_var)
+    if (weight is None) != (bias is None):  # the op takes both or neither: stand in the identity for the other
+        xp = backend.get_array_module(x.data)
+        weight = weight if weight is not None else Tensor._wrap(xp.ones(x.shape[1], x.dtype))
+        bias = bias if bias is not None else Tensor._wrap(xp.zeros(x.shape[1], x.dtype))
     affine = [weight, bias] if weight is not None else []
     return ops.BatchNorm.apply(x, *affine, mean=mean, var=var, eps=eps, batch_stats=training)

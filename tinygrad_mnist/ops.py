@@ -376,7 +376,7 @@ class CrossEntropy(Function):
         loss = -(1 - label_smoothing) * picked.sum() - label_smoothing / k * logp.sum()
         self.labels, self.smoothing = labels, label_smoothing
         self.save_for_backward(logp)
-        return (loss / n).astype(logits.dtype)
+        return xp.asarray(loss / n, dtype=logits.dtype)
 
     def backward(self, g):
         xp = get_array_module(g)
