@@ -1,0 +1,583 @@
+import dataclasses
+import gzip
+import hashlib
+import os
+import socket
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from idx_fixtures import dataset_bytes, make_split, serve, sha256_of, write_dataset
+from tinygrad_mnist.data import (
+    DATASETS, FILES, MNIST_MEAN, MNIST_STD, FASHION_MNIST_MEAN, FASHION_MNIST_STD,
+    DatasetNotFound, IDXError, augment, batches, cache_dir, find_dataset, load_dataset, load_mnist,
+    read_idx, standardize, to_float, train_val_split, warp, write_idx)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """No test sees the user's data folders, cache or mirrors."""
+    monkeypatch.delenv("TINYGRAD_MNIST_DATA", raising=False)
+    monkeypatch.delenv("TINYGRAD_MNIST_MIRRORS", raising=False)
+    monkeypatch.setenv("TINYGRAD_MNIST_CACHE", str(tmp_path / "cache"))
+    for name, spec in DATASETS.items():
+        monkeypatch.setitem(DATASETS, name, dataclasses.replace(spec, system_dirs=()))
+
+
+def idx_bytes(array):
+    array = np.asarray(array)
+    code = {"u1": 8, "i1": 9, "i2": 11, "i4": 12, "f4": 13, "f8": 14}[array.dtype.str[1:]]
+    header = struct.pack(f">BBBB{array.ndim}i", 0, 0, code, array.ndim, *array.shape)
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+# The IDX format
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(7,), (5, 3), (4, 28, 28), (2, 3, 4, 5), (0, 28, 28)])
+def test_write_then_read_round_trips(tmp_path, suffix, dtype, shape):
+    rng = np.random.default_rng(0)
+    array = (rng.standard_normal(shape) * 100).astype(dtype)
+    path = tmp_path / f"a.idx{suffix}"
+    write_idx(path, array)
+    back = read_idx(path)
+    assert back.dtype == np.dtype(dtype) and back.shape == shape
+    np.testing.assert_array_equal(back, array)
+
+
+def test_written_file_follows_the_idx_layout(tmp_path):
+    array = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.int16)
+    write_idx(tmp_path / "a", array)
+    assert (tmp_path / "a").read_bytes() == bytes(
+        [0, 0, 0x0B, 2, 0, 0, 0, 2, 0, 0, 0, 3, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6])
+
+
+def test_gzip_is_detected_by_content_not_by_name(tmp_path):
+    array = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    (tmp_path / "compressed.idx").write_bytes(gzip.compress(idx_bytes(array)))
+    (tmp_path / "raw.gz").write_bytes(idx_bytes(array))
+    np.testing.assert_array_equal(read_idx(tmp_path / "compressed.idx"), array)
+    np.testing.assert_array_equal(read_idx(tmp_path / "raw.gz"), array)
+
+
+def test_read_array_is_writable_and_native_endian(tmp_path):
+    write_idx(tmp_path / "a", np.ones((2, 2), np.float32))
+    back = read_idx(tmp_path / "a")
+    back[0, 0] = 5
+    assert back.dtype.isnative
+
+
+def test_write_rejects_dtypes_idx_cannot_hold(tmp_path):
+    with pytest.raises(ValueError, match="int64"):
+        write_idx(tmp_path / "a", np.zeros(3, np.int64))
+
+
+def read_error(tmp_path, data, name="bad-idx"):
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(IDXError) as info:
+        read_idx(path)
+    message = str(info.value)
+    assert message.startswith(str(path) + ": ") and "\n" not in message
+    return message
+
+
+def test_rejects_nonzero_magic(tmp_path):
+    message = read_error(tmp_path, b"\x01\x00\x08\x01\x00\x00\x00\x00")
+    assert "not an IDX file" in message and "0x01 0x00" in message
+
+
+def test_rejects_unknown_type_code(tmp_path):
+    assert "unknown IDX type code 0x07" in read_error(tmp_path, b"\x00\x00\x07\x01\x00\x00\x00\x00")
+
+
+@pytest.mark.parametrize("ndim", [0, 5])
+def test_rejects_dimension_counts_outside_1_to_4(tmp_path, ndim):
+    data = bytes([0, 0, 8, ndim]) + b"\x00\x00\x00\x01" * ndim
+    assert f"{ndim} dimensions, expected 1 to 4" in read_error(tmp_path, data)
+
+
+def test_rejects_negative_dimension(tmp_path):
+    assert "negative dimension" in read_error(tmp_path, b"\x00\x00\x08\x01\xff\xff\xff\xff")
+
+
+def test_rejects_a_header_cut_short(tmp_path):
+    assert "too short" in read_error(tmp_path, b"\x00\x00")
+    assert "truncated header" in read_error(tmp_path, b"\x00\x00\x08\x03\x00\x00\x00\x05")
+
+
+def test_truncated_payload_names_the_shape_and_sizes(tmp_path):
+    data = idx_bytes(np.zeros((60000, 28, 28), np.uint8))[:16 + 1000]
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(data))
+    with pytest.raises(IDXError) as info:
+        read_idx(path)
+    assert str(info.value) == (f"{path}: truncated: header says 60000x28x28 (47040000 bytes) "
+                               "but only 1000 bytes follow")
+
+
+def test_rejects_trailing_bytes(tmp_path):
+    message = read_error(tmp_path, idx_bytes(np.zeros((2, 3), np.int32)) + b"junk")
+    assert "4 trailing bytes" in message and "24 bytes of a 2x3 array" in message
+
+
+def test_rejects_corrupt_gzip(tmp_path):
+    data = bytearray(gzip.compress(idx_bytes(np.arange(500, dtype=np.int32))))
+    data[len(data) // 2] ^= 0xFF
+    assert "corrupt gzip stream" in read_error(tmp_path, bytes(data))
+
+
+def test_rejects_truncated_gzip(tmp_path):
+    data = gzip.compress(idx_bytes(np.arange(500, dtype=np.int32)))
+    assert "corrupt gzip stream" in read_error(tmp_path, data[:-20])
+
+
+@pytest.fixture(scope="module")
+def fuzz_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("fuzz")
+
+
+def read_or_idx_error(path, data):
+    path.write_bytes(data)
+    try:
+        assert isinstance(read_idx(path), np.ndarray)
+    except IDXError:
+        pass
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(st.binary(max_size=200), st.binary(max_size=200).map(lambda b: b"\x1f\x8b" + b)))
+def test_random_bytes_raise_only_idx_error(fuzz_dir, data):
+    read_or_idx_error(fuzz_dir / "random", data)
+
+
+VALID = [idx_bytes(np.arange(24, dtype=np.uint8).reshape(2, 3, 4)),
+         idx_bytes(np.linspace(-1, 1, 6, dtype=np.float32)),
+         gzip.compress(idx_bytes(np.arange(40, dtype=np.int16).reshape(8, 5)))]
+
+
+@st.composite
+def mutated_files(draw):
+    data = bytearray(draw(st.sampled_from(VALID)))
+    for _ in range(draw(st.integers(0, 4))):
+        data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+    data = data[:draw(st.integers(0, len(data)))] if draw(st.booleans()) else data
+    return bytes(data) + draw(st.binary(max_size=8))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=mutated_files())
+def test_mutated_files_raise_only_idx_error(fuzz_dir, data):
+    read_or_idx_error(fuzz_dir / "mutated", data)
+
+
+# Finding and checking a dataset
+
+def test_loads_a_dataset_folder(tmp_path):
+    train_x, train_y, test_x, test_y = write_dataset(tmp_path / "d", n_train=120, n_test=30)
+    ds = load_dataset("mnist", data_dir=tmp_path / "d", download=False)
+    np.testing.assert_array_equal(ds.train_images, train_x)
+    np.testing.assert_array_equal(ds.test_labels, test_y)
+    assert ds.train_images.dtype == np.uint8 and ds.train_images.shape == (120, 28, 28)
+    assert ds.train_labels.dtype == np.int64 and ds.test_labels.dtype == np.int64
+    assert ds.class_names == tuple("0123456789")
+    assert ds.source_dir == tmp_path / "d"
+
+
+def test_fashion_mnist_has_its_class_names(tmp_path):
+    write_dataset(tmp_path)
+    ds = load_dataset("fashion-mnist", data_dir=tmp_path, download=False)
+    assert ds.class_names[0] == "T-shirt/top" and ds.class_names[9] == "Ankle boot"
+
+
+def test_unknown_dataset_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match="mnist, fashion-mnist"):
+        load_dataset("cifar")
+
+
+@pytest.mark.parametrize("names", [
+    [f.removesuffix(".gz") for f in FILES],
+    [f.removesuffix(".gz").replace("-idx", ".idx") for f in FILES],
+    [f.replace("-idx", ".idx") for f in FILES],
+])
+def test_accepts_uncompressed_and_dotted_file_names(tmp_path, names):
+    write_dataset(tmp_path, names=names)
+    assert len(load_mnist(data_dir=tmp_path, download=False).train_images) == 200
+
+
+def test_missing_files_in_data_dir_are_named(tmp_path):
+    write_dataset(tmp_path)
+    (tmp_path / FILES[3]).unlink()
+    with pytest.raises(DatasetNotFound, match="t10k-labels-idx1-ubyte.gz") as info:
+        load_mnist(data_dir=tmp_path, download=False)
+    assert str(tmp_path) in str(info.value)
+
+
+def test_image_label_count_mismatch_names_both_files_and_counts(tmp_path):
+    write_dataset(tmp_path)
+    write_idx(tmp_path / FILES[1], np.zeros(150, np.uint8))
+    with pytest.raises(IDXError) as info:
+        load_mnist(data_dir=tmp_path, download=False)
+    assert str(info.value) == (f"{tmp_path / FILES[0]} holds 200 images but "
+                               f"{tmp_path / FILES[1]} holds 150 labels")
+
+
+def test_labels_out_of_range_are_rejected(tmp_path):
+    write_dataset(tmp_path)
+    labels = np.zeros(50, np.uint8)
+    labels[7] = 10
+    write_idx(tmp_path / FILES[3], labels)
+    with pytest.raises(IDXError, match="label 10 out of range 0..9"):
+        load_mnist(data_dir=tmp_path, download=False)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((200, 28, 27), np.uint8), np.zeros((200, 784), np.uint8),
+                                 np.zeros((200, 28, 28), np.float32)])
+def test_images_must_be_uint8_n_by_28_by_28(tmp_path, bad):
+    write_dataset(tmp_path)
+    write_idx(tmp_path / FILES[0], bad)
+    with pytest.raises(IDXError, match="expected uint8 images of shape Nx28x28"):
+        load_mnist(data_dir=tmp_path, download=False)
+
+
+def test_labels_must_be_1d_uint8(tmp_path):
+    write_dataset(tmp_path)
+    write_idx(tmp_path / FILES[1], np.zeros((200, 1), np.uint8))
+    with pytest.raises(IDXError, match="expected 1-D uint8 labels"):
+        load_mnist(data_dir=tmp_path, download=False)
+
+
+def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
+    assert cache_dir("mnist") == tmp_path / "cache" / "mnist"
+    monkeypatch.delenv("TINYGRAD_MNIST_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir("fashion-mnist") == tmp_path / "xdg" / "tinygrad_mnist" / "fashion-mnist"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_dir("mnist") == Path.home() / ".cache" / "tinygrad_mnist" / "mnist"
+
+
+def test_data_env_subfolder_comes_before_the_folder_itself(tmp_path, monkeypatch):
+    write_dataset(tmp_path / "data")
+    write_dataset(tmp_path / "data" / "mnist")
+    monkeypatch.setenv("TINYGRAD_MNIST_DATA", str(tmp_path / "data"))
+    assert find_dataset("mnist") == tmp_path / "data" / "mnist"
+
+
+def test_bare_data_env_folder_counts_for_mnist_only(tmp_path, monkeypatch):
+    write_dataset(tmp_path / "data")
+    monkeypatch.setenv("TINYGRAD_MNIST_DATA", str(tmp_path / "data"))
+    assert find_dataset("mnist") == tmp_path / "data"
+    assert find_dataset("fashion-mnist") is None
+
+
+def test_data_env_comes_before_the_cache(tmp_path, monkeypatch):
+    write_dataset(cache_dir("mnist"))
+    assert find_dataset("mnist") == cache_dir("mnist")
+    write_dataset(tmp_path / "data" / "mnist")
+    monkeypatch.setenv("TINYGRAD_MNIST_DATA", str(tmp_path / "data"))
+    assert find_dataset("mnist") == tmp_path / "data" / "mnist"
+
+
+def test_system_folder_is_searched_last(tmp_path, monkeypatch):
+    spec = DATASETS["fashion-mnist"]
+    monkeypatch.setitem(DATASETS, "fashion-mnist",
+                        dataclasses.replace(spec, system_dirs=(str(tmp_path / "system"),)))
+    write_dataset(tmp_path / "system")
+    assert find_dataset("fashion-mnist") == tmp_path / "system"
+    write_dataset(cache_dir("fashion-mnist"))
+    assert find_dataset("fashion-mnist") == cache_dir("fashion-mnist")
+
+
+def test_nothing_found_without_download_says_where_it_looked():
+    with pytest.raises(DatasetNotFound) as info:
+        load_mnist(download=False)
+    assert str(cache_dir("mnist")) in str(info.value)
+    assert "TINYGRAD_MNIST_DATA" in str(info.value)
+
+
+# Downloading
+
+@pytest.fixture
+def fake_files(tmp_path, monkeypatch):
+    """Small gzip files that the mnist registry entry takes as canonical."""
+    files = dataset_bytes(tmp_path, n_train=100, n_test=20)
+    spec = DATASETS["mnist"]
+    monkeypatch.setitem(DATASETS, "mnist", dataclasses.replace(spec, sha256=sha256_of(files)))
+    return files
+
+
+def routes(prefix, files):
+    return {f"{prefix}/{name}": data for name, data in files.items()}
+
+
+def corrupted(files):
+    return {name: data[:-1] + bytes([data[-1] ^ 1]) for name, data in files.items()}
+
+
+def closed_port_url():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/mnist/"
+
+
+def test_download_lands_verified_files_in_the_cache(fake_files):
+    with serve(routes("/mnist", fake_files)) as base:
+        ds = load_mnist(mirrors=[base + "/mnist/"], progress=False)
+    assert ds.source_dir == cache_dir("mnist")
+    assert sorted(os.listdir(cache_dir("mnist"))) == sorted(FILES)
+    for name, data in fake_files.items():
+        assert (cache_dir("mnist") / name).read_bytes() == data
+        assert (cache_dir("mnist") / name).stat().st_mode & 0o777 == 0o644
+    assert ds.train_images.shape == (100, 28, 28)
+
+
+def test_download_progress_prints_one_line_per_file_off_a_terminal(fake_files, capsys):
+    with serve(routes("/mnist", fake_files)) as base:
+        load_mnist(mirrors=[base + "/mnist/"])
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split()[0] for line in lines] == list(FILES)
+    assert all(" 100% |" in line for line in lines)
+
+
+def test_download_goes_into_an_explicit_data_dir(tmp_path, fake_files):
+    with serve(routes("/m", fake_files)) as base:
+        ds = load_mnist(data_dir=tmp_path / "mine", mirrors=[base + "/m"], progress=False)
+    assert ds.source_dir == tmp_path / "mine"
+    assert sorted(os.listdir(tmp_path / "mine")) == sorted(FILES)
+    assert not cache_dir("mnist").exists()
+
+
+def test_checksum_mismatch_is_rejected_and_leaves_nothing(fake_files):
+    with serve(routes("/mnist", corrupted(fake_files))) as base:
+        with pytest.raises(DatasetNotFound, match="checksum mismatch"):
+            load_mnist(mirrors=[base + "/mnist/"], progress=False)
+    assert os.listdir(cache_dir("mnist")) == []
+
+
+@pytest.mark.parametrize("first", ["missing", "corrupted"])
+def test_falls_back_to_the_next_mirror(fake_files, first):
+    bad = {} if first == "missing" else routes("/bad", corrupted(fake_files))
+    with serve({**bad, **routes("/good", fake_files)}) as base:
+        ds = load_mnist(mirrors=[base + "/bad/", base + "/good/"], progress=False)
+    assert len(ds.train_labels) == 100
+    assert sorted(os.listdir(cache_dir("mnist"))) == sorted(FILES)
+
+
+def test_mirrors_come_from_the_environment(fake_files, monkeypatch):
+    with serve(routes("/env", fake_files)) as base:
+        monkeypatch.setenv("TINYGRAD_MNIST_MIRRORS", f"{closed_port_url()}, {base}/env/")
+        assert len(load_mnist(progress=False).test_labels) == 20
+
+
+def test_all_mirrors_down_names_urls_folder_and_file_names(fake_files):
+    down = closed_port_url()
+    with serve({}) as base:
+        with pytest.raises(DatasetNotFound) as info:
+            load_mnist(mirrors=[down, base + "/none/"], progress=False)
+    message = str(info.value)
+    assert down + FILES[0] in message and f"{base}/none/{FILES[0]}: HTTP 404" in message
+    assert str(cache_dir("mnist")) in message
+    assert all(name in message for name in FILES)
+    assert "TINYGRAD_MNIST_DATA" in message and "--data-dir" in message
+    assert os.listdir(cache_dir("mnist")) == []
+
+
+def test_only_missing_files_are_downloaded(fake_files):
+    folder = cache_dir("mnist")
+    folder.mkdir(parents=True)
+    (folder / FILES[0]).write_bytes(fake_files[FILES[0]])
+    with serve(routes("/m", {n: d for n, d in fake_files.items() if n != FILES[0]})) as base:
+        assert len(load_mnist(mirrors=[base + "/m/"], progress=False).train_images) == 100
+
+
+# Preparing the arrays
+
+def test_split_is_deterministic_by_seed():
+    x, y = np.arange(100).reshape(100, 1), np.arange(100)
+    a, b = train_val_split(x, y, val_size=20, seed=3), train_val_split(x, y, val_size=20, seed=3)
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+    other = train_val_split(x, y, val_size=20, seed=4)
+    assert not np.array_equal(a[3], other[3])
+
+
+def test_split_partitions_the_samples():
+    x, y = np.arange(100).reshape(100, 1), np.arange(100)
+    tx, ty, vx, vy = train_val_split(x, y, val_size=30, seed=0)
+    assert len(ty) == 70 and len(vy) == 30
+    assert sorted(np.concatenate([ty, vy])) == list(range(100))
+    np.testing.assert_array_equal(tx[:, 0], ty)
+    np.testing.assert_array_equal(vx[:, 0], vy)
+
+
+def test_split_of_zero_keeps_everything_in_order():
+    x, y = np.arange(10).reshape(10, 1), np.arange(10)
+    tx, ty, vx, vy = train_val_split(x, y, val_size=0)
+    np.testing.assert_array_equal(ty, y)
+    assert vx.shape == (0, 1) and vy.shape == (0,)
+
+
+def test_split_rejects_a_val_size_larger_than_the_data():
+    with pytest.raises(ValueError, match="val_size"):
+        train_val_split(np.zeros(5), np.zeros(5), val_size=6)
+
+
+def test_to_float_maps_uint8_to_unit_interval():
+    x = to_float(np.array([0, 51, 255], np.uint8))
+    assert x.dtype == np.float32
+    np.testing.assert_allclose(x, [0, 0.2, 1])
+
+
+def test_to_float_refuses_scaling_twice():
+    with pytest.raises(ValueError, match="uint8"):
+        to_float(np.zeros(3, np.float32))
+
+
+def test_standardize_gives_zero_mean_unit_std_float32():
+    x = np.random.default_rng(0).uniform(0, 1, 10000).astype(np.float32)
+    z = standardize(x, x.mean(), x.std())
+    assert z.dtype == np.float32
+    assert abs(z.mean()) < 1e-5 and abs(z.std() - 1) < 1e-5
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_batches_cover_every_sample_exactly_once(shuffle, drop_last):
+    x, y = np.arange(103) * 10, np.arange(103)
+    out = list(batches(x, y, 10, shuffle=shuffle, rng=np.random.default_rng(0), drop_last=drop_last))
+    assert [len(b) for _, b in out] == [10] * 10 + ([] if drop_last else [3])
+    seen = np.concatenate([b for _, b in out])
+    assert len(np.unique(seen)) == len(seen) == (100 if drop_last else 103)
+    assert all(np.array_equal(bx, by * 10) for bx, by in out)
+    assert np.array_equal(seen, np.sort(seen)) != shuffle
+
+
+def test_shuffled_batches_are_deterministic_by_rng():
+    x = y = np.arange(50)
+    def order(seed):
+        return np.concatenate([b for _, b in batches(x, y, 8, True, np.random.default_rng(seed))])
+    np.testing.assert_array_equal(order(1), order(1))
+    assert not np.array_equal(order(1), order(2))
+
+
+def test_shuffling_needs_an_rng():
+    with pytest.raises(ValueError, match="rng"):
+        next(batches(np.zeros(4), np.zeros(4), 2, shuffle=True))
+
+
+# Augmentation
+
+@pytest.fixture
+def digits():
+    return to_float(make_split(16, np.random.default_rng(1))[0])
+
+
+def centre_of_mass(images):
+    ys, xs = np.mgrid[0:images.shape[1], 0:images.shape[2]]
+    mass = images.sum(axis=(1, 2))
+    return (images * xs).sum(axis=(1, 2)) / mass, (images * ys).sum(axis=(1, 2)) / mass
+
+
+def test_augment_keeps_shape_and_dtype(digits):
+    out = augment(digits, np.random.default_rng(0), max_scale=0.1)
+    assert out.shape == digits.shape and out.dtype == np.float32
+
+
+def test_augment_is_deterministic_by_seed(digits):
+    a = augment(digits, np.random.default_rng(5))
+    np.testing.assert_array_equal(a, augment(digits, np.random.default_rng(5)))
+    assert not np.array_equal(a, augment(digits, np.random.default_rng(6)))
+
+
+def test_augment_changes_each_image_differently(digits):
+    same = np.repeat(digits[:1], 8, axis=0)
+    out = augment(same, np.random.default_rng(0))
+    assert len({o.tobytes() for o in out}) == 8
+
+
+def test_zero_shift_and_rotation_is_identity(digits):
+    np.testing.assert_array_equal(augment(digits, np.random.default_rng(0), 0, 0), digits)
+    np.testing.assert_array_equal(warp(digits, np.zeros((16, 2)), np.zeros(16)), digits)
+
+
+@pytest.mark.parametrize("dx, dy", [(1, 0), (0, 1), (-1, 0), (0.5, -0.25)])
+def test_shift_moves_the_centre_of_mass_by_the_shift(digits, dx, dy):
+    out = warp(digits, np.tile([dx, dy], (16, 1)), np.zeros(16))
+    (x0, y0), (x1, y1) = centre_of_mass(digits), centre_of_mass(out)
+    np.testing.assert_allclose(x1 - x0, dx, atol=1e-4)
+    np.testing.assert_allclose(y1 - y0, dy, atol=1e-4)
+
+
+def test_integer_shift_moves_pixels_exactly(digits):
+    out = warp(digits, np.tile([2, -1], (16, 1)), np.zeros(16))
+    np.testing.assert_array_equal(out[:, :-1, 2:], digits[:, 1:, :-2])
+    assert not out[:, :, :2].any() and not out[:, -1, :].any()
+
+
+def test_rotation_turns_content_counter_clockwise():
+    bar = np.zeros((1, 9, 9), np.float32)
+    bar[0, 4, 4:8] = 1
+    up = np.zeros_like(bar)
+    up[0, 1:5, 4] = 1
+    np.testing.assert_allclose(warp(bar, [[0, 0]], [90]), up, atol=1e-6)
+
+
+def test_small_rotations_keep_the_ink(digits):
+    out = warp(digits, np.zeros((16, 2)), np.full(16, 10.0))
+    np.testing.assert_allclose(out.sum(axis=(1, 2)), digits.sum(axis=(1, 2)), rtol=0.02)
+
+
+# The real files, when present
+
+def real_mnist_dir():
+    env = os.environ.get("TINYGRAD_MNIST_DATA")
+    candidates = [Path(env), Path(env) / "mnist"] if env else []
+    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist")
+    return next((d for d in candidates if all((d / f).is_file() for f in FILES)), None)
+
+
+REAL_MNIST = real_mnist_dir()
+needs_mnist = pytest.mark.skipif(REAL_MNIST is None, reason="real MNIST files not found")
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_mnist(data_dir=REAL_MNIST, download=False)
+
+
+@needs_mnist
+def test_real_mnist_has_the_known_shapes_and_label_counts(mnist):
+    assert mnist.train_images.shape == (60000, 28, 28) and mnist.test_images.shape == (10000, 28, 28)
+    assert np.bincount(mnist.train_labels).tolist() == [
+        5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert np.bincount(mnist.test_labels).tolist() == [
+        980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+@needs_mnist
+def test_real_mnist_matches_the_registry_checksums():
+    for name, digest in DATASETS["mnist"].sha256.items():
+        assert hashlib.sha256((REAL_MNIST / name).read_bytes()).hexdigest() == digest
+
+
+@needs_mnist
+def test_mnist_mean_and_std_are_those_of_the_training_set(mnist):
+    x = to_float(mnist.train_images)
+    assert abs(x.mean() - MNIST_MEAN) < 1e-4 and abs(x.std() - MNIST_STD) < 1e-4
+
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not all((DEBIAN_FASHION / f).is_file() for f in FILES),
+                    reason="Debian's dataset-fashion-mnist is not installed")
+def test_debian_fashion_mnist_loads_with_its_statistics():
+    ds = load_dataset("fashion-mnist", data_dir=DEBIAN_FASHION, download=False)
+    assert np.bincount(ds.train_labels).tolist() == [6000] * 10
+    assert np.bincount(ds.test_labels).tolist() == [1000] * 10
+    x = to_float(ds.train_images)
+    assert abs(x.mean() - FASHION_MNIST_MEAN) < 1e-4 and abs(x.std() - FASHION_MNIST_STD) < 1e-4

@@ -1,0 +1,491 @@
+"""MNIST-style data: the IDX file format, finding or downloading a dataset, batching, augmentation.
+
+NumPy only: nothing here knows about the autograd engine.
+
+    ds = load_mnist()                        # finds the files, or downloads them once
+    x_train, y_train, x_val, y_val = train_val_split(ds.train_images, ds.train_labels)
+    x = standardize(to_float(x_train), MNIST_MEAN, MNIST_STD)
+    for xb, yb in batches(x, y_train, 128, shuffle=True, rng=np.random.default_rng(0)):
+        ...
+"""
+
+import gzip
+import hashlib
+import http.client
+import math
+import os
+import struct
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .progress import ProgressBar
+
+
+class IDXError(ValueError):
+    """A file that is not valid IDX, or IDX files that do not form a dataset."""
+
+
+class DatasetNotFound(FileNotFoundError):
+    """The dataset's files are nowhere to be found and could not be downloaded."""
+
+
+# IDX stores every multi-byte number big-endian.
+_IDX_DTYPES = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_IDX_CODES = {dt.newbyteorder("="): code for code, dt in _IDX_DTYPES.items()}
+_MAX_DIMS = 4
+
+
+def _shape_text(shape):
+    return "x".join(map(str, shape))
+
+
+def read_idx(path):
+    """Read an IDX file, raw or gzip-compressed (told apart by its first bytes, not its name).
+
+    Returns a writable native-endian array. Malformed content raises IDXError with a one-line
+    message that starts with the path; a missing file raises FileNotFoundError as usual.
+    """
+    data = Path(path).read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as e:
+            raise IDXError(f"{path}: corrupt gzip stream: {e}") from None
+
+    if len(data) < 4:
+        raise IDXError(f"{path}: too short for an IDX header ({len(data)} bytes)")
+    zero0, zero1, code, ndim = data[:4]
+    if zero0 or zero1:
+        raise IDXError(f"{path}: not an IDX file: first two bytes are "
+                       f"{zero0:#04x} {zero1:#04x}, expected 0x00 0x00")
+    if code not in _IDX_DTYPES:
+        known = ", ".join(f"{c:#04x}" for c in _IDX_DTYPES)
+        raise IDXError(f"{path}: unknown IDX type code {code:#04x} (expected one of {known})")
+    if not 1 <= ndim <= _MAX_DIMS:
+        raise IDXError(f"{path}: IDX header has {ndim} dimensions, expected 1 to {_MAX_DIMS}")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise IDXError(f"{path}: truncated header: {ndim} dimensions need {header} bytes, "
+                       f"file has {len(data)}")
+    shape = struct.unpack(f">{ndim}i", data[4:header])
+    if any(d < 0 for d in shape):
+        raise IDXError(f"{path}: negative dimension in header shape {shape}")
+
+    dtype = _IDX_DTYPES[code]
+    expected = math.prod(shape) * dtype.itemsize
+    payload = len(data) - header
+    if payload < expected:
+        raise IDXError(f"{path}: truncated: header says {_shape_text(shape)} ({expected} bytes) "
+                       f"but only {payload} bytes follow")
+    if payload > expected:
+        raise IDXError(f"{path}: {payload - expected} trailing bytes after the {expected} bytes "
+                       f"of a {_shape_text(shape)} array")
+    array = np.frombuffer(data, dtype, count=math.prod(shape), offset=header)
+    return array.astype(dtype.newbyteorder("=")).reshape(shape)
+
+
+def write_idx(path, array):
+    """Write `array` as IDX, gzip-compressed when `path` ends in `.gz`."""
+    array = np.asarray(array)
+    code = _IDX_CODES.get(array.dtype.newbyteorder("="))
+    if code is None:
+        known = ", ".join(str(dt) for dt in _IDX_CODES)
+        raise ValueError(f"IDX cannot hold dtype {array.dtype} (only {known})")
+    if not 1 <= array.ndim <= _MAX_DIMS:
+        raise ValueError(f"IDX holds 1 to {_MAX_DIMS} dimensions, got shape {array.shape}")
+    header = struct.pack(f">BBBB{array.ndim}i", 0, 0, code, array.ndim, *array.shape)
+    data = header + array.astype(_IDX_DTYPES[code], copy=False).tobytes()
+    if str(path).endswith(".gz"):
+        # mtime=0 keeps the output byte-identical from run to run.
+        with open(path, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as g:
+            g.write(data)
+    else:
+        Path(path).write_bytes(data)
+
+
+# Mean and standard deviation of all training pixels after to_float().
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+FASHION_MNIST_MEAN, FASHION_MNIST_STD = 0.2860, 0.3530
+
+# The canonical file names, as the mirrors serve them.
+FILES = TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS = (
+    "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What is known about a dataset before its files are found.
+
+    `sha256` maps each name in FILES to the SHA-256 of the gzip file the mirrors serve
+    (None skips the check). Only downloads are checked: copies found on disk may have been
+    recompressed (Debian's Fashion-MNIST has), so those are validated by content instead.
+    """
+
+    name: str
+    sha256: dict
+    class_names: tuple
+    mirrors: tuple
+    mean: float
+    std: float
+    system_dirs: tuple = ()
+
+
+DATASETS = {
+    "mnist": DatasetSpec(
+        name="mnist",
+        sha256={
+            "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+            "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+            "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+            "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        },
+        class_names=tuple("0123456789"),
+        mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                 "https://storage.googleapis.com/cvdf-datasets/mnist/",
+                 "http://yann.lecun.com/exdb/mnist/"),
+        mean=MNIST_MEAN,
+        std=MNIST_STD,
+    ),
+    "fashion-mnist": DatasetSpec(
+        name="fashion-mnist",
+        sha256={
+            "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+            "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+            "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+            "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+        },
+        class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        mean=FASHION_MNIST_MEAN,
+        std=FASHION_MNIST_STD,
+        # Debian's dataset-fashion-mnist package installs the four files here.
+        system_dirs=("/usr/share/datasets/fashion-mnist",),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images are uint8 (N, 28, 28); labels are int64 (N,)."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    class_names: tuple
+    source_dir: Path
+
+
+def _spec(name):
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def _variants(filename):
+    """Names a file may have on disk: compressed or not, and the dotted `t10k-images.idx3-ubyte`."""
+    stem = filename.removesuffix(".gz")
+    dotted = stem.replace("-idx", ".idx")
+    return (stem + ".gz", stem, dotted, dotted + ".gz")
+
+
+def _find_files(folder):
+    """Map each name in FILES to the path holding it in `folder`, or None where none does."""
+    found = {}
+    for filename in FILES:
+        paths = (Path(folder) / v for v in _variants(filename))
+        found[filename] = next((p for p in paths if p.is_file()), None)
+    return found
+
+
+def cache_dir(name="mnist"):
+    """Where downloads go: `$TINYGRAD_MNIST_CACHE/<name>`, else `$XDG_CACHE_HOME/tinygrad_mnist/<name>`,
+    else `~/.cache/tinygrad_mnist/<name>`."""
+    root = os.environ.get("TINYGRAD_MNIST_CACHE")
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        root = Path(xdg) / "tinygrad_mnist"
+    return Path(root) / name
+
+
+def candidate_dirs(name="mnist"):
+    """The folders searched when no data_dir is given, in order (see load_dataset)."""
+    spec = _spec(name)
+    dirs = []
+    env = os.environ.get("TINYGRAD_MNIST_DATA")
+    if env:
+        dirs.append(Path(env) / name)
+        # The variable is shared by all datasets, so a bare folder of files is taken for MNIST only.
+        if name == "mnist":
+            dirs.append(Path(env))
+    dirs.append(cache_dir(name))
+    dirs.extend(Path(d) for d in spec.system_dirs)
+    return dirs
+
+
+def find_dataset(name="mnist"):
+    """The first folder of candidate_dirs(name) that holds all four files, or None."""
+    for folder in candidate_dirs(name):
+        if all(_find_files(folder).values()):
+            return folder
+    return None
+
+
+def _mirrors(spec, mirrors):
+    if mirrors is None:
+        env = os.environ.get("TINYGRAD_MNIST_MIRRORS")
+        mirrors = [m.strip() for m in env.split(",") if m.strip()] if env else spec.mirrors
+    return [m if m.endswith("/") else m + "/" for m in mirrors]
+
+
+def _fetch(url, dest, sha256, progress, timeout):
+    """Download `url` to `dest` through a temp file in the same folder; None on success, the
+    reason on a checksum mismatch, and network errors propagate. Nothing is left behind."""
+    tmp = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part",
+                                      delete=False)
+    done = False
+    try:
+        digest = hashlib.sha256()
+        with tmp, urllib.request.urlopen(url, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            with ProgressBar(total, desc=dest.name, unit="B", disable=not progress) as bar:
+                while chunk := response.read(1 << 16):
+                    tmp.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+            tmp.flush()
+            os.fsync(tmp.fileno())
+            # NamedTemporaryFile makes the file private (0600); the dataset is not.
+            os.chmod(tmp.name, 0o644)
+        if sha256 is not None and digest.hexdigest() != sha256:
+            return f"checksum mismatch (got sha256 {digest.hexdigest()}, expected {sha256})"
+        os.replace(tmp.name, dest)
+        done = True
+        return None
+    finally:
+        if not done:
+            os.unlink(tmp.name)
+
+
+def _fetch_with_retries(url, dest, sha256, progress, timeout, tries):
+    """_fetch, repeated on network errors and server errors; None on success, else the reason."""
+    for _ in range(tries):
+        try:
+            return _fetch(url, dest, sha256, progress, timeout)
+        except urllib.error.HTTPError as e:
+            reason = f"HTTP {e.code} {e.reason}"
+            if e.code < 500:
+                return reason
+        except (OSError, http.client.HTTPException) as e:
+            reason = f"{type(e).__name__}: {e}"
+    return reason
+
+
+def download_dataset(name="mnist", dest=None, mirrors=None, progress=True, timeout=30, tries=2):
+    """Download whichever of the four files `dest` (default: cache_dir(name)) lacks.
+
+    Each mirror is tried up to `tries` times on network errors, then the next one; a 404 or a
+    checksum mismatch moves on at once. Files appear in `dest` only complete and verified.
+    Raises DatasetNotFound, listing every URL that failed, when no mirror delivers a file.
+    """
+    spec = _spec(name)
+    dest = Path(dest) if dest is not None else cache_dir(name)
+    dest.mkdir(parents=True, exist_ok=True)
+    bases = _mirrors(spec, mirrors)
+    for filename, path in _find_files(dest).items():
+        if path is not None:
+            continue
+        failures = []
+        for base in bases:
+            reason = _fetch_with_retries(base + filename, dest / filename, spec.sha256[filename],
+                                         progress, timeout, tries)
+            if reason is None:
+                break
+            failures.append(f"  {base + filename}: {reason}")
+        else:
+            raise DatasetNotFound(
+                f"could not download {name} file {filename}; tried:\n" + "\n".join(failures)
+                + "\n" + _manual_hint(name, dest))
+    return dest
+
+
+def _manual_hint(name, folder):
+    return (f"Download the files by hand and put them in {folder}: {', '.join(FILES)} "
+            f"(compressed or not), or point TINYGRAD_MNIST_DATA or --data-dir at a folder that "
+            f"holds them.")
+
+
+def load_dataset(name="mnist", data_dir=None, download=True, progress=True, mirrors=None):
+    """Load a dataset's four IDX files, downloading them first if they are nowhere to be found.
+
+    Where the files are looked for, first complete folder wins:
+      1. `data_dir`, if given, and nothing else: the files must be in that folder itself
+         (so give each dataset its own folder). If they are missing they are downloaded into
+         it when `download` is true; otherwise DatasetNotFound names the missing files.
+      2. `$TINYGRAD_MNIST_DATA/<name>/`, then, for "mnist" only, `$TINYGRAD_MNIST_DATA` itself:
+         a bare folder of files named like MNIST's is never taken for Fashion-MNIST.
+      3. the per-user cache, cache_dir(name).
+      4. system folders: /usr/share/datasets/fashion-mnist (Debian) for "fashion-mnist".
+    If none holds them, they are downloaded into the cache when `download` is true.
+
+    A folder holds a file if it has it as `X.gz`, as `X` uncompressed, or in the dotted form
+    (`t10k-images.idx3-ubyte`). `mirrors` (or `$TINYGRAD_MNIST_MIRRORS`, comma-separated) replaces
+    the download base URLs.
+    """
+    spec = _spec(name)
+    if data_dir is not None:
+        folder = Path(data_dir)
+        missing = [f for f, p in _find_files(folder).items() if p is None]
+        if missing and not download:
+            raise DatasetNotFound(f"{folder} lacks {name} files {', '.join(missing)}. "
+                                  + _manual_hint(name, folder))
+        if missing:
+            download_dataset(name, folder, mirrors, progress)
+    else:
+        folder = find_dataset(name)
+        if folder is None and not download:
+            searched = ", ".join(map(str, candidate_dirs(name)))
+            raise DatasetNotFound(f"no folder holds the {name} files (searched {searched}) and "
+                                  f"download is off. " + _manual_hint(name, cache_dir(name)))
+        if folder is None:
+            folder = download_dataset(name, None, mirrors, progress)
+
+    paths = _find_files(folder)
+    num_classes = len(spec.class_names)
+    train = _read_split(paths[TRAIN_IMAGES], paths[TRAIN_LABELS], num_classes)
+    test = _read_split(paths[TEST_IMAGES], paths[TEST_LABELS], num_classes)
+    return Dataset(*train, *test, spec.class_names, folder)
+
+
+def load_mnist(**kwargs):
+    """load_dataset("mnist", ...)."""
+    return load_dataset("mnist", **kwargs)
+
+
+def _read_split(images_path, labels_path, num_classes):
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise IDXError(f"{images_path}: expected uint8 images of shape Nx28x28, found "
+                       f"{images.dtype} {_shape_text(images.shape)}")
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise IDXError(f"{labels_path}: expected 1-D uint8 labels, found "
+                       f"{labels.dtype} {_shape_text(labels.shape)}")
+    if len(images) != len(labels):
+        raise IDXError(f"{images_path} holds {len(images)} images but {labels_path} holds "
+                       f"{len(labels)} labels")
+    if labels.size and labels.max() >= num_classes:
+        raise IDXError(f"{labels_path}: label {labels.max()} out of range 0..{num_classes - 1}")
+    return images, labels.astype(np.int64)
+
+
+def train_val_split(images, labels, val_size=10000, seed=0):
+    """Hold out `val_size` samples chosen by `seed`; both parts keep the original order.
+
+    Returns (train_images, train_labels, val_images, val_labels).
+    """
+    n = len(images)
+    if not 0 <= val_size <= n:
+        raise ValueError(f"val_size must be in 0..{n}, got {val_size}")
+    is_val = np.zeros(n, dtype=bool)
+    is_val[np.random.default_rng(seed).permutation(n)[:val_size]] = True
+    return images[~is_val], labels[~is_val], images[is_val], labels[is_val]
+
+
+def to_float(images):
+    """uint8 pixels 0..255 to float32 in [0, 1]."""
+    if images.dtype != np.uint8:
+        raise ValueError(f"to_float expects uint8 pixels, got {images.dtype}")
+    return images.astype(np.float32) / np.float32(255)
+
+
+def standardize(x, mean, std):
+    """(x - mean) / std in float32."""
+    return ((x - np.float32(mean)) / np.float32(std)).astype(np.float32, copy=False)
+
+
+def batches(images, labels, batch_size, shuffle=False, rng=None, drop_last=False):
+    """Yield (x, y) batches that cover every sample once, in an order drawn from `rng` if shuffled.
+
+    `rng` is a np.random.Generator and is required when shuffling, so every order is reproducible.
+    `drop_last` skips a final batch smaller than `batch_size`.
+    """
+    n = len(images)
+    if len(labels) != n:
+        raise ValueError(f"{n} images but {len(labels)} labels")
+    if shuffle and rng is None:
+        raise ValueError("shuffle=True needs rng, a np.random.Generator")
+    order = rng.permutation(n) if shuffle else None
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        if order is None:
+            yield images[start:start + batch_size], labels[start:start + batch_size]
+        else:
+            idx = order[start:start + batch_size]
+            yield images[idx], labels[idx]
+
+
+def warp(images, shift, angle, scale=None):
+    """Move, rotate and scale each image about its centre, bilinearly sampled, zero outside.
+
+    images: (B, H, W). shift: (B, 2) pixels as (dx, dy), positive moves content right and down.
+    angle: (B,) degrees, positive turns content counter-clockwise as displayed. scale: (B,) or
+    None for 1. Returns float32 (B, H, W).
+    """
+    images = np.asarray(images, dtype=np.float32)
+    b, h, w = images.shape
+    shift = np.asarray(shift, dtype=np.float32).reshape(b, 2, 1, 1)
+    theta = np.deg2rad(np.asarray(angle, dtype=np.float32)).reshape(b, 1, 1)
+    scale = np.asarray(1.0 if scale is None else scale, dtype=np.float32)
+    scale = np.broadcast_to(scale, (b,)).reshape(b, 1, 1)
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+
+    # Inverse map: for every output pixel, the input point it comes from.
+    x = xs - cx - shift[:, 0]
+    y = ys - cy - shift[:, 1]
+    cos, sin = np.cos(theta), np.sin(theta)
+    src_x = (cos * x - sin * y) / scale + cx
+    src_y = (sin * x + cos * y) / scale + cy
+
+    # A one-pixel zero border makes every out-of-range neighbour read zero after clipping.
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1))).reshape(-1)
+    fx = np.floor(src_x)
+    fy = np.floor(src_y)
+    wx = src_x - fx
+    wy = src_y - fy
+    x0, x1 = (np.clip(fx.astype(np.int64) + d, -1, w) + 1 for d in (0, 1))
+    y0, y1 = (np.clip(fy.astype(np.int64) + d, -1, h) + 1 for d in (0, 1))
+    base = (np.arange(b) * (h + 2) * (w + 2)).reshape(b, 1, 1)
+
+    def at(yy, xx):
+        return padded[base + yy * (w + 2) + xx]
+
+    top = (1 - wx) * at(y0, x0) + wx * at(y0, x1)
+    bottom = (1 - wx) * at(y1, x0) + wx * at(y1, x1)
+    return ((1 - wy) * top + wy * bottom).astype(np.float32, copy=False)
+
+
+def augment(images, rng, max_shift=2.0, max_rotate=10.0, max_scale=0.0):
+    """Random shifts (uniform in ±max_shift pixels, subpixel), rotations (±max_rotate degrees)
+    and scalings (1 ± max_scale) of a batch (B, H, W); deterministic given `rng`."""
+    b = len(images)
+    shift = rng.uniform(-max_shift, max_shift, size=(b, 2))
+    angle = rng.uniform(-max_rotate, max_rotate, size=b)
+    scale = 1 + rng.uniform(-max_scale, max_scale, size=b)
+    return warp(images, shift, angle, scale)
