@@ -1,0 +1,228 @@
+"""Checkpoints: nested dicts of arrays and plain values, in .npz files that never run code when loaded.
+
+`{"model": {"conv1.weight": w}, "epoch": 3}` is stored as the array member `model/conv1.weight`,
+a `__meta__` member holding the JSON of everything that is not an array (`{"model": {}, "epoch": 3}`)
+and `__format_version__`. Loading uses `allow_pickle=False` and refuses anything that would need pickle.
+"""
+import contextlib
+import copy
+import json
+import os
+import secrets
+import zipfile
+import zlib
+
+import numpy as np
+
+FORMAT_VERSION = 1
+
+_VERSION = "__format_version__"
+_META = "__meta__"
+_PLAIN = (type(None), bool, int, float, str)
+# What zipfile, numpy's .npy reader and json raise on damaged bytes; anything else is a bug here.
+_DAMAGE = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error,
+           NotImplementedError, RecursionError, MemoryError, OverflowError)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded; the one-line message names the file and the problem."""
+
+
+def save_checkpoint(path, state):
+    """Write `state` to `path` atomically: the file is the old checkpoint or the new one, never a mix.
+
+    `state` is a dict whose keys are non-empty str without "/", "\\" or NUL ("/" joins nested keys)
+    and whose values are dicts, NumPy arrays of any dtype but object, or int, float, bool, str, None
+    and lists of those. Anything else raises ValueError before the disk is touched.
+    """
+    arrays = {}
+    meta = _split(state, "", arrays)
+    members = {_VERSION: np.array(FORMAT_VERSION), _META: np.array(json.dumps(meta)), **arrays}
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    # os.open applies the umask; mkstemp would make the checkpoint readable by its owner only
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            _write_npz(f, members)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(folder)
+
+
+def load_checkpoint(path):
+    """The nested dict that save_checkpoint wrote to `path`. Every failure is a CheckpointError.
+
+    Key order within a dict comes back as stored for dicts and plain values, with arrays after them.
+    """
+    path = os.fspath(path)
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read it ({e.strerror or e})") from None
+    with f:
+        try:
+            return _assemble(path, _read_members(path, f))
+        except CheckpointError:
+            raise
+        except _DAMAGE as e:
+            raise CheckpointError(f"{path}: corrupt checkpoint ({_one_line(e)})") from e
+
+
+def rng_state(rng):
+    """A copy of `rng`'s bit generator state; save_checkpoint stores it exactly, 128-bit ints included."""
+    return copy.deepcopy(rng.bit_generator.state)
+
+
+def set_rng_state(rng, state):
+    """Put `rng` back where rng_state found it, so that it continues bit for bit."""
+    expected = type(rng.bit_generator).__name__
+    found = state.get("bit_generator") if isinstance(state, dict) else None
+    if found != expected:
+        raise CheckpointError(f"rng state is for bit generator {found!r}, this generator uses {expected!r}")
+    rng.bit_generator.state = state
+
+
+def _split(tree, prefix, arrays):
+    """Move the arrays out of `tree` into `arrays`, under their "/"-joined keys, and return the rest."""
+    if not isinstance(tree, dict):
+        raise ValueError(f"checkpoint state must be a dict, got {_type_name(tree)}")
+    rest = {}
+    for key, value in tree.items():
+        if not isinstance(key, str) or not key or any(c in key for c in "/\\\0"):
+            # "/" would make the flat key ambiguous; zipfile rewrites "\\" on Windows and cuts names at NUL
+            raise ValueError(f"checkpoint key {prefix + str(key)!r}: keys must be non-empty str "
+                             "without '/', '\\' or NUL ('/' joins nested keys)")
+        if not prefix and key in (_VERSION, _META):
+            raise ValueError(f"checkpoint key {key!r} is reserved for the file format")
+        name = prefix + key
+        if isinstance(value, dict):
+            rest[key] = _split(value, name + "/", arrays)
+        elif isinstance(value, np.ndarray):
+            if value.dtype.hasobject:
+                raise ValueError(f"checkpoint value {name!r} holds Python objects (dtype {value.dtype}), "
+                                 "which only pickle could store")
+            arrays[name] = value
+        else:
+            _check_plain(value, name)
+            rest[key] = value
+    return rest
+
+
+def _check_plain(value, name):
+    # exact types: a numpy scalar or an int subclass would come back from JSON as another type
+    if type(value) in _PLAIN:
+        return
+    if type(value) is list:
+        for i, item in enumerate(value):
+            _check_plain(item, f"{name}[{i}]")
+        return
+    hint = "; use x.item() or np.asarray(x)" if isinstance(value, np.generic) else ""
+    raise ValueError(f"checkpoint value {name!r} is a {_type_name(value)}, which a checkpoint cannot give back "
+                     f"as such: use a dict, a NumPy array, int, float, bool, str, None or a list of those{hint}")
+
+
+def _type_name(value):
+    kind = type(value)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _write_npz(f, members):
+    # What np.savez does, minus its keyword arguments: a key named "file" or "allow_pickle" would clash
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in members.items():
+            with archive.open(name + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
+
+
+def _fsync_dir(folder):
+    """Make the rename itself durable; some platforms cannot open or fsync a folder, and that is fine."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _read_members(path, f):
+    head = f.read(8)
+    f.seek(0)
+    if not head:
+        raise CheckpointError(f"{path}: empty file, not a checkpoint")
+    if head.startswith(b"\x93NUMPY"):
+        raise CheckpointError(f"{path}: a plain .npy array, not a checkpoint (.npz)")
+    if head.startswith(b"\x80"):
+        raise CheckpointError(f"{path}: refusing to load: a pickle file, not a checkpoint")
+    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        raise CheckpointError(f"{path}: not a checkpoint (not an .npz archive)")
+    with np.load(f, allow_pickle=False) as npz:
+        broken = npz.zip.testzip()
+        if broken is not None:
+            raise CheckpointError(f"{path}: corrupt checkpoint (member {broken!r} fails its CRC check)")
+        if _VERSION not in npz.files:
+            raise CheckpointError(f"{path}: not a tinygrad_mnist checkpoint (no {_VERSION})")
+        _check_version(path, _read_array(path, npz, _VERSION))
+        return {name: _read_array(path, npz, name) for name in npz.files if name != _VERSION}
+
+
+def _read_array(path, npz, name):
+    try:
+        value = npz[name]
+    except ValueError as e:
+        if "allow_pickle" in str(e):  # numpy's way of saying the member is a pickled object array
+            raise CheckpointError(f"{path}: refusing to load: member {name!r} contains a pickled object") from None
+        raise
+    if not isinstance(value, np.ndarray):  # npz gives a member without the .npy magic as raw bytes
+        raise CheckpointError(f"{path}: corrupt checkpoint (member {name!r} is not an .npy array)")
+    return value
+
+
+def _check_version(path, version):
+    if version.ndim != 0 or version.dtype.kind not in "iu" or version < 1:
+        raise CheckpointError(f"{path}: garbled {_VERSION}: {_one_line(repr(version))[:80]}")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: written by a newer tinygrad_mnist (format {int(version)}, "
+                              f"this one reads up to {FORMAT_VERSION}): upgrade")
+
+
+def _assemble(path, members):
+    """Put the arrays back into the dict that __meta__ holds, at the places their keys name."""
+    meta = members.pop(_META, None)
+    if meta is None:
+        raise CheckpointError(f"{path}: corrupt checkpoint (no {_META})")
+    if meta.ndim != 0 or meta.dtype.kind != "U":
+        raise CheckpointError(f"{path}: corrupt checkpoint ({_META} is a {meta.dtype} array, not a str)")
+    state = json.loads(meta.item())
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: corrupt checkpoint ({_META} holds a {type(state).__name__}, not a dict)")
+    for name, array in members.items():
+        *parents, leaf = keys = name.split("/")
+        if "" in keys:
+            raise CheckpointError(f"{path}: corrupt checkpoint (member {name!r} has an empty key)")
+        node = state
+        for key in parents:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise CheckpointError(f"{path}: corrupt checkpoint (member {name!r} lies under a non-dict value)")
+        if leaf in node:
+            raise CheckpointError(f"{path}: corrupt checkpoint ({name!r} is stored twice)")
+        node[leaf] = array
+    return state
+
+
+def _one_line(e):
+    text = f"{type(e).__name__}: {e}" if isinstance(e, BaseException) else str(e)
+    return " ".join(text.split())
