@@ -170,6 +170,7 @@ def test_item_numpy_and_shape_accessors():
 def test_transpose_swaps_two_axes_or_applies_a_permutation():
     x = Tensor(np.arange(24.0).reshape(2, 3, 4))
     assert x.transpose(0, 2).shape == (4, 3, 2)
+    assert Tensor(np.zeros((2, 3))).transpose(0, 1).shape == (3, 2)
     assert x.transpose(1, 2, 0).shape == (3, 4, 2)
     assert x.transpose().shape == (4, 3, 2)
     assert x.flatten(1).shape == (2, 12) and x.flatten().shape == (24,)

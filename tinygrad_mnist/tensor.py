@@ -264,12 +264,12 @@ class Tensor:
         return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1:])
 
     def transpose(self, *axes):
-        """No axes: reverse them. Two axes: swap them (PyTorch). A full permutation: apply it (NumPy)."""
+        """No axes: reverse them. Two axes: swap them (PyTorch). A longer permutation: apply it (NumPy)."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         if not axes:
             axes = tuple(reversed(range(self.ndim)))
-        elif len(axes) == 2 and self.ndim != 2:
+        elif len(axes) == 2:
             perm = list(range(self.ndim))
             perm[axes[0]], perm[axes[1]] = perm[axes[1]], perm[axes[0]]
             axes = tuple(perm)
