@@ -1,0 +1,507 @@
+"""Layers as Modules, in PyTorch's vocabulary: Parameters, buffers, train/eval, state_dict.
+
+Modules only arrange tensors and call `tinygrad_mnist.functional`; every gradient comes from the
+ops' VJPs, so there is no backward code here.
+"""
+import math
+from collections import namedtuple
+from types import SimpleNamespace
+
+import numpy as np
+
+from . import backend
+from . import functional as F
+from .tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A tensor that requires grad and that a Module registers when it is assigned as an attribute."""
+
+    def __init__(self, data, requires_grad=True, dtype=None, device=None):
+        super().__init__(data, requires_grad=requires_grad, dtype=dtype, device=device)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class StateDictError(ValueError):
+    """A checkpoint that does not fit the model: a missing or unexpected key, a shape or a dtype."""
+
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+class Module:
+    """Base class of layers and models. Assigning a Parameter, a Module or (via `register_buffer`) a
+    buffer as an attribute registers it, in assignment order; `forward` is what calling it runs."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def _registries(self):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning "
+                                 "parameters, buffers or submodules")
+        return self._parameters, self._buffers, self._modules
+
+    def __setattr__(self, name, value):
+        if not isinstance(value, (Parameter, Module)) and "_parameters" not in self.__dict__:
+            object.__setattr__(self, name, value)
+            return
+        params, buffers, modules = self._registries()
+        if isinstance(value, Parameter):
+            home = params
+        elif isinstance(value, Module):
+            home = modules
+        elif name in buffers and (value is None or isinstance(value, Tensor)):
+            home = buffers
+        elif name in params and value is not None:
+            raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r}: "
+                            "wrap it in Parameter (or assign None)")
+        else:
+            home = None
+        for registry in (params, buffers, modules):
+            if registry is not home:
+                registry.pop(name, None)
+        if home is not None:
+            home[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        for registry in self._registries():
+            registry.pop(name, None)
+        object.__delattr__(self, name)
+
+    def register_buffer(self, name, tensor):
+        """Register a tensor that is state but not a parameter (e.g. batch-norm running statistics):
+        it is saved in state_dict and moved by `to`, and no optimizer sees it."""
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer({name!r}): expected a Tensor or None, got {type(tensor).__name__}")
+        if isinstance(tensor, Parameter):
+            raise TypeError(f"register_buffer({name!r}): a Parameter cannot be a buffer")
+        params, buffers, modules = self._registries()
+        params.pop(name, None)
+        modules.pop(name, None)
+        buffers[name] = tensor
+        object.__setattr__(self, name, tensor)
+
+    def named_modules(self, prefix=""):
+        """(dotted name, module) for this module and every descendant, depth first, each once."""
+        seen, stack = set(), [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            children = [(f"{name}.{n}" if name else n, m) for n, m in module._modules.items() if m is not None]
+            stack.extend(reversed(children))
+
+    def modules(self):
+        return (m for _, m in self.named_modules())
+
+    def named_children(self):
+        return ((n, m) for n, m in self._modules.items() if m is not None)
+
+    def children(self):
+        return (m for _, m in self.named_children())
+
+    def _named_members(self, registry):
+        seen = set()
+        for prefix, module in self.named_modules():
+            for name, t in getattr(module, registry).items():
+                if t is not None and id(t) not in seen:
+                    seen.add(id(t))
+                    yield (f"{prefix}.{name}" if prefix else name), t
+
+    def _state_tensors(self):
+        """name → tensor of every parameter and buffer, module by module (each module's parameters,
+        then its buffers, as PyTorch orders state_dict); tied tensors keep every name."""
+        out = {}
+        for prefix, module in self.named_modules():
+            for registry in (module._parameters, module._buffers):
+                for name, t in registry.items():
+                    if t is not None:
+                        out[f"{prefix}.{name}" if prefix else name] = t
+        return out
+
+    def named_parameters(self):
+        """(dotted name, Parameter) in registration order, e.g. "features.0.weight"; a shared
+        parameter is listed once."""
+        return self._named_members("_parameters")
+
+    def parameters(self):
+        return (p for _, p in self.named_parameters())
+
+    def named_buffers(self):
+        return self._named_members("_buffers")
+
+    def buffers(self):
+        return (b for _, b in self.named_buffers())
+
+    def num_parameters(self):
+        return sum(p.numel() for p in self.parameters())
+
+    def train(self, mode=True):
+        """Set training mode (dropout active, batch norm on batch statistics) here and in every submodule."""
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, device):
+        """Move every parameter and buffer (and gradient) to `device` in place: the Parameter objects
+        stay the same, so do it before creating the optimizer, whose state stays where it was made."""
+        device = backend.normalize_device(device)
+        for t in [*self.parameters(), *self.buffers()]:
+            t.data = backend.to_device(t.data, device)
+            if t.grad is not None:
+                t.grad = backend.to_device(t.grad, device)
+        return self
+
+    def state_dict(self):
+        """name → NumPy copy of each parameter and buffer."""
+        return {k: np.array(backend.to_numpy(t.data), copy=True) for k, t in self._state_tensors().items()}
+
+    def load_state_dict(self, state, strict=True):
+        """Copy a checkpoint's arrays into the existing parameters and buffers, in place (each keeps its
+        device and dtype). Everything is checked before anything is copied: a StateDictError names the
+        first mismatch in the model's order, then the first unexpected key. With strict=False missing
+        and unexpected keys are allowed, and returned; shapes and dtypes must still fit."""
+        targets = self._state_tensors()
+        missing, arrays = [], {}
+        for key, t in targets.items():
+            if key not in state:
+                if strict:
+                    raise StateDictError(f"state_dict mismatch: missing key {key!r}")
+                missing.append(key)
+                continue
+            value = state[key]
+            value = value.data if isinstance(value, Tensor) else value
+            value = value if backend.is_cupy_array(value) else np.asarray(value)
+            if tuple(value.shape) != tuple(t.shape):
+                raise StateDictError(f"state_dict mismatch: {key!r} has shape {tuple(value.shape)} in the "
+                                     f"checkpoint but {tuple(t.shape)} in the model")
+            if not np.can_cast(value.dtype, t.dtype, casting="same_kind"):
+                raise StateDictError(f"state_dict mismatch: {key!r} has dtype {value.dtype} in the checkpoint, "
+                                     f"which does not cast to the model's {t.dtype}")
+            arrays[key] = value
+        unexpected = [k for k in state if k not in targets]
+        if strict and unexpected:
+            raise StateDictError(f"state_dict mismatch: unexpected key {unexpected[0]!r}")
+        for key, value in arrays.items():
+            t = targets[key]
+            t.data[...] = backend.to_device(value.astype(t.dtype, copy=False), t.device)
+        return IncompatibleKeys(missing, unexpected)
+
+    def extra_repr(self):
+        """The layer's settings, shown inside its parentheses by repr."""
+        return ""
+
+    def __repr__(self):
+        lines = [self.extra_repr()] if self.extra_repr() else []
+        for name, m in self.named_children():
+            lines.append(f"({name}): " + repr(m).replace("\n", "\n  "))
+        if not self._modules:
+            return f"{type(self).__name__}({''.join(lines)})"
+        return type(self).__name__ + "(\n  " + "\n  ".join(lines) + "\n)"
+
+
+def calculate_gain(nonlinearity, param=None):
+    """The gain PyTorch recommends for a nonlinearity: linear/conv/sigmoid 1, tanh 5/3, relu √2,
+    leaky_relu √(2 / (1 + slope²)) with slope `param` (default 0.01), selu 3/4."""
+    if nonlinearity in ("linear", "identity", "conv1d", "conv2d", "conv3d", "sigmoid"):
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else float(param)
+        return math.sqrt(2.0 / (1 + slope ** 2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise ValueError(f"unsupported nonlinearity {nonlinearity!r}: use linear, sigmoid, tanh, relu, leaky_relu or selu")
+
+
+def _calculate_fan_in_and_fan_out(tensor):
+    """fan_in = shape[1]·receptive field, fan_out = shape[0]·receptive field, as PyTorch computes them
+    for (out, in) linear and (out, in, kh, kw) conv weights."""
+    if tensor.ndim < 2:
+        raise ValueError(f"fan in and fan out need at least 2 dimensions, got shape {tuple(tensor.shape)}")
+    receptive = math.prod(tensor.shape[2:])
+    return tensor.shape[1] * receptive, tensor.shape[0] * receptive
+
+
+def _fill(tensor, values):
+    """Write values drawn on the CPU into the tensor's array, in place, in its dtype and on its device."""
+    tensor.data[...] = backend.to_device(np.asarray(values, dtype=tensor.dtype), tensor.device)
+    return tensor
+
+
+def _rng(rng):
+    return backend.generator("cpu") if rng is None else rng
+
+
+def uniform_(tensor, a=0.0, b=1.0, rng=None):
+    return _fill(tensor, _rng(rng).uniform(a, b, size=tensor.shape))
+
+
+def normal_(tensor, mean=0.0, std=1.0, rng=None):
+    return _fill(tensor, _rng(rng).normal(mean, std, size=tensor.shape))
+
+
+def constant_(tensor, value):
+    return _fill(tensor, np.full(tensor.shape, value))
+
+
+def zeros_(tensor):
+    return constant_(tensor, 0.0)
+
+
+def ones_(tensor):
+    return constant_(tensor, 1.0)
+
+
+def xavier_uniform_(tensor, gain=1.0, rng=None):
+    """U(-a, a) with a = gain·√(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+    return uniform_(tensor, -bound, bound, rng)
+
+
+def xavier_normal_(tensor, gain=1.0, rng=None):
+    """N(0, std²) with std = gain·√(2 / (fan_in + fan_out))."""
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), rng)
+
+
+def _kaiming_std(tensor, a, mode, nonlinearity):
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    return calculate_gain(nonlinearity, a) / math.sqrt(fan_in if mode == "fan_in" else fan_out)
+
+
+def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", rng=None):
+    """U(-b, b) with b = gain·√(3 / fan) (He et al., 2015); `a` is the leaky_relu slope."""
+    bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
+    return uniform_(tensor, -bound, bound, rng)
+
+
+def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", rng=None):
+    """N(0, std²) with std = gain / √fan."""
+    return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity), rng)
+
+
+init = SimpleNamespace(
+    calculate_gain=calculate_gain, uniform_=uniform_, normal_=normal_, constant_=constant_, zeros_=zeros_,
+    ones_=ones_, xavier_uniform_=xavier_uniform_, xavier_normal_=xavier_normal_,
+    kaiming_uniform_=kaiming_uniform_, kaiming_normal_=kaiming_normal_,
+)
+
+INITS = ("kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal")
+
+
+def _init_weight_and_bias(weight, bias, scheme, rng):
+    """"kaiming_uniform" is PyTorch's default for Linear and Conv2d: weight and bias both U(-1/√fan_in,
+    1/√fan_in). The other schemes (relu gain for kaiming) leave the bias at zero."""
+    if scheme == "kaiming_uniform":
+        kaiming_uniform_(weight, a=math.sqrt(5), rng=rng)
+        if bias is not None:
+            bound = 1 / math.sqrt(_calculate_fan_in_and_fan_out(weight)[0])
+            uniform_(bias, -bound, bound, rng)
+        return
+    if scheme == "kaiming_normal":
+        kaiming_normal_(weight, nonlinearity="relu", rng=rng)
+    elif scheme == "xavier_uniform":
+        xavier_uniform_(weight, rng=rng)
+    elif scheme == "xavier_normal":
+        xavier_normal_(weight, rng=rng)
+    else:
+        raise ValueError(f"unknown init {scheme!r}: use one of {', '.join(INITS)}")
+    if bias is not None:
+        zeros_(bias)
+
+
+def _empty(shape, dtype, device):
+    return Parameter(np.empty(shape, dtype=dtype), device=device)
+
+
+class Linear(Module):
+    """y = x Wᵀ + b with W (out_features, in_features)."""
+
+    def __init__(self, in_features, out_features, bias=True, init="kaiming_uniform", rng=None,
+                 dtype=np.float32, device=None):
+        super().__init__()
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.weight = _empty((self.out_features, self.in_features), dtype, device)
+        self.bias = _empty((self.out_features,), dtype, device) if bias else None
+        _init_weight_and_bias(self.weight, self.bias, init, rng)
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+def _pair(value):
+    return tuple(int(v) for v in value) if isinstance(value, (tuple, list)) else (int(value), int(value))
+
+
+class Conv2d(Module):
+    """2-D cross-correlation of (N, C, H, W) inputs with a (out_channels, in_channels, kh, kw) weight,
+    zero padding and a square stride."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
+                 init="kaiming_uniform", rng=None, dtype=np.float32, device=None):
+        super().__init__()
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
+        self.weight = _empty((self.out_channels, self.in_channels, *self.kernel_size), dtype, device)
+        self.bias = _empty((self.out_channels,), dtype, device) if bias else None
+        _init_weight_and_bias(self.weight, self.bias, init, rng)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        return s + ("" if self.bias is not None else ", bias=False")
+
+
+class MaxPool2d(Module):
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+
+    def forward(self, x):
+        return F.max_pool2d(x, self.kernel_size, self.stride)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return F.relu(x)
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Flatten(Module):
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return x.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Dropout(Module):
+    """In training, zero each element with probability p and scale the rest by 1/(1-p); in eval, identity."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = float(p)
+
+    def forward(self, x):
+        return F.dropout(x, self.p, training=self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class _BatchNorm(Module):
+    ndim = None
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32, device=None):
+        super().__init__()
+        self.num_features, self.eps, self.momentum, self.affine = int(num_features), float(eps), float(momentum), affine
+        n = self.num_features
+        self.weight = Parameter(np.ones(n, dtype), device=device) if affine else None
+        self.bias = Parameter(np.zeros(n, dtype), device=device) if affine else None
+        self.register_buffer("running_mean", Tensor(np.zeros(n, dtype), device=device))
+        self.register_buffer("running_var", Tensor(np.ones(n, dtype), device=device))
+
+    def forward(self, x):
+        if x.ndim != self.ndim or x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}({self.num_features}): expected a {self.ndim}-D input with "
+                             f"{self.num_features} channels on axis 1, got shape {tuple(x.shape)}")
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            training=self.training, momentum=self.momentum, eps=self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) inputs: batch statistics in training (updating the running ones),
+    running statistics in eval."""
+    ndim = 2
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) inputs per channel: batch statistics in training (updating
+    the running ones), running statistics in eval."""
+    ndim = 4
+
+
+class Sequential(Module):
+    """Modules applied in order; named "0", "1", … so parameters read "features.0.weight"."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: argument {i} is a {type(m).__name__}, not a Module")
+            setattr(self, str(i), m)
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def __getitem__(self, index):
+        modules = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*modules[index])
+        return modules[index]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())

@@ -1,0 +1,523 @@
+"""Optimizers, learning-rate schedulers and early stopping, with PyTorch's names and update rules.
+
+Optimizers update `p.data` in place from `p.grad` with array code (NumPy or CuPy, whichever holds the
+parameter) and record nothing on the tape. Each update reuses per-optimizer scratch arrays instead of
+allocating temporaries, and keeps the parameter's dtype.
+"""
+import math
+
+import numpy as np
+
+from . import backend
+from .backend import get_array_module
+from .tensor import Tensor
+
+
+def _check(condition, message):
+    if not condition:
+        raise ValueError(message)
+
+
+def _plain(value):
+    """A hyper-parameter or state scalar as a Python number (tuples as lists): 0-d arrays come back
+    from .npz checkpoints and become numbers again here."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        value = value.tolist()
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class Optimizer:
+    """Base class: `param_groups` is a list of dicts holding "params" and the hyper-parameters (a
+    scheduler sets group["lr"]); `state` maps each parameter to its own arrays. Subclasses define
+    `_check_group(group)` and `_update(p, grad, state, group)`."""
+
+    scalar_state = ("step",)  # state entries that are numbers; every other entry is an array shaped like p
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.param_groups = []
+        self.state = {}
+        self._scratch = {}
+        params = [params] if isinstance(params, Tensor) else list(params)
+        _check(params, f"{type(self).__name__}: got an empty parameter list (was model.parameters() "
+                       "already consumed, or does the model register no Parameters?)")
+        for group in (params if isinstance(params[0], dict) else [{"params": params}]):
+            self.add_param_group(group)
+
+    def add_param_group(self, group):
+        group = dict(group)
+        params = group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        _check(params, f"{type(self).__name__}: a parameter group has an empty parameter list")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        for p in params:
+            if not isinstance(p, Tensor) or p.dtype.kind != "f":
+                raise TypeError(f"{type(self).__name__}: parameters must be floating-point Tensors, got "
+                                f"{type(p).__name__} {getattr(p, 'dtype', '')}")
+            _check(id(p) not in seen, f"{type(self).__name__}: a parameter appears twice")
+            seen.add(id(p))
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self._check_group(group)
+        group["params"] = params
+        self.param_groups.append(group)
+
+    def _check_group(self, group):
+        _check(group["lr"] > 0, f"{type(self).__name__}: lr must be positive, got {group['lr']}")
+        for key in ("weight_decay", "momentum", "eps", "dampening", "alpha", "lr_decay"):
+            if key in group:
+                _check(group[key] >= 0, f"{type(self).__name__}: {key} must be >= 0, got {group[key]}")
+
+    def zero_grad(self):
+        """Set every parameter's .grad to None (PyTorch's default, set_to_none=True)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+    def step(self, closure=None):
+        """Update every parameter that has a gradient; parameters whose .grad is None are skipped."""
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._update(p.data, p.grad, self.state.setdefault(p, {}), group)
+        return loss
+
+    def _update(self, p, grad, state, group):
+        raise NotImplementedError
+
+    def _tmp(self, like, slot=0):
+        """Scratch space shaped like `like`, reused across parameters and steps."""
+        key = (slot, like.dtype, backend.device_of(like))
+        buf = self._scratch.get(key)
+        if buf is None or buf.size < like.size:
+            buf = self._scratch[key] = get_array_module(like).empty(like.size, dtype=like.dtype)
+        return buf[:like.size].reshape(like.shape)
+
+    def _with_weight_decay(self, p, grad, wd):
+        """grad + wd·p, in scratch slot 1 (the gradient itself is left untouched)."""
+        if not wd:
+            return grad
+        g = get_array_module(p).multiply(p, wd, out=self._tmp(p, 1))
+        g += grad
+        return g
+
+    def _params(self):
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def state_dict(self):
+        """{"state": {"<index>": {name: NumPy array or number}}, "param_groups": {"<i>": {hyper-parameter:
+        number or list, "params": [indices]}}}: parameters are numbered across groups in order. Only str
+        keys, arrays and numbers, so a checkpoint can be flattened into an .npz without pickle."""
+        index = {id(p): i for i, p in enumerate(self._params())}
+        state = {str(index[id(p)]): {k: (np.array(backend.to_numpy(v), copy=True) if k not in self.scalar_state
+                                         else _plain(v)) for k, v in s.items()}
+                 for p, s in self.state.items()}
+        groups = {str(i): {**{k: _plain(v) for k, v in g.items() if k != "params"},
+                           "params": [index[id(p)] for p in g["params"]]}
+                  for i, g in enumerate(self.param_groups)}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore hyper-parameters and state saved by `state_dict` into an optimizer built over the same
+        parameters; arrays are copied onto each parameter's device and dtype."""
+        saved = state_dict["param_groups"]
+        saved = [saved[k] for k in sorted(saved, key=int)] if isinstance(saved, dict) else list(saved)
+        _check(len(saved) == len(self.param_groups),
+               f"optimizer state_dict has {len(saved)} parameter groups, this optimizer {len(self.param_groups)}")
+        params = self._params()
+        for i, (group, s) in enumerate(zip(self.param_groups, saved)):
+            _check(len(_plain(s["params"])) == len(group["params"]),
+                   f"optimizer state_dict group {i} has {len(_plain(s['params']))} parameters, this optimizer "
+                   f"{len(group['params'])}")
+        state = {}
+        for key, entries in state_dict.get("state", {}).items():  # an .npz drops an empty "state"
+            p = params[int(key)]
+            state[p] = {}
+            for name, value in entries.items():
+                if name in self.scalar_state:
+                    state[p][name] = _plain(value)
+                    continue
+                value = np.asarray(backend.to_numpy(value))
+                _check(value.shape == p.shape, f"optimizer state {name!r} of parameter {key} has shape "
+                                               f"{value.shape}, the parameter {p.shape}")
+                state[p][name] = backend.to_device(np.array(value, dtype=p.dtype), p.device)
+        for group, s in zip(self.param_groups, saved):
+            for k, v in s.items():
+                if k != "params":
+                    v = _plain(v)
+                    group[k] = tuple(v) if isinstance(v, list) else v
+        self.state = state
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, as torch.optim.SGD:
+    g ← ∇ + λθ;  b ← μb + (1-τ)g (b = g at the first step);  g ← g + μb (nesterov) or b;
+    θ ← θ - γg."""
+
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def _check_group(self, group):
+        super()._check_group(group)
+        _check(not group["nesterov"] or (group["momentum"] > 0 and group["dampening"] == 0),
+               "SGD: nesterov needs momentum > 0 and dampening = 0")
+
+    def _update(self, p, grad, state, group):
+        xp = get_array_module(p)
+        mu, damp = group["momentum"], group["dampening"]
+        d = self._with_weight_decay(p, grad, group["weight_decay"])
+        if mu:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = d.copy()
+            else:
+                buf *= mu
+                buf += d if damp == 0 else (1 - damp) * d
+            if group["nesterov"]:
+                nd = xp.multiply(buf, mu, out=self._tmp(p, 0))
+                nd += d
+                d = nd
+            else:
+                d = buf
+        step = xp.multiply(d, group["lr"], out=self._tmp(p, 0))
+        p -= step
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), as torch.optim.Adam, with L2 weight decay added to the gradient:
+    g ← ∇ + λθ;  m ← β₁m + (1-β₁)g;  v ← β₂v + (1-β₂)g²;
+    θ ← θ - γ/(1-β₁ᵗ) · m / (√v / √(1-β₂ᵗ) + ε)."""
+
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    def _check_group(self, group):
+        super()._check_group(group)
+        b1, b2 = group["betas"]
+        _check(0 <= b1 < 1 and 0 <= b2 < 1, f"{type(self).__name__}: betas must lie in [0, 1), got {group['betas']}")
+
+    def _update(self, p, grad, state, group):
+        xp = get_array_module(p)
+        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        if not state:
+            state.update(step=0, exp_avg=xp.zeros_like(p), exp_avg_sq=xp.zeros_like(p))
+        state["step"] += 1
+        t = state["step"]
+        if self.decoupled:
+            if wd:
+                p *= 1 - lr * wd
+            g = grad
+        else:
+            g = self._with_weight_decay(p, grad, wd)
+        m, v, tmp = state["exp_avg"], state["exp_avg_sq"], self._tmp(p, 0)
+        m *= b1
+        m += xp.multiply(g, 1 - b1, out=tmp)
+        v *= b2
+        tmp = xp.multiply(g, g, out=tmp)
+        tmp *= 1 - b2
+        v += tmp
+        denom = xp.sqrt(v, out=tmp)
+        denom /= math.sqrt(1 - b2 ** t)
+        denom += eps
+        step = xp.divide(m, denom, out=denom)
+        step *= lr / (1 - b1 ** t)
+        p -= step
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as torch.optim.AdamW:
+    θ ← θ(1 - γλ), then the Adam step on the plain gradient."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+class RMSprop(Optimizer):
+    """RMSprop, as torch.optim.RMSprop:  g ← ∇ + λθ;  v ← αv + (1-α)g²;  (centered: ḡ ← αḡ + (1-α)g,
+    v̂ = v - ḡ²);  d = g / (√v̂ + ε);  b ← μb + d, θ ← θ - γb  (or θ ← θ - γd without momentum)."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered))
+
+    def _update(self, p, grad, state, group):
+        xp = get_array_module(p)
+        alpha, mu = group["alpha"], group["momentum"]
+        if not state:
+            state.update(step=0, square_avg=xp.zeros_like(p))
+        state["step"] += 1
+        g = self._with_weight_decay(p, grad, group["weight_decay"])
+        sq, tmp = state["square_avg"], self._tmp(p, 0)
+        sq *= alpha
+        tmp = xp.multiply(g, g, out=tmp)
+        tmp *= 1 - alpha
+        sq += tmp
+        if group["centered"]:
+            avg = state.setdefault("grad_avg", xp.zeros_like(p))
+            avg *= alpha
+            avg += xp.multiply(g, 1 - alpha, out=tmp)
+            denom = xp.multiply(avg, avg, out=tmp)
+            xp.subtract(sq, denom, out=denom)
+            xp.sqrt(denom, out=denom)
+        else:
+            denom = xp.sqrt(sq, out=tmp)
+        denom += group["eps"]
+        d = xp.divide(g, denom, out=denom)
+        if mu > 0:
+            buf = state.setdefault("momentum_buffer", xp.zeros_like(p))
+            buf *= mu
+            buf += d
+            d = xp.multiply(buf, group["lr"], out=d)
+        else:
+            d *= group["lr"]
+        p -= d
+
+
+class Adagrad(Optimizer):
+    """Adagrad, as torch.optim.Adagrad:  g ← ∇ + λθ;  γₜ = γ / (1 + (t-1)η);  s ← s + g²;
+    θ ← θ - γₜ g / (√s + ε)."""
+
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10):
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value, eps=eps))
+
+    def _check_group(self, group):
+        super()._check_group(group)
+        _check(group["initial_accumulator_value"] >= 0,
+               f"Adagrad: initial_accumulator_value must be >= 0, got {group['initial_accumulator_value']}")
+
+    def _update(self, p, grad, state, group):
+        xp = get_array_module(p)
+        if not state:
+            state.update(step=0, sum=xp.full_like(p, group["initial_accumulator_value"]))
+        state["step"] += 1
+        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        g = self._with_weight_decay(p, grad, group["weight_decay"])
+        s, tmp = state["sum"], self._tmp(p, 0)
+        s += xp.multiply(g, g, out=tmp)
+        denom = xp.sqrt(s, out=tmp)
+        denom += group["eps"]
+        d = xp.divide(g, denom, out=denom)
+        d *= clr
+        p -= d
+
+
+class LRScheduler:
+    """Base class: sets every group's lr from a closed form of the step count `last_epoch`. Like
+    PyTorch's, it applies the lr for count 0 on construction; call `step()` after `optimizer.step()`.
+    The first scheduler on an optimizer records each group's "initial_lr", the schedules' base."""
+
+    def __init__(self, optimizer):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = 0
+        self._apply()
+
+    def lr_at(self, epoch):
+        """The learning rates (one per group) after `epoch` calls to step()."""
+        raise NotImplementedError
+
+    def _apply(self):
+        self._last_lr = self.lr_at(self.last_epoch)
+        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
+            group["lr"] = lr
+
+    def step(self):
+        self.last_epoch += 1
+        self._apply()
+
+    def get_last_lr(self):
+        return list(self._last_lr)
+
+    def state_dict(self):
+        return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs)}
+
+    def load_state_dict(self, state):
+        self.last_epoch = int(_plain(state["last_epoch"]))
+        self.base_lrs = list(_plain(state["base_lrs"]))
+        self._apply()
+
+
+class StepLR(LRScheduler):
+    """Per epoch: lr = base_lr · gamma^⌊epoch / step_size⌋."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        _check(int(step_size) >= 1, f"StepLR: step_size must be >= 1, got {step_size}")
+        self.step_size, self.gamma = int(step_size), gamma
+        super().__init__(optimizer)
+
+    def lr_at(self, epoch):
+        return [base * self.gamma ** (epoch // self.step_size) for base in self.base_lrs]
+
+
+class CosineAnnealingLR(LRScheduler):
+    """Per epoch (or per step, with T_max counted in steps):
+    lr = eta_min + (base_lr - eta_min)(1 + cos(π·epoch / T_max)) / 2, which rises again after T_max
+    as PyTorch's does."""
+
+    def __init__(self, optimizer, T_max, eta_min=0.0):
+        _check(T_max > 0, f"CosineAnnealingLR: T_max must be positive, got {T_max}")
+        self.T_max, self.eta_min = T_max, eta_min
+        super().__init__(optimizer)
+
+    def lr_at(self, epoch):
+        c = (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+        return [self.eta_min + (base - self.eta_min) * c for base in self.base_lrs]
+
+
+class OneCycleLR(LRScheduler):
+    """Per step (batch), as torch.optim.lr_scheduler.OneCycleLR (two phases): the lr anneals from
+    max_lr/div_factor up to max_lr over the first pct_start of total_steps, then down to
+    max_lr/div_factor/final_div_factor. With cycle_momentum (PyTorch's default) the momentum (or Adam's
+    β₁) moves the opposite way between max_momentum and base_momentum. Stepping past total_steps
+    raises ValueError."""
+
+    def __init__(self, optimizer, max_lr, total_steps, pct_start=0.3, anneal_strategy="cos", cycle_momentum=True,
+                 base_momentum=0.85, max_momentum=0.95, div_factor=25.0, final_div_factor=1e4):
+        groups = optimizer.param_groups
+        _check(isinstance(total_steps, int) and total_steps > 0,
+               f"OneCycleLR: total_steps must be a positive integer, got {total_steps}")
+        _check(0 <= pct_start <= 1, f"OneCycleLR: pct_start must lie in [0, 1], got {pct_start}")
+        _check(anneal_strategy in ("cos", "linear"),
+               f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+        self.total_steps, self.anneal_strategy, self.cycle_momentum = total_steps, anneal_strategy, cycle_momentum
+        self.phase_ends = [float(pct_start * total_steps) - 1, total_steps - 1]
+        max_lrs = self._per_group(max_lr, groups, "max_lr")
+        for group, top in zip(groups, max_lrs):
+            group["initial_lr"], group["max_lr"] = top / div_factor, top
+            group["min_lr"] = group["initial_lr"] / final_div_factor
+        if cycle_momentum:
+            _check("momentum" in optimizer.defaults or "betas" in optimizer.defaults,
+                   f"OneCycleLR: cycle_momentum needs an optimizer with momentum or betas, not "
+                   f"{type(optimizer).__name__} (pass cycle_momentum=False)")
+            for group, low, high in zip(groups, self._per_group(base_momentum, groups, "base_momentum"),
+                                        self._per_group(max_momentum, groups, "max_momentum")):
+                group["base_momentum"], group["max_momentum"] = low, high
+        super().__init__(optimizer)
+
+    @staticmethod
+    def _per_group(value, groups, name):
+        values = list(value) if isinstance(value, (list, tuple)) else [value] * len(groups)
+        _check(len(values) == len(groups), f"OneCycleLR: {name} has {len(values)} values for {len(groups)} groups")
+        return values
+
+    def _anneal(self, start, end, pct):
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def _phase(self, epoch):
+        """(pct through the phase, rising) — rising for the warm-up phase, falling for the rest."""
+        if epoch > self.total_steps:
+            raise ValueError(f"OneCycleLR: tried to step {epoch} times, but total_steps is {self.total_steps}")
+        first = epoch <= self.phase_ends[0]
+        start, end = (0.0, self.phase_ends[0]) if first else self.phase_ends
+        return (epoch - start) / (end - start), first
+
+    def lr_at(self, epoch):
+        pct, rising = self._phase(epoch)
+        keys = ("initial_lr", "max_lr") if rising else ("max_lr", "min_lr")
+        return [self._anneal(g[keys[0]], g[keys[1]], pct) for g in self.optimizer.param_groups]
+
+    def _apply(self):
+        super()._apply()
+        if not self.cycle_momentum:
+            return
+        pct, rising = self._phase(self.last_epoch)
+        keys = ("max_momentum", "base_momentum") if rising else ("base_momentum", "max_momentum")
+        for g in self.optimizer.param_groups:
+            momentum = self._anneal(g[keys[0]], g[keys[1]], pct)
+            if "betas" in g:
+                g["betas"] = (momentum, *g["betas"][1:])
+            else:
+                g["momentum"] = momentum
+
+
+class LinearWarmup(LRScheduler):
+    """Per step: lr = base_lr·(step + 1)/warmup_steps for the first warmup_steps steps (so the first
+    update already moves), then `after`'s schedule with its count restarted at 0 (base_lr if after is
+    None). The same as PyTorch's SequentialLR([LinearLR(opt, 1/warmup_steps, total_iters=warmup_steps-1),
+    after], milestones=[warmup_steps]). Build `after` first, on the same optimizer, and step only this."""
+
+    def __init__(self, optimizer, warmup_steps, after=None):
+        _check(int(warmup_steps) >= 1, f"LinearWarmup: warmup_steps must be >= 1, got {warmup_steps}")
+        _check(after is None or after.optimizer is optimizer, "LinearWarmup: `after` must schedule the same optimizer")
+        self.warmup_steps, self.after = int(warmup_steps), after
+        super().__init__(optimizer)
+
+    def lr_at(self, epoch):
+        if epoch < self.warmup_steps:
+            return [base * (epoch + 1) / self.warmup_steps for base in self.base_lrs]
+        if self.after is None:
+            return list(self.base_lrs)
+        return self.after.lr_at(epoch - self.warmup_steps)
+
+    def _apply(self):
+        if self.after is None or self.last_epoch < self.warmup_steps:
+            super()._apply()
+            return
+        self.after.last_epoch = self.last_epoch - self.warmup_steps
+        self.after._apply()
+        self._last_lr = self.after.get_last_lr()
+
+    def state_dict(self):
+        state = super().state_dict()
+        if self.after is not None:
+            state["after"] = self.after.state_dict()
+        return state
+
+    def load_state_dict(self, state):
+        if self.after is not None:
+            self.after.load_state_dict(state["after"])
+        super().load_state_dict(state)
+
+
+class EarlyStopping:
+    """Call `step(val_loss, model)` once per epoch; it returns True when the loss has not improved by
+    more than min_delta for `patience` epochs in a row. It keeps a copy of the best epoch's
+    state_dict, which `restore(model)` loads back. `best_epoch` counts calls to step from 1."""
+
+    def __init__(self, patience, min_delta=0.0):
+        _check(int(patience) >= 1, f"EarlyStopping: patience must be >= 1, got {patience}")
+        _check(min_delta >= 0, f"EarlyStopping: min_delta must be >= 0, got {min_delta}")
+        self.patience, self.min_delta = int(patience), float(min_delta)
+        self.best_loss, self.best_epoch, self.epoch, self.bad_epochs = math.inf, 0, 0, 0
+        self.best_state = None
+
+    def step(self, val_loss, model):
+        self.epoch += 1
+        val_loss = float(val_loss)
+        if val_loss < self.best_loss - self.min_delta:  # NaN never improves
+            self.best_loss, self.best_epoch, self.bad_epochs = val_loss, self.epoch, 0
+            self.best_state = model.state_dict()
+        else:
+            self.bad_epochs += 1
+        return self.bad_epochs >= self.patience
+
+    def restore(self, model):
+        if self.best_state is None:
+            raise RuntimeError("EarlyStopping.restore: no epoch has been recorded yet")
+        model.load_state_dict(self.best_state)
+        return model
+
+    def state_dict(self):
+        return {"best_loss": self.best_loss, "best_epoch": self.best_epoch, "epoch": self.epoch,
+                "bad_epochs": self.bad_epochs, "best_state": dict(self.best_state or {})}
+
+    def load_state_dict(self, state):
+        self.best_loss, self.best_epoch = float(_plain(state["best_loss"])), int(_plain(state["best_epoch"]))
+        self.epoch, self.bad_epochs = int(_plain(state["epoch"])), int(_plain(state["bad_epochs"]))
+        best = state.get("best_state") or {}
+        self.best_state = {k: np.array(v, copy=True) for k, v in best.items()} or None
