@@ -253,91 +253,111 @@ class Linear(Function):
 
 
 def windows(x, kh, kw, stride):
-    """Every kh×kw window of x (N, C, H, W), as a strided view (N, C, kh, kw, Ho, Wo): no copy."""
-    n, c, h, w = x.shape
+    """Every kh×kw window of x (C, H, W, N), as a strided view (C, kh, kw, Ho, Wo, N): no copy."""
+    c, h, w, n = x.shape
     ho, wo = (h - kh) // stride + 1, (w - kw) // stride + 1
-    sn, sc, sh, sw = x.strides
+    sc, sh, sw, sn = x.strides
     as_strided = get_array_module(x).lib.stride_tricks.as_strided
-    return as_strided(x, (n, c, kh, kw, ho, wo), (sn, sc, sh, sw, sh * stride, sw * stride))
+    return as_strided(x, (c, kh, kw, ho, wo, n), (sc, sh, sw, sh * stride, sw * stride, sn))
 
 
-def correlate(x, w, stride):
-    """Valid cross-correlation of x (N, C, H, W) with w (O, C, kh, kw) as one GEMM over im2col columns.
-
-    Returns the output (N, O, Ho, Wo) and the column matrix (N·Ho·Wo, C·kh·kw) it was made from.
-    """
-    o, c, kh, kw = w.shape
-    win = windows(x, kh, kw, stride)
-    n, ho, wo = x.shape[0], win.shape[4], win.shape[5]
-    cols = win.transpose(0, 4, 5, 1, 2, 3).reshape(n * ho * wo, c * kh * kw)
-    out = cols @ w.reshape(o, -1).T
-    return out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2), cols
+def offsets(kh, kw, ho, wo, stride):
+    """For each kernel offset (i, j), the slice of the input that it meets across all output pixels."""
+    return [(i, j, (slice(i, i + (ho - 1) * stride + 1, stride), slice(j, j + (wo - 1) * stride + 1, stride)))
+            for i in range(kh) for j in range(kw)]
 
 
 def pad2d(x, padding):
+    """x (C, H, W, N) with `padding` zeros around H and W."""
     if padding == 0:
         return x
     xp = get_array_module(x)
-    return xp.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    return xp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
 
 
 @register
 class Conv2d(Function):
     """out[n,o,y,x] = b[o] + Σ_{c,i,j} xpad[n,c,y·s+i,x·s+j] w[o,c,i,j]   (NCHW, zero padding p, stride s).
 
-    dw = gᵀ · columns;  dx = the stride-dilated, (k-1)-padded g correlated with the flipped kernel.
+    As GEMMs over the im2col columns X (C·kh·kw, Ho·Wo·N):  out = W X,  dW = G Xᵀ,  dX = Wᵀ G, which
+    col2im sums back into the input, one kernel offset at a time. The work is done in (C, H, W, N)
+    order, batch innermost, so that every copy moves N contiguous numbers at a time; the output keeps
+    that layout behind its NCHW shape, and the next convolution or pooling reads it without a copy.
     """
     def forward(self, x, w, b=None, stride=1, padding=0):
-        self.stride, self.padding, self.x_shape = stride, padding, x.shape
-        out, cols = correlate(pad2d(x, padding), w, stride)
-        self.save_for_backward(cols if self.needs_input_grad[1] else None, w)
+        o, c, kh, kw = w.shape
+        win = windows(pad2d(x.transpose(1, 2, 3, 0), padding), kh, kw, stride)
+        _, _, _, ho, wo, n = win.shape
+        cols = win.reshape(c * kh * kw, ho * wo * n)
+        out = (w.reshape(o, -1) @ cols).reshape(o, ho, wo, n)
         if b is not None:
-            out = out + b[:, None, None]
-        return out
+            out += b[:, None, None, None]
+        self.stride, self.padding, self.x_shape = stride, padding, x.shape
+        self.save_for_backward(cols if self.needs_input_grad[1] else None, w)
+        return out.transpose(3, 0, 1, 2)
 
     def backward(self, g):
         cols, w = self.saved
-        o, c, kh, kw = w.shape
-        dw = (g.transpose(1, 0, 2, 3).reshape(o, -1) @ cols).reshape(w.shape) if self.needs_input_grad[1] else None
-        db = g.sum(axis=(0, 2, 3)) if len(self.needs_input_grad) == 3 and self.needs_input_grad[2] else None
-        dx = self.input_grad(g, w) if self.needs_input_grad[0] else None
+        o = w.shape[0]
+        g = g.transpose(1, 2, 3, 0)  # (O, Ho, Wo, N): no copy when g is laid out like the output
+        g2 = g.reshape(o, -1)
+        dw = (g2 @ cols.T).reshape(w.shape) if self.needs_input_grad[1] else None
+        db = g2.sum(axis=1) if len(self.needs_input_grad) == 3 and self.needs_input_grad[2] else None
+        dx = self.col2im(w.reshape(o, -1).T @ g2, w.shape, g.shape[1:3]) if self.needs_input_grad[0] else None
         return dx, dw, db
 
-    def input_grad(self, g, w):
-        xp = get_array_module(g)
-        s, p = self.stride, self.padding
+    def col2im(self, dcols, w_shape, out_hw):
+        """Sum the column gradients (C·kh·kw, Ho·Wo·N) back onto the pixels each column came from."""
+        xp = get_array_module(dcols)
+        _, c, kh, kw = w_shape
         n, _, h, wd = self.x_shape
-        _, _, kh, kw = w.shape
-        ho, wo = g.shape[2:]
-        # Place g at stride s inside a canvas with kh-1 / kw-1 zeros around it; rows and columns of
-        # the padded input that no window reached stay zero on the bottom and right.
-        canvas = xp.zeros((n, g.shape[1], h + 2 * p + kh - 1, wd + 2 * p + kw - 1), dtype=g.dtype)
-        canvas[:, :, kh - 1:kh - 1 + (ho - 1) * s + 1:s, kw - 1:kw - 1 + (wo - 1) * s + 1:s] = g
-        flipped = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-        dx_padded, _ = correlate(canvas, xp.ascontiguousarray(flipped), 1)
-        return dx_padded[:, :, p:p + h, p:p + wd]
+        p = self.padding
+        dcols = dcols.reshape(c, kh, kw, *out_hw, n)
+        dx = xp.zeros((c, h + 2 * p, wd + 2 * p, n), dtype=dcols.dtype)
+        for i, j, (rows, columns) in offsets(kh, kw, *out_hw, self.stride):
+            dx[:, rows, columns] += dcols[:, i, j]
+        return dx[:, p:p + h, p:p + wd].transpose(3, 0, 1, 2)
+
+
+def _same_layout(a, like):
+    """`a` copied into the memory layout of `like` (same shape), unless it has that layout already."""
+    if a.strides == like.strides:
+        return a
+    out = get_array_module(a).empty_like(like)
+    out[...] = a
+    return out
 
 
 @register
 class MaxPool2d(Function):
     """out[n,c,y,x] = max of the window at (y·s, x·s);  dx = g / k at each of the k tied maxima of a window."""
     def forward(self, x, kernel_size, stride):
-        self.k, self.s = kernel_size, stride
-        out = windows(x, kernel_size, kernel_size, stride).max(axis=(2, 3))
+        xp = get_array_module(x)
+        k = kernel_size
+        ho, wo = (x.shape[2] - k) // stride + 1, (x.shape[3] - k) // stride + 1
+        self.where = [(Ellipsis, *where) for _, _, where in offsets(k, k, ho, wo, stride)]
+        self.overlapping = stride < k  # then neighbouring windows share pixels
+        out = x[self.where[0]].copy(order="K")  # keep the layout the convolution left
+        for where in self.where[1:]:
+            xp.maximum(out, x[where], out=out)
         self.save_for_backward(x, out)
         return out
 
     def backward(self, g):
         x, out = self.saved
         xp = get_array_module(g)
-        k, s = self.k, self.s
-        ho, wo = out.shape[2:]
-        mask = windows(x, k, k, s) == out[:, :, None, None]
-        share = g / mask.sum(axis=(2, 3))
+        g = _same_layout(g, out)  # elementwise work is fastest when every operand shares one layout
+        masks = [x[where] == out for where in self.where]
+        count = masks[0].astype(g.dtype)
+        for mask in masks[1:]:
+            count += mask
+        share = g / count
         dx = xp.zeros_like(x)
-        for i in range(k):
-            for j in range(k):
-                dx[:, :, i:i + (ho - 1) * s + 1:s, j:j + (wo - 1) * s + 1:s] += mask[:, :, i, j] * share
+        for where, mask in zip(self.where, masks):
+            if self.overlapping:
+                dx[where] += mask * share
+            else:
+                xp.multiply(mask, share, out=dx[where])
         return (dx,)
 
 
