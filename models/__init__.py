@@ -1,0 +1,44 @@
+"""The models of the from-scratch MNIST projects, each with the training recipe it is known by.
+
+A recipe is the default of every `train` option it names; the command line can override each one.
+"""
+import inspect
+
+from .cnn import CNNBN, Best, LeNet5, SimpleCNN
+from .mlp import MLP533, MLP64x32, MLPv1, MLPv2
+
+MODELS = {
+    "mlp_v1": MLPv1,
+    "mlp_v2": MLPv2,
+    "mlp_533": MLP533,
+    "mlp_64_32": MLP64x32,
+    "lenet5": LeNet5,
+    "cnn_bn": CNNBN,
+    "simple_cnn": SimpleCNN,
+    "best": Best,
+}
+
+RECIPES = {
+    # Full-batch gradient descent on [0, 1] pixels, as the project did.
+    "mlp_v1": dict(epochs=1000, batch_size=0, lr=0.01, optimizer="sgd", normalize=False),
+    "mlp_v2": dict(epochs=50, batch_size=128, lr=1e-3, optimizer="adam", weight_decay=1e-5, dropout=0.2, patience=5),
+    "mlp_533": dict(epochs=20, batch_size=64, lr=0.01, optimizer="sgd"),
+    "mlp_64_32": dict(epochs=20, batch_size=100, lr=0.01, optimizer="sgd", momentum=0.9),
+    "lenet5": dict(epochs=10, batch_size=128, lr=3e-3, optimizer="adam", schedule="onecycle"),
+    "cnn_bn": dict(epochs=10, batch_size=128, lr=3e-3, optimizer="adam", schedule="onecycle"),
+    "simple_cnn": dict(epochs=5, batch_size=128, lr=3e-3, optimizer="adam", schedule="onecycle"),
+    "best": dict(epochs=15, batch_size=128, lr=5e-3, optimizer="adam", schedule="onecycle", augment=True,
+                 label_smoothing=0.1, dropout=0.3),
+}
+
+
+def build_model(name, dropout=None):
+    """A freshly initialised model; `dropout` goes to the models that have dropout."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}")
+    cls = MODELS[name]
+    if dropout is None:
+        return cls()
+    if "dropout" not in inspect.signature(cls).parameters:
+        raise ValueError(f"model {name!r} has no dropout layer; leave out --dropout")
+    return cls(dropout=dropout)

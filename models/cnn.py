@@ -1,0 +1,85 @@
+"""The convolutional networks: LeNet-5, the two small CNNs of the projects, and our best model."""
+import tinygrad_mnist.functional as F
+from tinygrad_mnist import nn
+
+
+class LeNet5(nn.Module):
+    """Conv(1→6, 5) ReLU MaxPool2 · Conv(6→16, 5) ReLU MaxPool2 · 256-120-84-10."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 4 * 4, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(self.conv1(x).relu(), 2)   # 6 × 12 × 12
+        x = F.max_pool2d(self.conv2(x).relu(), 2)   # 16 × 4 × 4
+        x = x.flatten(1)
+        x = self.fc1(x).relu()
+        x = self.fc2(x).relu()
+        return self.fc3(x)
+
+
+class CNNBN(nn.Module):
+    """Conv(1→16, 5) BN ReLU MaxPool2 · Conv(16→32, 5) BN ReLU MaxPool2 · Linear(512→10)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 5, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.conv2 = nn.Conv2d(16, 32, 5, bias=False)
+        self.bn2 = nn.BatchNorm2d(32)
+        self.fc = nn.Linear(32 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(self.bn1(self.conv1(x)).relu(), 2)   # 16 × 12 × 12
+        x = F.max_pool2d(self.bn2(self.conv2(x)).relu(), 2)   # 32 × 4 × 4
+        return self.fc(x.flatten(1))
+
+
+class SimpleCNN(nn.Module):
+    """Conv(1→16, 3, pad 1) ReLU MaxPool2 · Conv(16→32, 3, pad 1) ReLU MaxPool2 · 1568-100-10."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.fc1 = nn.Linear(32 * 7 * 7, 100)
+        self.fc2 = nn.Linear(100, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(self.conv1(x).relu(), 2)   # 16 × 14 × 14
+        x = F.max_pool2d(self.conv2(x).relu(), 2)   # 32 × 7 × 7
+        x = self.fc1(x.flatten(1)).relu()
+        return self.fc2(x)
+
+
+class Best(nn.Module):
+    """Two blocks of two 3×3 convolutions with BN (32, then 64 channels), each ending in MaxPool2,
+    then 3136-128-10 with dropout; trained with augmentation and a one-cycle schedule."""
+
+    def __init__(self, dropout=0.3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(32)
+        self.conv2 = nn.Conv2d(32, 32, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(32)
+        self.conv3 = nn.Conv2d(32, 64, 3, padding=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(64)
+        self.conv4 = nn.Conv2d(64, 64, 3, padding=1, bias=False)
+        self.bn4 = nn.BatchNorm2d(64)
+        self.fc1 = nn.Linear(64 * 7 * 7, 128, bias=False)
+        self.bn5 = nn.BatchNorm1d(128)
+        self.drop = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = self.bn1(self.conv1(x)).relu()
+        x = F.max_pool2d(self.bn2(self.conv2(x)).relu(), 2)   # 32 × 14 × 14
+        x = self.bn3(self.conv3(x)).relu()
+        x = F.max_pool2d(self.bn4(self.conv4(x)).relu(), 2)   # 64 × 7 × 7
+        x = self.drop(self.bn5(self.fc1(x.flatten(1))).relu())
+        return self.fc2(x)

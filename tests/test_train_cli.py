@@ -1,0 +1,112 @@
+"""Training end to end through the command line, on a small synthetic IDX dataset."""
+import csv
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from tinygrad_mnist import cli
+from tinygrad_mnist.checkpoint import load_checkpoint
+from tinygrad_mnist.training import Trainer, TrainingInterrupted, make_config
+
+from idx_fixtures import make_split, write_dataset
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synthetic")
+    write_dataset(folder, n_train=600, n_test=200)
+    return folder
+
+
+def train(dataset, out, *extra):
+    argv = ["train", "--data-dir", str(dataset), "--out", str(out), "--val-size", "100", "--no-progress",
+            "--no-plots", *extra]
+    return cli.main(argv)
+
+
+def read_metrics(run):
+    with open(run / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_training_lenet5_through_the_cli_lowers_the_loss_and_writes_a_complete_run_folder(dataset, tmp_path):
+    run = tmp_path / "run"
+    assert train(dataset, run, "--model", "lenet5", "--epochs", "6", "--batch-size", "32") == 0
+    rows = read_metrics(run)
+    assert len(rows) == 6
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert float(rows[-1]["val_acc"]) > float(rows[0]["train_acc"])
+    for name in ("config.json", "metrics.csv", "grad_norms.csv", "last.npz", "best.npz", "results.json",
+                 "samples.npz", "feature_maps.npz"):
+        assert (run / name).is_file(), name
+    results = json.loads((run / "results.json").read_text())
+    assert results["test_accuracy"] > 0.9
+    assert np.array(results["confusion_matrix"]).sum() == 200
+    assert json.loads((run / "config.json").read_text())["model"] == "lenet5"
+
+
+@pytest.mark.parametrize("model", ["mlp_v1", "mlp_v2", "mlp_533", "mlp_64_32", "cnn_bn", "simple_cnn", "best"])
+def test_every_model_trains_one_epoch_on_the_synthetic_digits(dataset, tmp_path, model):
+    assert train(dataset, tmp_path / model, "--model", model, "--epochs", "1", "--batch-size", "50",
+                 "--limit-train", "200") == 0
+    assert (tmp_path / model / "results.json").is_file()
+
+
+def test_the_same_seed_gives_identical_metrics_on_the_cpu(dataset, tmp_path):
+    for name in ("a", "b"):
+        train(dataset, tmp_path / name, "--model", "mlp_v2", "--epochs", "2", "--seed", "7")
+    drop_time = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    assert drop_time(read_metrics(tmp_path / "a")) == drop_time(read_metrics(tmp_path / "b"))
+    a, b = load_checkpoint(tmp_path / "a" / "last.npz"), load_checkpoint(tmp_path / "b" / "last.npz")
+    for key in a["model"]:
+        np.testing.assert_array_equal(a["model"][key], b["model"][key])
+
+
+def test_a_run_interrupted_mid_epoch_and_resumed_ends_with_bit_identical_weights(dataset, tmp_path, monkeypatch):
+    config = make_config("cnn_bn", epochs=2, batch_size=64, data_dir=str(dataset), val_size=100,
+                         augment=True, dropout=None, seed=3)
+    straight = Trainer(config, tmp_path / "straight", progress=False, log=lambda *a: None)
+    straight.fit()
+
+    interrupted = Trainer(config, tmp_path / "interrupted", progress=False, log=lambda *a: None)
+    real_step, calls = interrupted.optimizer.step, []
+
+    def step_then_signal():
+        real_step()
+        calls.append(1)
+        if len(calls) == 12:  # the middle of the second epoch (8 steps an epoch)
+            os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(interrupted.optimizer, "step", step_then_signal)
+    with pytest.raises(TrainingInterrupted, match="resume with"):
+        interrupted.fit()
+
+    resumed = Trainer.resume(tmp_path / "interrupted", progress=False, log=lambda *a: None)
+    assert (resumed.epoch, resumed.step) == (1, 4)
+    resumed.fit()
+    final = resumed.model.state_dict()
+    for key, value in straight.model.state_dict().items():
+        np.testing.assert_array_equal(final[key], value, err_msg=key)
+
+
+def test_evaluate_prints_the_metrics_of_a_run(dataset, tmp_path, capsys):
+    train(dataset, tmp_path / "run", "--model", "mlp_v2", "--epochs", "2")
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(tmp_path / "run"), "--data-dir", str(dataset)]) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "macro" in out
+
+
+def test_predict_reads_a_png_and_prints_the_digit(dataset, tmp_path, capsys):
+    Image = pytest.importorskip("PIL.Image")
+    train(dataset, tmp_path / "run", "--model", "mlp_v2", "--epochs", "3")
+    images, labels = make_split(10, np.random.default_rng(99))
+    path = tmp_path / "digit.png"
+    big = np.kron(255 - images[0], np.ones((8, 8), np.uint8))  # dark on light and larger, like a scan
+    Image.fromarray(big).save(path)
+    capsys.readouterr()
+    assert cli.main(["predict", str(tmp_path / "run"), str(path), "--top", "3"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{path}: ") and "%" in line

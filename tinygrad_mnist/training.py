@@ -1,0 +1,413 @@
+"""The training loop: data in, a run folder out (see docs/RUN_FOLDER.md).
+
+A run can stop at any step (Ctrl-C, SIGTERM) and resume from `last.npz` to the same weights, bit for
+bit, as a run that never stopped: the checkpoint holds the model, optimizer, schedule, both random
+generators, the epoch's shuffled order and the step within it.
+"""
+import csv
+import json
+import math
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import backend, checkpoint, data, metrics, optim
+from . import functional as F
+from .models import RECIPES, build_model
+from .progress import ProgressBar
+from .tensor import Tensor, no_grad
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+METRICS_HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+
+DEFAULTS = dict(dataset="mnist", epochs=10, batch_size=128, lr=1e-3, optimizer="adam", momentum=0.0,
+                nesterov=False, schedule="constant", warmup_epochs=0, weight_decay=0.0, dropout=None,
+                augment=False, label_smoothing=0.0, val_size=10000, patience=None, seed=0, device=None,
+                data_dir=None, normalize=True, eval_batch_size=1000, limit_train=None)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on; the message says why and what to do."""
+
+
+class TrainingDiverged(TrainingError):
+    """The loss became NaN or infinite."""
+
+
+class TrainingInterrupted(TrainingError):
+    """SIGINT or SIGTERM arrived; a checkpoint was saved."""
+
+    def __init__(self, message, signum):
+        super().__init__(message)
+        self.signum = signum
+
+
+def make_config(model, **overrides):
+    """The model's recipe with `overrides` (None means: keep the recipe's value) applied."""
+    if model not in RECIPES:
+        raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(sorted(RECIPES))}")
+    config = dict(DEFAULTS, model=model, **RECIPES[model])
+    config.update({k: v for k, v in overrides.items() if v is not None})
+    config["device"] = backend.normalize_device(config["device"])
+    check_config(config)
+    return config
+
+
+def check_config(c):
+    def need(ok, message):
+        if not ok:
+            raise ValueError(message)
+    need(isinstance(c["epochs"], int) and c["epochs"] >= 1, f"epochs must be a positive integer, got {c['epochs']}")
+    need(isinstance(c["batch_size"], int) and c["batch_size"] >= 0,
+         f"batch size must be a positive integer (0 means the whole training set), got {c['batch_size']}")
+    need(c["lr"] > 0 and math.isfinite(c["lr"]), f"learning rate must be positive, got {c['lr']}")
+    need(c["optimizer"] in OPTIMIZERS, f"unknown optimizer {c['optimizer']!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    need(c["schedule"] in SCHEDULES, f"unknown schedule {c['schedule']!r}; choose one of: {', '.join(SCHEDULES)}")
+    need(c["weight_decay"] >= 0, f"weight decay must be >= 0, got {c['weight_decay']}")
+    need(c["dropout"] is None or 0 <= c["dropout"] < 1, f"dropout must be in [0, 1), got {c['dropout']}")
+    need(0 <= c["label_smoothing"] <= 1, f"label smoothing must be in [0, 1], got {c['label_smoothing']}")
+    need(c["val_size"] >= 0, f"validation size must be >= 0, got {c['val_size']}")
+    need(c["warmup_epochs"] >= 0, f"warm-up epochs must be >= 0, got {c['warmup_epochs']}")
+    need(c["patience"] is None or c["patience"] >= 1, f"patience must be >= 1, got {c['patience']}")
+    need(c["dataset"] in data.DATASETS, f"unknown dataset {c['dataset']!r}; choose one of: {', '.join(data.DATASETS)}")
+
+
+def prepare_data(config):
+    """Float32 arrays (N, 1, 28, 28) for train, validation and test, split and scaled as configured."""
+    ds = data.load_dataset(config["dataset"], data_dir=config["data_dir"])
+    train_x, train_y, val_x, val_y = data.train_val_split(ds.train_images, ds.train_labels,
+                                                          config["val_size"], seed=config["seed"])
+    if config["limit_train"]:
+        train_x, train_y = train_x[:config["limit_train"]], train_y[:config["limit_train"]]
+    spec = data.DATASETS[config["dataset"]]
+
+    def scale(images):
+        x = data.to_float(images)
+        return (data.standardize(x, spec.mean, spec.std) if config["normalize"] else x)[:, None]
+
+    return dict(train=(scale(train_x), train_y), val=(scale(val_x), val_y),
+                test=(scale(ds.test_images), ds.test_labels), test_raw=ds.test_images,
+                class_names=list(ds.class_names), spec=spec)
+
+
+def make_optimizer(config, params):
+    name, lr, wd = config["optimizer"], config["lr"], config["weight_decay"]
+    if name == "sgd":
+        return optim.SGD(params, lr=lr, momentum=config["momentum"], nesterov=config["nesterov"], weight_decay=wd)
+    kinds = {"adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad}
+    return kinds[name](params, lr=lr, weight_decay=wd)
+
+
+def make_schedule(config, optimizer, steps_per_epoch):
+    """A per-step schedule (or None), with an optional linear warm-up in front of it."""
+    total = config["epochs"] * steps_per_epoch
+    warmup = config["warmup_epochs"] * steps_per_epoch
+    kind = config["schedule"]
+    if kind == "onecycle":
+        schedule = optim.OneCycleLR(optimizer, max_lr=config["lr"], total_steps=total)
+    elif kind == "cosine":
+        schedule = optim.CosineAnnealingLR(optimizer, T_max=max(total - warmup, 1))
+    elif kind == "step":
+        schedule = optim.StepLR(optimizer, step_size=max(total // 3, 1), gamma=0.1)
+    else:
+        schedule = None
+    if warmup:
+        schedule = optim.LinearWarmup(optimizer, warmup_steps=warmup, after=schedule)
+    return schedule
+
+
+@no_grad()
+def predict(model, x, batch_size=1000, device="cpu"):
+    """Class probabilities (N, K) as a NumPy array, computed in bounded batches."""
+    model.eval()
+    out = []
+    for start in range(0, len(x), batch_size):
+        logits = model(Tensor(x[start:start + batch_size], device=device))
+        out.append(F.softmax(logits, axis=1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
+
+
+@no_grad()
+def evaluate(model, x, y, batch_size=1000, device="cpu"):
+    """(mean loss, accuracy, probabilities) of `model` on x, y, in bounded batches."""
+    model.eval()
+    loss_sum, probs = 0.0, []
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        logits = model(Tensor(xb, device=device))
+        loss_sum += float(F.cross_entropy(logits, yb).item()) * len(xb)
+        probs.append(F.softmax(logits, axis=1).numpy())
+    if not probs:
+        return float("nan"), float("nan"), np.zeros((0, 10), np.float32)
+    probs = np.concatenate(probs)
+    return loss_sum / len(x), float((probs.argmax(1) == y).mean()), probs
+
+
+class _Signals:
+    """Turn SIGINT/SIGTERM into a request that the loop honours after the current step."""
+
+    def __init__(self):
+        self.received = None
+
+    def __enter__(self):
+        self.previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.received is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        return False
+
+
+class Trainer:
+    """One run: builds everything from a config, trains, evaluates and writes the run folder."""
+
+    def __init__(self, config, out_dir, progress=True, log=print):
+        self.config, self.out = config, Path(out_dir)
+        self.progress, self.log = progress, log
+        self.device = config["device"]
+        backend.manual_seed(config["seed"])
+        self.rng = np.random.default_rng(config["seed"])
+        self.data = prepare_data(config)
+        self.model = build_model(config["model"], dropout=config["dropout"]).to(self.device)
+        n = len(self.data["train"][0])
+        bs = config["batch_size"] or n
+        self.batch_size = min(bs, n)
+        self.steps_per_epoch = math.ceil(n / self.batch_size)
+        self.optimizer = make_optimizer(config, list(self.model.parameters()))
+        self.schedule = make_schedule(config, self.optimizer, self.steps_per_epoch)
+        self.param_names = [name for name, _ in self.model.named_parameters()]
+        self.epoch, self.step, self.global_step = 0, 0, 0
+        self.best_val_loss, self.best_epoch, self.bad_epochs = math.inf, 0, 0
+        self.last_finite_loss = None
+        self.epoch_state = None
+        self.train_seconds = 0.0
+
+    @classmethod
+    def resume(cls, run_dir, progress=True, log=print):
+        run_dir = Path(run_dir)
+        state = checkpoint.load_checkpoint(run_dir / "last.npz")
+        trainer = cls(state["config"], run_dir, progress=progress, log=log)
+        trainer.load_state(state)
+        return trainer
+
+    @property
+    def lr(self):
+        return self.optimizer.param_groups[0]["lr"]
+
+    def state(self):
+        s = dict(config=self.config, model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+                 progress=dict(epoch=self.epoch, step=self.step, global_step=self.global_step,
+                               best_val_loss=self.best_val_loss, best_epoch=self.best_epoch,
+                               bad_epochs=self.bad_epochs, train_seconds=self.train_seconds),
+                 rng=dict(data=checkpoint.rng_state(self.rng), ops=backend.get_rng_state()))
+        if self.schedule is not None:
+            s["schedule"] = self.schedule.state_dict()
+        if self.epoch_state is not None:
+            s["epoch_state"] = self.epoch_state
+        return s
+
+    def load_state(self, s):
+        self.model.load_state_dict(s["model"])
+        self.optimizer.load_state_dict(s["optimizer"])
+        if self.schedule is not None:
+            self.schedule.load_state_dict(s["schedule"])
+        p = s["progress"]
+        self.epoch, self.step, self.global_step = p["epoch"], p["step"], p["global_step"]
+        self.best_val_loss, self.best_epoch, self.bad_epochs = p["best_val_loss"], p["best_epoch"], p["bad_epochs"]
+        self.train_seconds = p["train_seconds"]
+        checkpoint.set_rng_state(self.rng, s["rng"]["data"])
+        backend.set_rng_state(s["rng"]["ops"])
+        self.epoch_state = s.get("epoch_state")
+
+    def save(self, name):
+        checkpoint.save_checkpoint(self.out / name, self.state())
+        return self.out / name
+
+    def fit(self):
+        """Train for the configured epochs (from wherever a resumed run stopped), then evaluate."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.epoch == 0 and self.epoch_state is None:
+            (self.out / "config.json").write_text(json.dumps(self.config, indent=2) + "\n")
+            _write_csv_header(self.out / "metrics.csv", METRICS_HEADER)
+            _write_csv_header(self.out / "grad_norms.csv", ["epoch", "step"] + self.param_names)
+        stop = False
+        with _Signals() as signals:
+            while self.epoch < self.config["epochs"] and not stop:
+                self.train_epoch(signals)
+                stop = self.end_epoch()
+        return self.finish()
+
+    def train_epoch(self, signals):
+        train_x, train_y = self.data["train"]
+        n, bs = len(train_x), self.batch_size
+        if self.epoch_state is None:
+            self.epoch_state = dict(order=self.rng.permutation(n), loss_sum=0.0, correct=0, seen=0,
+                                    grad_norms=np.zeros(len(self.param_names)), seconds=0.0)
+        es = self.epoch_state
+        order = es["order"]
+        bar = ProgressBar(total=n, desc=f"epoch {self.epoch + 1}/{self.config['epochs']}", unit="img",
+                          disable=not self.progress)
+        bar.update(es["seen"])
+        started = time.perf_counter()
+        params = list(self.model.parameters())
+        self.model.train()
+        for step in range(self.step, self.steps_per_epoch):
+            index = order[step * bs:(step + 1) * bs]
+            xb, yb = train_x[index], train_y[index]
+            if self.config["augment"]:
+                xb = data.augment(xb[:, 0], self.rng)[:, None]
+            logits = self.model(Tensor(xb, device=self.device))
+            loss = F.cross_entropy(logits, yb, label_smoothing=self.config["label_smoothing"])
+            value = float(loss.item())
+            if not math.isfinite(value):
+                self.diverged(value, step)
+            es["lr"] = self.lr
+            self.optimizer.zero_grad()
+            loss.backward()
+            es["grad_norms"] += [_norm(p.grad) for p in params]
+            self.optimizer.step()
+            if self.schedule is not None:
+                self.schedule.step()
+            self.last_finite_loss = value
+            es["loss_sum"] += value * len(index)
+            es["correct"] += int((logits.data.argmax(axis=1) == backend.to_device(yb, self.device)).sum())
+            es["seen"] += len(index)
+            self.step, self.global_step = step + 1, self.global_step + 1
+            bar.update(len(index), loss=value, acc=es["correct"] / es["seen"])
+            if signals.received is not None:
+                es["seconds"] += time.perf_counter() - started
+                self.interrupted(signals.received, bar)
+        es["seconds"] += time.perf_counter() - started
+        bar.close()
+
+    def end_epoch(self):
+        """Validate, log, checkpoint; True when early stopping says to stop."""
+        es, c = self.epoch_state, self.config
+        val_x, val_y = self.data["val"]
+        val_loss, val_acc = (evaluate(self.model, val_x, val_y, c["eval_batch_size"], self.device)[:2]
+                             if len(val_x) else (None, None))
+        self.epoch += 1
+        self.train_seconds += es["seconds"]
+        lr_used = es["lr"]
+        train_loss, train_acc = es["loss_sum"] / es["seen"], es["correct"] / es["seen"]
+        with open(self.out / "metrics.csv", "a", newline="") as f:
+            csv.writer(f).writerow([self.epoch, f"{train_loss:.6f}", f"{train_acc:.6f}",
+                                    "" if val_loss is None else f"{val_loss:.6f}",
+                                    "" if val_acc is None else f"{val_acc:.6f}", f"{lr_used:.6g}", f"{es['seconds']:.3f}"])
+        with open(self.out / "grad_norms.csv", "a", newline="") as f:
+            csv.writer(f).writerow([self.epoch, self.global_step]
+                                   + [f"{g / self.steps_per_epoch:.6g}" for g in es["grad_norms"]])
+        val_text = "" if val_loss is None else f"  val loss {val_loss:.4f} acc {100 * val_acc:.2f}%"
+        self.log(f"epoch {self.epoch}/{c['epochs']}  train loss {train_loss:.4f} acc {100 * train_acc:.2f}%"
+                 f"{val_text}  lr {lr_used:.3g}  {es['seconds']:.1f}s")
+        self.epoch_state, self.step = None, 0
+        monitored = val_loss if val_loss is not None else train_loss
+        improved = monitored < self.best_val_loss
+        if improved:
+            self.best_val_loss, self.best_epoch, self.bad_epochs = monitored, self.epoch, 0
+        else:
+            self.bad_epochs += 1
+        self.save("last.npz")
+        if improved:
+            self.save("best.npz")
+        if c["patience"] is not None and self.bad_epochs >= c["patience"]:
+            self.log(f"early stopping: no improvement for {self.bad_epochs} epochs; best epoch {self.best_epoch}")
+            return True
+        return False
+
+    def diverged(self, value, step):
+        last = (f"the last finite loss was {self.last_finite_loss:.6g}" if self.last_finite_loss is not None
+                else "no step had a finite loss")
+        kept = (f"; the last good checkpoint is {self.out / 'last.npz'}" if (self.out / "last.npz").exists() else "")
+        raise TrainingDiverged(f"the loss became {value} at epoch {self.epoch + 1}, step {step + 1} "
+                               f"(global step {self.global_step + 1}); {last}. Try a lower learning rate, "
+                               f"e.g. --lr {self.config['lr'] / 10:g}{kept}")
+
+    def interrupted(self, signum, bar):
+        bar.close()
+        path = self.save("last.npz")
+        name = signal.Signals(signum).name
+        raise TrainingInterrupted(f"{name} received at epoch {self.epoch + 1}, step {self.step}: checkpoint saved "
+                                  f"to {path}; resume with: tinygrad-mnist train --resume {self.out}", signum)
+
+    def finish(self):
+        """Evaluate the best weights (by validation loss) on the test set and write the results."""
+        c, out = self.config, self.out
+        if (out / "best.npz").exists():
+            self.model.load_state_dict(checkpoint.load_checkpoint(out / "best.npz")["model"])
+        test_x, test_y = self.data["test"]
+        test_loss, _, probs = evaluate(self.model, test_x, test_y, c["eval_batch_size"], self.device)
+        preds = probs.argmax(1)
+        report = metrics.classification_report(test_y, preds, len(self.data["class_names"]), self.data["class_names"])
+        results = dict(model=c["model"], dataset=c["dataset"], test_loss=test_loss,
+                       test_accuracy=report["accuracy"], **{k: v for k, v in report.items() if k != "accuracy"},
+                       class_names=self.data["class_names"], epochs_run=self.epoch,
+                       train_seconds=round(self.train_seconds, 3), best_epoch=self.best_epoch,
+                       num_parameters=self.model.num_parameters(), device=self.device)
+        _write_json_atomic(out / "results.json", results)
+        write_samples(out / "samples.npz", data.to_float(self.data["test_raw"]), test_y, preds, probs)
+        maps = feature_maps(self.model, test_x[:1], self.device)
+        if maps:
+            np.savez(out / "feature_maps.npz", input=data.to_float(self.data["test_raw"][0]), **maps)
+        return results
+
+
+def _norm(grad):
+    return 0.0 if grad is None else float(backend.get_array_module(grad).sqrt((grad * grad).sum()))
+
+
+def _write_csv_header(path, header):
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerow(header)
+
+
+def _write_json_atomic(path, obj):
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def write_samples(path, images, labels, preds, probs, count=25):
+    """The first `count` correctly and wrongly classified test digits, for the plot grids."""
+    right = preds == labels
+    chosen = {}
+    for prefix, mask in (("correct", right), ("wrong", ~right)):
+        index = np.flatnonzero(mask)[:count]
+        chosen.update({f"{prefix}_images": images[index].astype(np.float32),
+                       f"{prefix}_labels": labels[index].astype(np.int64),
+                       f"{prefix}_preds": preds[index].astype(np.int64),
+                       f"{prefix}_probs": probs[index, preds[index]].astype(np.float32)})
+    np.savez(path, **chosen)
+
+
+def feature_maps(model, x, device="cpu"):
+    """Every 4-D intermediate of one forward pass, read off the tape in the order it was computed."""
+    model.eval()
+    out = model(Tensor(x, device=device))
+    if not out.requires_grad:
+        return {}
+    maps = {}
+    for node in out._topological_order():
+        if node._ctx is not None and node.ndim == 4:
+            maps[f"{len(maps):02d}_{type(node._ctx).__name__.lower()}"] = node.numpy()[0]
+    return maps
+
+
+def train(config, out_dir, progress=True, log=print):
+    """Train a new run into `out_dir` and return its results."""
+    return Trainer(config, out_dir, progress=progress, log=log).fit()
