@@ -4,8 +4,6 @@ Every expected failure (bad option, missing or corrupt file, unwritable folder, 
 line on standard error and exit code 2, never a traceback.
 """
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -110,6 +108,8 @@ def build_parser():
     p.add_argument("--top", type=positive_int, default=1, help="show the K most likely digits")
     p.add_argument("--device")
 
+    sub.add_parser("benchmark", add_help=False, help="this engine against PyTorch, side by side (see benchmark --help)")
+
     r = sub.add_parser("report", help="plots and an HTML page for one or more runs")
     r.add_argument("runs", nargs="+", metavar="RUN_DIR")
     r.add_argument("--out", help="HTML file to write")
@@ -117,6 +117,10 @@ def build_parser():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["benchmark"]:  # it has its own parser: see tinygrad_mnist/benchmark.py
+        from .benchmark import main as benchmark_main
+        return benchmark_main(argv[1:], prog="tinygrad-mnist benchmark")
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args) or 0

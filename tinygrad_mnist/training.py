@@ -53,6 +53,7 @@ def make_config(model, **overrides):
     config = dict(DEFAULTS, model=model, **RECIPES[model])
     config.update({k: v for k, v in overrides.items() if v is not None})
     config["device"] = backend.normalize_device(config["device"])
+    backend.array_module(config["device"])  # a missing GPU is reported now, not after loading the data
     check_config(config)
     return config
 
@@ -253,8 +254,7 @@ class Trainer:
         return self.finish()
 
     def train_epoch(self, signals):
-        train_x, train_y = self.data["train"]
-        n, bs = len(train_x), self.batch_size
+        n, bs = len(self.data["train"][1]), self.batch_size
         if self.epoch_state is None:
             self.epoch_state = dict(order=self.rng.permutation(n), loss_sum=0.0, correct=0, seen=0,
                                     grad_norms=np.zeros(len(self.param_names)), seconds=0.0)
@@ -266,34 +266,39 @@ class Trainer:
         started = time.perf_counter()
         params = list(self.model.parameters())
         self.model.train()
-        for step in range(self.step, self.steps_per_epoch):
-            index = order[step * bs:(step + 1) * bs]
-            xb, yb = train_x[index], train_y[index]
-            if self.config["augment"]:
-                xb = data.augment(xb[:, 0], self.rng)[:, None]
-            logits = self.model(Tensor(xb, device=self.device))
-            loss = F.cross_entropy(logits, yb, label_smoothing=self.config["label_smoothing"])
-            value = float(loss.item())
-            if not math.isfinite(value):
-                self.diverged(value, step)
-            es["lr"] = self.lr
-            self.optimizer.zero_grad()
-            loss.backward()
-            es["grad_norms"] += [_norm(p.grad) for p in params]
-            self.optimizer.step()
-            if self.schedule is not None:
-                self.schedule.step()
-            self.last_finite_loss = value
-            es["loss_sum"] += value * len(index)
-            es["correct"] += int((logits.data.argmax(axis=1) == backend.to_device(yb, self.device)).sum())
-            es["seen"] += len(index)
-            self.step, self.global_step = step + 1, self.global_step + 1
-            bar.update(len(index), loss=value, acc=es["correct"] / es["seen"])
-            if signals.received is not None:
-                es["seconds"] += time.perf_counter() - started
-                self.interrupted(signals.received, bar)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # every loss is checked below
+            for step in range(self.step, self.steps_per_epoch):
+                self.train_step(order[step * bs:(step + 1) * bs], step, params, es, bar)
+                if signals.received is not None:
+                    es["seconds"] += time.perf_counter() - started
+                    self.interrupted(signals.received, bar)
         es["seconds"] += time.perf_counter() - started
         bar.close()
+
+    def train_step(self, index, step, params, es, bar):
+        """One optimizer step on the training images at `index`; updates the epoch's running sums."""
+        train_x, train_y = self.data["train"]
+        xb, yb = train_x[index], train_y[index]
+        if self.config["augment"]:
+            xb = data.augment(xb[:, 0], self.rng)[:, None]
+        logits = self.model(Tensor(xb, device=self.device))
+        loss = F.cross_entropy(logits, yb, label_smoothing=self.config["label_smoothing"])
+        value = float(loss.item())
+        if not math.isfinite(value):
+            self.diverged(value, step)
+        es["lr"] = self.lr
+        self.optimizer.zero_grad()
+        loss.backward()
+        es["grad_norms"] += [_norm(p.grad) for p in params]
+        self.optimizer.step()
+        if self.schedule is not None:
+            self.schedule.step()
+        self.last_finite_loss = value
+        es["loss_sum"] += value * len(index)
+        es["correct"] += int((logits.data.argmax(axis=1) == backend.to_device(yb, self.device)).sum())
+        es["seen"] += len(index)
+        self.step, self.global_step = step + 1, self.global_step + 1
+        bar.update(len(index), loss=value, acc=es["correct"] / es["seen"])
 
     def end_epoch(self):
         """Validate, log, checkpoint; True when early stopping says to stop."""
