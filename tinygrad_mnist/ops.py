@@ -286,13 +286,14 @@ class Conv2d(Function):
     """
     def forward(self, x, w, b=None, stride=1, padding=0):
         o, c, kh, kw = w.shape
-        win = windows(pad2d(x.transpose(1, 2, 3, 0), padding), kh, kw, stride)
+        x = get_array_module(x).ascontiguousarray(x.transpose(1, 2, 3, 0))  # free after a conv or pool
+        win = windows(pad2d(x, padding), kh, kw, stride)
         _, _, _, ho, wo, n = win.shape
         cols = win.reshape(c * kh * kw, ho * wo * n)
         out = (w.reshape(o, -1) @ cols).reshape(o, ho, wo, n)
         if b is not None:
             out += b[:, None, None, None]
-        self.stride, self.padding, self.x_shape = stride, padding, x.shape
+        self.stride, self.padding, self.x_shape = stride, padding, (n, c, *x.shape[1:3])
         self.save_for_backward(cols if self.needs_input_grad[1] else None, w)
         return out.transpose(3, 0, 1, 2)
 

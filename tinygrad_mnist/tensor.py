@@ -59,6 +59,7 @@ class Function:
                 raise DeviceError(f"{cls.__name__}: tensors on different devices ({device} and {t.device}); "
                                   "move one with .to(device) first")
         ctx = cls(tensors)
+        ctx.options = options  # for tools that show the graph
         out = Tensor._wrap(ctx.forward(*(t.data for t in tensors), **options))
         if is_grad_enabled() and any(ctx.needs_input_grad):
             out.requires_grad = True
