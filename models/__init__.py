@@ -2,15 +2,16 @@
 
 A recipe is the default of every `train` option it names; the command line can override each one.
 """
+import functools
 import inspect
 
 from .cnn import CNNBN, Best, LeNet5, SimpleCNN
-from .mlp import MLP533, MLP64x32, MLPv1, MLPv2
+from .mlp import MLP64x32, MLPv1, ReLUMLP
 
 MODELS = {
     "mlp_v1": MLPv1,
-    "mlp_v2": MLPv2,
-    "mlp_533": MLP533,
+    "mlp_v2": functools.partial(ReLUMLP, hidden=128, dropout=0.2),
+    "mlp_533": functools.partial(ReLUMLP, hidden=533),
     "mlp_64_32": MLP64x32,
     "lenet5": LeNet5,
     "cnn_bn": CNNBN,

@@ -36,8 +36,8 @@ class BenchmarkError(RuntimeError):
 
 def engine_model(name):
     """A fresh model of this engine: "lenet5", or "mlp" (mlp_v2 with dropout 0, so no dropout op runs)."""
-    from .models import LeNet5, MLPv2
-    return LeNet5() if name == "lenet5" else MLPv2(dropout=0.0)
+    from .models import build_model
+    return build_model("lenet5") if name == "lenet5" else build_model("mlp_v2", dropout=0.0)
 
 
 def torch_model(name, state):

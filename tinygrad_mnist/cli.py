@@ -4,6 +4,7 @@ Every expected failure (bad option, missing or corrupt file, unwritable folder, 
 line on standard error and exit code 2, never a traceback.
 """
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -122,6 +123,7 @@ def main(argv=None):
         from .benchmark import main as benchmark_main
         return benchmark_main(argv[1:], prog="tinygrad-mnist benchmark")
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return COMMANDS[args.command](args) or 0
     except KeyboardInterrupt:
@@ -183,6 +185,7 @@ def cmd_train(args):
             "weight_decay", "dropout", "augment", "label_smoothing", "val_size", "patience", "seed", "device",
             "dataset", "data_dir", "limit_train")}
         config = make_config(args.model, **options)
+        config["command"] = "tinygrad-mnist " + shlex.join(args.argv)
         out = _prepare_out(args.out or Path("runs") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}")
         trainer = Trainer(config, out, progress=not args.no_progress)
         print(f"training {args.model} ({trainer.model.num_parameters():,} parameters) on {config['device']}; "

@@ -238,3 +238,23 @@ def _note(text):
 
 def _esc(value):
     return html.escape(str(value), quote=True)
+
+
+def results_markdown(run_dirs, reference=None):
+    """A Markdown table of finished runs: accuracy, macro F1, epochs, training time and the command
+    that made each (from config.json). `reference` maps a run folder's name to extra leading cells."""
+    reference = reference or {}
+    extra = len(next(iter(reference.values()), ()))
+    header = ["run", *(["projects' figure", "must reach"][:extra]), "test accuracy", "macro F1", "epochs",
+              "training time", "command"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for run_dir in map(Path, run_dirs):
+        results, config = _json(run_dir, "results.json"), _json(run_dir, "config.json") or {}
+        if results is None:
+            continue
+        command = config.get("command")
+        cells = [run_dir.name, *reference.get(run_dir.name, ("",) * extra),
+                 f"{100 * results['test_accuracy']:.2f}%", f"{results['macro_f1']:.4f}", str(results["epochs_run"]),
+                 f"{results['train_seconds']:.0f} s", f"`{command}`" if command else "not recorded"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -54,7 +54,7 @@ def _twins():
         def forward(self, x):
             return self.fc2(torch.tanh(self.fc1(x.flatten(1))))
 
-    class MLPDropout(tnn.Module):  # MLPv2 (784-128-10) and MLP533 (784-533-10)
+    class MLPDropout(tnn.Module):  # ReLUMLP: mlp_v2 (784-128-10) and mlp_533 (784-533-10)
         def __init__(self, ours):
             super().__init__()
             hidden = ours.fc1.out_features

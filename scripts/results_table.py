@@ -1,0 +1,26 @@
+"""Print the README's results table (Markdown) from finished run folders.
+
+    python scripts/results_table.py runs/mlp_v1 runs/mlp_v2 ...
+
+The folder name picks the row's reference figures below (the published results we compare with).
+"""
+import sys
+
+from tinygrad_mnist.report import results_markdown
+
+REFERENCE = {
+    "mlp_v1": ("88.09% (1000 epochs full-batch GD)", "86.59%"),
+    "mlp_v2": ("97.56%, macro F1 0.975", "97.6%"),
+    "mlp_533": ("95.28% (PyTorch twin 95.34%)", "95.3%"),
+    "mlp_533_better": ("95.28%", "98%"),
+    "mlp_64_32": ("96.67%", "96.7%"),
+    "lenet5": ("99.1% in 20 epochs, macro F1 0.991", "99.1% in ≤ 10 epochs"),
+    "cnn_bn": ("98.85%", "99.0%"),
+    "simple_cnn": ("~97% after 5 epochs", "99.0% after 5 epochs"),
+    "best": ("99.5%+ with BN, augmentation or a deeper CNN", "99.6%"),
+}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit("usage: python scripts/results_table.py RUN_DIR...")
+    print(results_markdown(sys.argv[1:], REFERENCE), end="")
