@@ -134,6 +134,7 @@ def plot_samples(run_dir, path, kind="correct", max_images=25):
     with np.load(Path(run_dir) / "samples.npz", allow_pickle=False) as npz:
         arrays = {field: npz[f"{kind}_{field}"] if f"{kind}_{field}" in npz.files else np.zeros(0)
                   for field in ("images", "labels", "preds", "probs")}
+        total = int(npz[f"{kind}_total"]) if f"{kind}_total" in npz.files else len(arrays["images"])
     has_results = (Path(run_dir) / "results.json").exists()
     names = read_json(run_dir, "results.json").get("class_names") if has_results else None
     count = min(max_images, len(arrays["images"]))
@@ -158,7 +159,7 @@ def plot_samples(run_dir, path, kind="correct", max_images=25):
             title = title.replace(" · ", "\n")
         ax.imshow(arrays["images"][k], cmap="gray", vmin=0, vmax=1)
         ax.set_title(_text(title), fontsize=8, color="black" if kind == "correct" else "firebrick")
-    fig.suptitle(f"{heading} (first {count} of {len(arrays['images'])})")
+    fig.suptitle(f"{heading} (first {count} of {total:,})")
     return _save(fig, path)
 
 

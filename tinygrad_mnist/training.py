@@ -393,7 +393,8 @@ def write_samples(path, images, labels, preds, probs, count=25):
     chosen = {}
     for prefix, mask in (("correct", right), ("wrong", ~right)):
         index = np.flatnonzero(mask)[:count]
-        chosen.update({f"{prefix}_images": images[index].astype(np.float32),
+        chosen.update({f"{prefix}_total": np.array(int(mask.sum())),
+                       f"{prefix}_images": images[index].astype(np.float32),
                        f"{prefix}_labels": labels[index].astype(np.int64),
                        f"{prefix}_preds": preds[index].astype(np.int64),
                        f"{prefix}_probs": probs[index, preds[index]].astype(np.float32)})
