@@ -44,6 +44,7 @@ def test_training_lenet5_through_the_cli_lowers_the_loss_and_writes_a_complete_r
         assert (run / name).is_file(), name
     results = json.loads((run / "results.json").read_text())
     assert results["test_accuracy"] > 0.9
+    assert results["weights"] == "last"
     assert np.array(results["confusion_matrix"]).sum() == 200
     assert json.loads((run / "config.json").read_text())["model"] == "lenet5"
 
@@ -110,3 +111,15 @@ def test_predict_reads_a_png_and_prints_the_digit(dataset, tmp_path, capsys):
     assert cli.main(["predict", str(tmp_path / "run"), str(path), "--top", "3"]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{path}: ") and "%" in line
+
+
+def test_with_early_stopping_the_best_weights_are_tested_and_evaluate_uses_them_too(dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train(dataset, run, "--model", "mlp_v2", "--epochs", "8", "--patience", "2", "--lr", "0.05") == 0
+    results = json.loads((run / "results.json").read_text())
+    assert results["weights"] == "best"
+    val_losses = [float(r["val_loss"]) for r in read_metrics(run)]
+    assert val_losses[results["best_epoch"] - 1] == min(val_losses)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(run), "--data-dir", str(dataset)]) == 0
+    assert f"test accuracy {100 * results['test_accuracy']:.2f}%" in capsys.readouterr().out

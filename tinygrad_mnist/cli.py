@@ -4,6 +4,7 @@ Every expected failure (bad option, missing or corrupt file, unwritable folder, 
 line on standard error and exit code 2, never a traceback.
 """
 import argparse
+import json
 import shlex
 import sys
 import time
@@ -207,14 +208,19 @@ def _draw_plots(run_dir):
 
 
 def load_trained(path, device=None):
-    """(model, config) from a run folder (its best checkpoint, else its last) or a checkpoint file."""
+    """(model, config) from a checkpoint file, or from a run folder: the weights its results.json
+    reports on (the final ones, or the best with early stopping), else its latest checkpoint."""
     from . import backend
     from .checkpoint import load_checkpoint
     from .models import build_model
 
     path = Path(path)
     if path.is_dir():
-        found = [path / name for name in ("best.npz", "last.npz") if (path / name).is_file()]
+        try:
+            reported = json.loads((path / "results.json").read_text())["weights"]
+        except (OSError, ValueError, KeyError, TypeError):
+            reported = "last"
+        found = [path / f"{name}.npz" for name in (reported, "last", "best") if (path / f"{name}.npz").is_file()]
         if not found:
             raise UsageError(f"{path}: no checkpoint (best.npz or last.npz) in this folder")
         path = found[0]

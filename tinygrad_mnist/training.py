@@ -351,9 +351,11 @@ class Trainer:
                                   f"to {path}; resume with: tinygrad-mnist train --resume {self.out}", signum)
 
     def finish(self):
-        """Evaluate the best weights (by validation loss) on the test set and write the results."""
+        """Evaluate on the test set and write the results: the final weights of a fixed schedule, or,
+        with early stopping, the best ones by validation loss (best.npz is kept either way)."""
         c, out = self.config, self.out
-        if (out / "best.npz").exists():
+        weights = "best" if c["patience"] is not None and (out / "best.npz").exists() else "last"
+        if weights == "best":
             self.model.load_state_dict(checkpoint.load_checkpoint(out / "best.npz")["model"])
         test_x, test_y = self.data["test"]
         test_loss, _, probs = evaluate(self.model, test_x, test_y, c["eval_batch_size"], self.device)
@@ -362,7 +364,7 @@ class Trainer:
         results = dict(model=c["model"], dataset=c["dataset"], test_loss=test_loss,
                        test_accuracy=report["accuracy"], **{k: v for k, v in report.items() if k != "accuracy"},
                        class_names=self.data["class_names"], epochs_run=self.epoch,
-                       train_seconds=round(self.train_seconds, 3), best_epoch=self.best_epoch,
+                       train_seconds=round(self.train_seconds, 3), best_epoch=self.best_epoch, weights=weights,
                        num_parameters=self.model.num_parameters(), device=self.device)
         _write_json_atomic(out / "results.json", results)
         write_samples(out / "samples.npz", data.to_float(self.data["test_raw"]), test_y, preds, probs)
