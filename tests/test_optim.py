@@ -352,6 +352,16 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
     assert model.w.numpy()[0] == 4
 
 
+def test_early_stopping_without_patience_only_tracks_the_best_epoch():
+    model, stopper = Scalar(), optim.EarlyStopping(patience=None)
+    for epoch, val_loss in enumerate([1.0, 0.5, 0.6, 0.7, 0.8, 0.9], start=1):
+        model.w.data[...] = epoch
+        assert stopper.step(val_loss, model) is False
+    assert stopper.best_epoch == 2 and stopper.bad_epochs == 4
+    stopper.restore(model)
+    assert model.w.numpy()[0] == 2
+
+
 def test_early_stopping_ignores_improvements_within_min_delta():
     model, stopper = Scalar(), optim.EarlyStopping(patience=2, min_delta=0.1)
     assert [stopper.step(v, model) for v in [1.0, 0.95, 0.91]] == [False, False, True]

@@ -486,13 +486,14 @@ class LinearWarmup(LRScheduler):
 
 class EarlyStopping:
     """Call `step(val_loss, model)` once per epoch; it returns True when the loss has not improved by
-    more than min_delta for `patience` epochs in a row. It keeps a copy of the best epoch's
-    state_dict, which `restore(model)` loads back. `best_epoch` counts calls to step from 1."""
+    more than min_delta for `patience` epochs in a row (never, with patience None: then it only
+    tracks the best epoch). It keeps a copy of the best epoch's state_dict, which `restore(model)`
+    loads back. `best_epoch` counts calls to step from 1."""
 
     def __init__(self, patience, min_delta=0.0):
-        _check(int(patience) >= 1, f"EarlyStopping: patience must be >= 1, got {patience}")
+        _check(patience is None or int(patience) >= 1, f"EarlyStopping: patience must be >= 1, got {patience}")
         _check(min_delta >= 0, f"EarlyStopping: min_delta must be >= 0, got {min_delta}")
-        self.patience, self.min_delta = int(patience), float(min_delta)
+        self.patience, self.min_delta = (None if patience is None else int(patience)), float(min_delta)
         self.best_loss, self.best_epoch, self.epoch, self.bad_epochs = math.inf, 0, 0, 0
         self.best_state = None
 
@@ -504,7 +505,7 @@ class EarlyStopping:
             self.best_state = model.state_dict()
         else:
             self.bad_epochs += 1
-        return self.bad_epochs >= self.patience
+        return self.patience is not None and self.bad_epochs >= self.patience
 
     def restore(self, model):
         if self.best_state is None:

@@ -193,7 +193,7 @@ class Trainer:
         self.schedule = make_schedule(config, self.optimizer, self.steps_per_epoch)
         self.param_names = [name for name, _ in self.model.named_parameters()]
         self.epoch, self.step, self.global_step = 0, 0, 0
-        self.best_val_loss, self.best_epoch, self.bad_epochs = math.inf, 0, 0
+        self.stopper = optim.EarlyStopping(config["patience"])  # with patience None it only tracks the best epoch
         self.last_finite_loss = None
         self.epoch_state = None
         self.train_seconds = 0.0
@@ -212,9 +212,9 @@ class Trainer:
 
     def state(self):
         s = dict(config=self.config, model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+                 early_stopping=self.stopper.state_dict(),
                  progress=dict(epoch=self.epoch, step=self.step, global_step=self.global_step,
-                               best_val_loss=self.best_val_loss, best_epoch=self.best_epoch,
-                               bad_epochs=self.bad_epochs, train_seconds=self.train_seconds),
+                               train_seconds=self.train_seconds),
                  rng=dict(data=checkpoint.rng_state(self.rng), ops=backend.get_rng_state()))
         if self.schedule is not None:
             s["schedule"] = self.schedule.state_dict()
@@ -227,9 +227,9 @@ class Trainer:
         self.optimizer.load_state_dict(s["optimizer"])
         if self.schedule is not None:
             self.schedule.load_state_dict(s["schedule"])
+        self.stopper.load_state_dict(s["early_stopping"])
         p = s["progress"]
         self.epoch, self.step, self.global_step = p["epoch"], p["step"], p["global_step"]
-        self.best_val_loss, self.best_epoch, self.bad_epochs = p["best_val_loss"], p["best_epoch"], p["bad_epochs"]
         self.train_seconds = p["train_seconds"]
         checkpoint.set_rng_state(self.rng, s["rng"]["data"])
         backend.set_rng_state(s["rng"]["ops"])
@@ -321,19 +321,14 @@ class Trainer:
         self.log(f"epoch {self.epoch}/{c['epochs']}  train loss {train_loss:.4f} acc {100 * train_acc:.2f}%"
                  f"{val_text}  lr {lr_used:.3g}  {es['seconds']:.1f}s")
         self.epoch_state, self.step = None, 0
-        monitored = val_loss if val_loss is not None else train_loss
-        improved = monitored < self.best_val_loss
-        if improved:
-            self.best_val_loss, self.best_epoch, self.bad_epochs = monitored, self.epoch, 0
-        else:
-            self.bad_epochs += 1
+        stop = self.stopper.step(val_loss if val_loss is not None else train_loss, self.model)
         self.save("last.npz")
-        if improved:
+        if self.stopper.best_epoch == self.epoch:
             self.save("best.npz")
-        if c["patience"] is not None and self.bad_epochs >= c["patience"]:
-            self.log(f"early stopping: no improvement for {self.bad_epochs} epochs; best epoch {self.best_epoch}")
-            return True
-        return False
+        if stop:
+            self.log(f"early stopping: no improvement for {self.stopper.bad_epochs} epochs; "
+                     f"best epoch {self.stopper.best_epoch}")
+        return stop
 
     def diverged(self, value, step):
         last = (f"the last finite loss was {self.last_finite_loss:.6g}" if self.last_finite_loss is not None
@@ -354,9 +349,9 @@ class Trainer:
         """Evaluate on the test set and write the results: the final weights of a fixed schedule, or,
         with early stopping, the best ones by validation loss (best.npz is kept either way)."""
         c, out = self.config, self.out
-        weights = "best" if c["patience"] is not None and (out / "best.npz").exists() else "last"
+        weights = "best" if c["patience"] is not None else "last"
         if weights == "best":
-            self.model.load_state_dict(checkpoint.load_checkpoint(out / "best.npz")["model"])
+            self.stopper.restore(self.model)
         test_x, test_y = self.data["test"]
         test_loss, _, probs = evaluate(self.model, test_x, test_y, c["eval_batch_size"], self.device)
         preds = probs.argmax(1)
@@ -364,7 +359,7 @@ class Trainer:
         results = dict(model=c["model"], dataset=c["dataset"], test_loss=test_loss,
                        test_accuracy=report["accuracy"], **{k: v for k, v in report.items() if k != "accuracy"},
                        class_names=self.data["class_names"], epochs_run=self.epoch,
-                       train_seconds=round(self.train_seconds, 3), best_epoch=self.best_epoch, weights=weights,
+                       train_seconds=round(self.train_seconds, 3), best_epoch=self.stopper.best_epoch, weights=weights,
                        num_parameters=self.model.num_parameters(), device=self.device)
         _write_json_atomic(out / "results.json", results)
         write_samples(out / "samples.npz", data.to_float(self.data["test_raw"]), test_y, preds, probs)
