@@ -8,16 +8,8 @@ import pytest
 
 from tinygrad_mnist import benchmark
 
-from idx_fixtures import write_dataset
 
 QUICK = ["--rounds", "1", "--limit", "96", "--batch-size", "32", "--warmup-steps", "1", "--op-reps", "1"]
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("synthetic")
-    write_dataset(folder, n_train=200, n_test=100)
-    return folder
 
 
 @pytest.fixture(scope="module")

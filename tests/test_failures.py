@@ -17,15 +17,6 @@ from tinygrad_mnist.models import build_model
 from tinygrad_mnist.optim import Adam
 from tinygrad_mnist.training import evaluate
 
-from idx_fixtures import write_dataset
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("digits")
-    write_dataset(folder, n_train=300, n_test=100)
-    return folder
-
 
 @pytest.fixture(scope="module")
 def run(dataset, tmp_path_factory):

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 import tinygrad_mnist.functional as F
 from tinygrad_mnist import Tensor, manual_seed
 
+from test_reference import conv_cases
+
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
 
@@ -39,18 +41,6 @@ def assert_matches_torch(ours, theirs, *arrays):
 seeds = st.integers(0, 2**32 - 1)
 
 
-@st.composite
-def conv_cases(draw):
-    batch, channels, out_channels = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    height, width = draw(st.integers(1, 8)), draw(st.integers(1, 8))
-    padding, stride = draw(st.integers(0, 2)), draw(st.integers(1, 3))
-    kh = draw(st.integers(1, min(5, height + 2 * padding)))
-    kw = draw(st.integers(1, min(5, width + 2 * padding)))
-    return ((batch, channels, height, width), (out_channels, channels, kh, kw), stride, padding,
-            draw(st.booleans()), draw(seeds))
-
-
-@SETTINGS
 @given(case=conv_cases())
 @example(case=((2, 3, 7, 5), (4, 3, 3, 2), 2, 1, True, 0))
 @example(case=((1, 2, 8, 6), (3, 2, 2, 4), 3, 0, False, 1))

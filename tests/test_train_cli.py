@@ -11,14 +11,7 @@ from tinygrad_mnist import cli
 from tinygrad_mnist.checkpoint import load_checkpoint
 from tinygrad_mnist.training import Trainer, TrainingInterrupted, make_config
 
-from idx_fixtures import make_split, write_dataset
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("synthetic")
-    write_dataset(folder, n_train=600, n_test=200)
-    return folder
+from idx_fixtures import make_split
 
 
 def train(dataset, out, *extra):
