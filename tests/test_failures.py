@@ -1,4 +1,5 @@
 """Trying to break it: every bad input gets one clear line and exit code 2; nothing is lost."""
+import errno
 import json
 import os
 import signal
@@ -10,7 +11,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from tinygrad_mnist import Tensor, cli
+from tinygrad_mnist import Tensor, checkpoint, cli
 from tinygrad_mnist import functional as F
 from tinygrad_mnist.checkpoint import load_checkpoint, save_checkpoint
 from tinygrad_mnist.models import build_model
@@ -148,6 +149,24 @@ def test_a_diverging_loss_stops_at_once_names_the_step_and_keeps_the_last_good_c
     assert "epoch" in last
     if (out / "last.npz").exists():  # diverged after the first epoch: that checkpoint must still load
         load_checkpoint(out / "last.npz")
+
+
+def test_a_full_disk_while_checkpointing_stops_with_one_line_and_keeps_the_earlier_checkpoint(
+        capsys, dataset, tmp_path, monkeypatch):
+    write, writes = checkpoint._write_npz, []
+
+    def disk_full_on_the_third_write(f, members):  # epoch 1 writes last.npz and best.npz; then epoch 2
+        writes.append(1)
+        if len(writes) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(f, members)
+    monkeypatch.setattr(checkpoint, "_write_npz", disk_full_on_the_third_write)
+    out = tmp_path / "run"
+    fails_with(capsys, ["train", "--model", "mlp_v2", "--epochs", "3", "--data-dir", str(dataset), "--out", str(out),
+                        "--val-size", "50", "--no-progress", "--no-plots"],
+               "No space left on device", str(out / "last.npz"), "intact", "--resume")
+    assert load_checkpoint(out / "last.npz")["progress"]["epoch"] == 1
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".npz" or ".tmp" in p.name) == ["best.npz", "last.npz"]
 
 
 def test_sigterm_during_training_saves_a_checkpoint_exits_non_zero_and_resumes(dataset, tmp_path):

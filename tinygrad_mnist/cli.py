@@ -141,13 +141,13 @@ def main(argv=None):
 def _exit_code(e):
     from .checkpoint import CheckpointError
     from .data import DatasetNotFound, IDXError
-    from .training import TrainingDiverged, TrainingInterrupted
+    from .training import TrainingDiverged, TrainingError, TrainingInterrupted
 
     if isinstance(e, TrainingInterrupted):
         return 128 + e.signum
     if isinstance(e, TrainingDiverged):
         return EXIT_DIVERGED
-    if isinstance(e, (UsageError, ValueError, DeviceError, DatasetNotFound, IDXError, CheckpointError,
+    if isinstance(e, (UsageError, TrainingError, ValueError, DeviceError, DatasetNotFound, IDXError, CheckpointError,
                       FileNotFoundError, PermissionError, IsADirectoryError, ImportError)):
         return EXIT_USAGE
     if isinstance(e, OSError):  # a full disk, a read-only folder: say so, keep the traceback out

@@ -236,8 +236,13 @@ class Trainer:
         self.epoch_state = s.get("epoch_state")
 
     def save(self, name):
-        checkpoint.save_checkpoint(self.out / name, self.state())
-        return self.out / name
+        path = self.out / name
+        try:
+            checkpoint.save_checkpoint(path, self.state())
+        except OSError as e:  # a full disk, a folder gone read-only: the write was all or nothing
+            raise TrainingError(f"cannot write the checkpoint {path} ({e.strerror or e}); any earlier checkpoint "
+                                f"there is intact: make room, then resume with: tinygrad-mnist train --resume {self.out}") from e
+        return path
 
     def fit(self):
         """Train for the configured epochs (from wherever a resumed run stopped), then evaluate."""
