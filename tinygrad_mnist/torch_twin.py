@@ -198,6 +198,16 @@ def batch_stream(x, y, config, rng, augment=False):
             yield epoch, xb, yb
 
 
+def _update(loss, optimizer, schedule):
+    """One optimizer step from `loss`; the same calls in both frameworks."""
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    if schedule is not None:
+        schedule.step()
+    return float(loss.item())
+
+
 class _Ours:
     """One training step of our model."""
 
@@ -208,12 +218,7 @@ class _Ours:
 
     def step(self, xb, yb):
         loss = F.cross_entropy(self.model(Tensor(xb, device=self.device)), yb, label_smoothing=self.smoothing)
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
-        if self.schedule is not None:
-            self.schedule.step()
-        return float(loss.item())
+        return _update(loss, self.optimizer, self.schedule)
 
 
 class _Theirs:
@@ -230,12 +235,7 @@ class _Theirs:
         logits = self.model(torch.from_numpy(xb))
         loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(yb.astype(np.int64)),
                                                  label_smoothing=self.smoothing)
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
-        if self.schedule is not None:
-            self.schedule.step()
-        return float(loss.item())
+        return _update(loss, self.optimizer, self.schedule)
 
 
 def _steps_per_epoch(n, config):
