@@ -237,17 +237,14 @@ def load_trained(path, device=None):
 
 def cmd_evaluate(args):
     from . import data, metrics
-    from .training import evaluate
+    from .training import evaluate, model_input
 
     model, config = load_trained(args.path, args.device)
     if args.data_dir:
         config["data_dir"] = args.data_dir
     ds = data.load_dataset(config["dataset"], data_dir=config.get("data_dir"))
-    spec = data.DATASETS[config["dataset"]]
-    x = data.to_float(ds.test_images)
-    if config.get("normalize", True):
-        x = data.standardize(x, spec.mean, spec.std)
-    loss, _, probs = evaluate(model, x[:, None], ds.test_labels, args.batch_size, config["device"])
+    x = model_input(data.to_float(ds.test_images), config)
+    loss, _, probs = evaluate(model, x, ds.test_labels, args.batch_size, config["device"])
     report = metrics.classification_report(ds.test_labels, probs.argmax(1), len(ds.class_names), list(ds.class_names))
     print(metrics.format_report(report))
     print(f"test loss {loss:.4f}  test accuracy {100 * report['accuracy']:.2f}%  macro F1 {report['macro_f1']:.4f}")
@@ -256,16 +253,13 @@ def cmd_evaluate(args):
 def cmd_predict(args):
     from . import data
     from .imaging import load_digit
-    from .training import predict
+    from .training import model_input, predict
 
     model, config = load_trained(args.checkpoint, args.device)
-    spec = data.DATASETS[config["dataset"]]
     invert = {"auto": "auto", "yes": True, "no": False}[args.invert]
     digits = np.stack([load_digit(p, invert=invert) for p in args.images])
-    if config.get("normalize", True):
-        digits = data.standardize(digits, spec.mean, spec.std)
-    probs = predict(model, digits[:, None], device=config["device"])
-    names = spec.class_names
+    probs = predict(model, model_input(digits, config), device=config["device"])
+    names = data.DATASETS[config["dataset"]].class_names
     for path, p in zip(args.images, probs):
         ranked = np.argsort(-p)[:args.top]
         print(f"{path}: " + ", ".join(f"{names[k]} ({100 * p[k]:.1f}%)" for k in ranked))

@@ -84,15 +84,19 @@ def prepare_data(config):
                                                           config["val_size"], seed=config["seed"])
     if config["limit_train"]:
         train_x, train_y = train_x[:config["limit_train"]], train_y[:config["limit_train"]]
-    spec = data.DATASETS[config["dataset"]]
-
-    def scale(images):
-        x = data.to_float(images)
-        return (data.standardize(x, spec.mean, spec.std) if config["normalize"] else x)[:, None]
-
+    scale = lambda images: model_input(data.to_float(images), config)
     return dict(train=(scale(train_x), train_y), val=(scale(val_x), val_y),
                 test=(scale(ds.test_images), ds.test_labels), test_raw=ds.test_images,
-                class_names=list(ds.class_names), spec=spec)
+                class_names=list(ds.class_names))
+
+
+def model_input(pixels, config):
+    """Pixels in [0, 1] (N, 28, 28) as the model was trained to see them: standardised with the
+    dataset's statistics unless the run said not to, with a channel axis (N, 1, 28, 28)."""
+    if config.get("normalize", True):
+        spec = data.DATASETS[config["dataset"]]
+        pixels = data.standardize(pixels, spec.mean, spec.std)
+    return pixels[:, None]
 
 
 def make_optimizer(config, params):
@@ -121,26 +125,26 @@ def make_schedule(config, optimizer, steps_per_epoch):
     return schedule
 
 
-@no_grad()
+def _logits_in_batches(model, x, batch_size, device):
+    """(start, logits) of `model` in eval mode over x, `batch_size` images at a time, recording nothing."""
+    model.eval()
+    with no_grad():
+        for start in range(0, len(x), batch_size):
+            yield start, model(Tensor(x[start:start + batch_size], device=device))
+
+
 def predict(model, x, batch_size=1000, device="cpu"):
     """Class probabilities (N, K) as a NumPy array, computed in bounded batches."""
-    model.eval()
-    out = []
-    for start in range(0, len(x), batch_size):
-        logits = model(Tensor(x[start:start + batch_size], device=device))
-        out.append(F.softmax(logits, axis=1).numpy())
+    out = [F.softmax(logits, axis=1).numpy() for _, logits in _logits_in_batches(model, x, batch_size, device)]
     return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
 
 
-@no_grad()
 def evaluate(model, x, y, batch_size=1000, device="cpu"):
     """(mean loss, accuracy, probabilities) of `model` on x, y, in bounded batches."""
-    model.eval()
     loss_sum, probs = 0.0, []
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        logits = model(Tensor(xb, device=device))
-        loss_sum += float(F.cross_entropy(logits, yb).item()) * len(xb)
+    for start, logits in _logits_in_batches(model, x, batch_size, device):
+        yb = y[start:start + batch_size]
+        loss_sum += float(F.cross_entropy(logits, yb).item()) * len(yb)
         probs.append(F.softmax(logits, axis=1).numpy())
     if not probs:
         return float("nan"), float("nan"), np.zeros((0, 10), np.float32)
