@@ -1,10 +1,15 @@
-"""The convolutional networks: LeNet-5, the two small CNNs of the projects, and our best model."""
+"""The convolutional networks: LeNet-5, the two small CNNs of the projects, and our best model.
+
+Each block ends in max-pool then ReLU, which is the same function as ReLU then max-pool, with the
+same gradients (ReLU is monotone, and both orders give 0 to every pixel of a window whose maximum is
+≤ 0), but the ReLU then runs on a quarter of the pixels.
+"""
 import tinygrad_mnist.functional as F
 from tinygrad_mnist import nn
 
 
 class LeNet5(nn.Module):
-    """Conv(1→6, 5) ReLU MaxPool2 · Conv(6→16, 5) ReLU MaxPool2 · 256-120-84-10."""
+    """Conv(1→6, 5) MaxPool2 ReLU · Conv(6→16, 5) MaxPool2 ReLU · 256-120-84-10."""
 
     def __init__(self):
         super().__init__()
@@ -15,8 +20,8 @@ class LeNet5(nn.Module):
         self.fc3 = nn.Linear(84, 10)
 
     def forward(self, x):
-        x = F.max_pool2d(self.conv1(x).relu(), 2)   # 6 × 12 × 12
-        x = F.max_pool2d(self.conv2(x).relu(), 2)   # 16 × 4 × 4
+        x = F.max_pool2d(self.conv1(x), 2).relu()   # 6 × 12 × 12
+        x = F.max_pool2d(self.conv2(x), 2).relu()   # 16 × 4 × 4
         x = x.flatten(1)
         x = self.fc1(x).relu()
         x = self.fc2(x).relu()
@@ -24,7 +29,7 @@ class LeNet5(nn.Module):
 
 
 class CNNBN(nn.Module):
-    """Conv(1→16, 5) BN ReLU MaxPool2 · Conv(16→32, 5) BN ReLU MaxPool2 · Linear(512→10)."""
+    """Conv(1→16, 5) BN MaxPool2 ReLU · Conv(16→32, 5) BN MaxPool2 ReLU · Linear(512→10)."""
 
     def __init__(self):
         super().__init__()
@@ -35,13 +40,13 @@ class CNNBN(nn.Module):
         self.fc = nn.Linear(32 * 4 * 4, 10)
 
     def forward(self, x):
-        x = F.max_pool2d(self.bn1(self.conv1(x)).relu(), 2)   # 16 × 12 × 12
-        x = F.max_pool2d(self.bn2(self.conv2(x)).relu(), 2)   # 32 × 4 × 4
+        x = F.max_pool2d(self.bn1(self.conv1(x)), 2).relu()   # 16 × 12 × 12
+        x = F.max_pool2d(self.bn2(self.conv2(x)), 2).relu()   # 32 × 4 × 4
         return self.fc(x.flatten(1))
 
 
 class SimpleCNN(nn.Module):
-    """Conv(1→16, 3, pad 1) ReLU MaxPool2 · Conv(16→32, 3, pad 1) ReLU MaxPool2 · 1568-100-10."""
+    """Conv(1→16, 3, pad 1) MaxPool2 ReLU · Conv(16→32, 3, pad 1) MaxPool2 ReLU · 1568-100-10."""
 
     def __init__(self):
         super().__init__()
@@ -51,8 +56,8 @@ class SimpleCNN(nn.Module):
         self.fc2 = nn.Linear(100, 10)
 
     def forward(self, x):
-        x = F.max_pool2d(self.conv1(x).relu(), 2)   # 16 × 14 × 14
-        x = F.max_pool2d(self.conv2(x).relu(), 2)   # 32 × 7 × 7
+        x = F.max_pool2d(self.conv1(x), 2).relu()   # 16 × 14 × 14
+        x = F.max_pool2d(self.conv2(x), 2).relu()   # 32 × 7 × 7
         x = self.fc1(x.flatten(1)).relu()
         return self.fc2(x)
 
@@ -78,8 +83,8 @@ class Best(nn.Module):
 
     def forward(self, x):
         x = self.bn1(self.conv1(x)).relu()
-        x = F.max_pool2d(self.bn2(self.conv2(x)).relu(), 2)   # 32 × 14 × 14
+        x = F.max_pool2d(self.bn2(self.conv2(x)), 2).relu()   # 32 × 14 × 14
         x = self.bn3(self.conv3(x)).relu()
-        x = F.max_pool2d(self.bn4(self.conv4(x)).relu(), 2)   # 64 × 7 × 7
+        x = F.max_pool2d(self.bn4(self.conv4(x)), 2).relu()   # 64 × 7 × 7
         x = self.drop(self.bn5(self.fc1(x.flatten(1))).relu())
         return self.fc2(x)

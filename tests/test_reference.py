@@ -131,11 +131,36 @@ def test_max_pool2d_splits_the_gradient_evenly_among_tied_maxima_of_a_window():
     np.testing.assert_array_equal(t.grad.reshape(-1), [0.0, 0.5, 0.5, 0.0])
 
 
+def test_max_pool2d_splits_among_all_ties_of_a_window_larger_than_255_pixels():
+    t = Tensor(np.ones((1, 1, 16, 16)), requires_grad=True)
+    F.max_pool2d(t, 16).sum().backward()
+    np.testing.assert_array_equal(t.grad, 1 / 256)
+
+
 def test_max_pool2d_overlapping_windows_each_split_their_own_gradient_among_their_ties():
     # Windows at columns 0-1 and 1-2 each hold two 3s; the middle 3 gets half from each.
     t = Tensor(np.array([[3.0, 3.0, 3.0], [0.0, 0.0, 0.0]]).reshape(1, 1, 2, 3), requires_grad=True)
     F.max_pool2d(t, 2, stride=1).sum().backward()
     np.testing.assert_array_equal(t.grad[0, 0], [[0.5, 1.0, 0.5], [0.0, 0.0, 0.0]])
+
+
+@SETTINGS
+@given(case=pool_cases(), tie_level=st.sampled_from([None, -1.0, 0.0, 0.5]))
+def test_relu_after_max_pool2d_is_relu_before_it_in_value_and_gradient(case, tie_level):
+    # The models pool first and apply ReLU to the smaller map; that must change nothing, ties included.
+    shape, k, stride, seed = case
+    x = np.round(random_array(seed, shape), 1)  # coarse values, so windows hold ties
+    if tie_level is not None:
+        x[..., : k, : k] = tie_level  # a window that is all one value: negative, zero or positive
+    g = random_array(seed + 1, F.max_pool2d(Tensor(x), k, stride).shape)
+    results = []
+    for pool_first in (True, False):
+        t = Tensor(x, requires_grad=True)
+        out = F.max_pool2d(t, k, stride).relu() if pool_first else F.max_pool2d(t.relu(), k, stride)
+        out.backward(g)
+        results.append((out.numpy(), t.grad))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
 
 
 def test_max_splits_the_gradient_evenly_among_tied_maxima():

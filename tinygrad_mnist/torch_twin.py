@@ -79,8 +79,8 @@ def _twins():
             self.fc1, self.fc2, self.fc3 = tnn.Linear(256, 120), tnn.Linear(120, 84), tnn.Linear(84, 10)
 
         def forward(self, x):
-            x = TF.max_pool2d(TF.relu(self.conv1(x)), 2)
-            x = TF.max_pool2d(TF.relu(self.conv2(x)), 2)
+            x = TF.relu(TF.max_pool2d(self.conv1(x), 2))
+            x = TF.relu(TF.max_pool2d(self.conv2(x), 2))
             x = TF.relu(self.fc1(x.flatten(1)))
             return self.fc3(TF.relu(self.fc2(x)))
 
@@ -92,8 +92,8 @@ def _twins():
             self.fc = tnn.Linear(512, 10)
 
         def forward(self, x):
-            x = TF.max_pool2d(TF.relu(self.bn1(self.conv1(x))), 2)
-            x = TF.max_pool2d(TF.relu(self.bn2(self.conv2(x))), 2)
+            x = TF.relu(TF.max_pool2d(self.bn1(self.conv1(x)), 2))
+            x = TF.relu(TF.max_pool2d(self.bn2(self.conv2(x)), 2))
             return self.fc(x.flatten(1))
 
     class SimpleCNN(tnn.Module):
@@ -103,8 +103,8 @@ def _twins():
             self.fc1, self.fc2 = tnn.Linear(1568, 100), tnn.Linear(100, 10)
 
         def forward(self, x):
-            x = TF.max_pool2d(TF.relu(self.conv1(x)), 2)
-            x = TF.max_pool2d(TF.relu(self.conv2(x)), 2)
+            x = TF.relu(TF.max_pool2d(self.conv1(x), 2))
+            x = TF.relu(TF.max_pool2d(self.conv2(x), 2))
             return self.fc2(TF.relu(self.fc1(x.flatten(1))))
 
     class Best(tnn.Module):
@@ -119,9 +119,9 @@ def _twins():
 
         def forward(self, x):
             x = TF.relu(self.bn1(self.conv1(x)))
-            x = TF.max_pool2d(TF.relu(self.bn2(self.conv2(x))), 2)
+            x = TF.relu(TF.max_pool2d(self.bn2(self.conv2(x)), 2))
             x = TF.relu(self.bn3(self.conv3(x)))
-            x = TF.max_pool2d(TF.relu(self.bn4(self.conv4(x))), 2)
+            x = TF.relu(TF.max_pool2d(self.bn4(self.conv4(x)), 2))
             x = self.drop(TF.relu(self.bn5(self.fc1(x.flatten(1)))))
             return self.fc2(x)
 
