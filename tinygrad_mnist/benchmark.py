@@ -52,8 +52,8 @@ def torch_model(name, state):
             self.fc1, self.fc2, self.fc3 = nn.Linear(256, 120), nn.Linear(120, 84), nn.Linear(84, 10)
 
         def forward(self, x):
-            x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-            x = F.max_pool2d(F.relu(self.conv2(x)), 2).flatten(1)
+            x = F.relu(F.max_pool2d(self.conv1(x), 2))
+            x = F.relu(F.max_pool2d(self.conv2(x), 2)).flatten(1)
             return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
 
     class MLP(nn.Module):
@@ -254,58 +254,80 @@ def op_cases(n):
         ("linear", f"({n},120)→84", [a(n, 120), a(84, 120), a(84)], linear),
         ("linear", f"({n},84)→10", [a(n, 84), a(10, 84), a(10)], linear),
         ("linear", f"({n},784)→128", [a(n, 784, grad=False), a(128, 784), a(128)], linear),
-        ("relu", f"({n},6,24,24)", [a(n, 6, 24, 24)], relu),
-        ("relu", f"({n},16,8,8)", [a(n, 16, 8, 8)], relu),
+        ("relu", f"({n},6,12,12)", [a(n, 6, 12, 12)], relu),
+        ("relu", f"({n},16,4,4)", [a(n, 16, 4, 4)], relu),
         ("relu", f"({n},120)", [a(n, 120)], relu),
         ("cross_entropy", f"({n},10)", [a(n, 10), (rng.integers(0, 10, n), False)], xent),
     ]
 
 
 def _ops_worker(spec):
-    """Forward and backward medians (ms) of every op case, engine and PyTorch interleaved."""
-    from . import functional as F
-    from .tensor import Tensor
-    device, reps = spec["device"], spec["reps"]
-    torch = _torch(spec["threads"])
-    if torch is not None and device == "cuda" and not torch.cuda.is_available():
-        torch = None
-    frameworks = [("engine", F, lambda arr, grad: Tensor(arr, requires_grad=grad, device=device))]
-    if torch is not None:
-        frameworks.append(("torch", torch.nn.functional,
-                           lambda arr, grad: torch.from_numpy(arr).to(device).requires_grad_(grad)))
-    syncs = {name: _synchronizer(name, device) for name, _, _ in frameworks}
+    """Forward and backward times (ms) of every op case in one framework, `reps` of each after `warmup`.
+
+    Each framework times its ops in a process of its own: in one process, the threads that one
+    framework's BLAS leaves spinning after its call take the cores from the other's next op."""
+    framework, device = spec["framework"], spec["device"]
+    if framework == "torch":
+        torch = _torch(spec["threads"])
+        if torch is None:
+            return {"error": NO_TORCH}
+        if device == "cuda" and not torch.cuda.is_available():
+            return {"error": "torch has no CUDA"}
+        module, make = torch.nn.functional, lambda arr, grad: torch.from_numpy(arr).to(device).requires_grad_(grad)
+    else:
+        from . import functional as module
+        from .tensor import Tensor
+        make = lambda arr, grad: Tensor(arr, requires_grad=grad, device=device)  # noqa: E731
+    sync = _synchronizer(framework, device)
     rows = []
     for op, shapes, inputs, call in op_cases(spec["batch_size"]):
-        cotangent = None
-        built = {}
-        for name, module, make in frameworks:
-            tensors = [make(arr, grad) for arr, grad in inputs]
-            out = call(module, *tensors)
-            if cotangent is None and out.ndim:
-                cotangent = np.random.default_rng(1).standard_normal(tuple(out.shape)).astype(np.float32)
-            grad = None if cotangent is None else make(cotangent, False)
-            built[name] = (module, tensors, out, grad)
-        times = {(name, d): [] for name, _, _ in frameworks for d in ("fwd", "bwd")}
-        for rep in range(spec["warmup"] + reps):
-            ordered = frameworks if rep % 2 == 0 else frameworks[::-1]
-            for name, _, _ in ordered:
-                module, tensors, out, grad = built[name]
-                started = time.perf_counter()
-                call(module, *tensors)
-                syncs[name]()
-                forward = time.perf_counter() - started
-                for t in tensors:
-                    t.grad = None
-                started = time.perf_counter()
-                out.backward(grad, retain_graph=True)
-                syncs[name]()
-                if rep >= spec["warmup"]:
-                    times[name, "fwd"].append(forward)
-                    times[name, "bwd"].append(time.perf_counter() - started)
-        rows.append(dict(op=op, shapes=shapes, **{f"{name}_{d}_ms": 1e3 * float(np.median(v))
-                                                  for (name, d), v in times.items()}))
-    return dict(rows=rows, torch_version=torch.__version__ if torch else None,
-                torch_error=None if torch else (NO_TORCH if device == "cpu" else "torch has no CUDA"))
+        tensors = [make(arr, grad) for arr, grad in inputs]
+        out = call(module, *tensors)
+        grad = make(np.random.default_rng(1).standard_normal(tuple(out.shape)).astype(np.float32), False) \
+            if out.ndim else None
+        forward, backward = [], []
+        for rep in range(spec["warmup"] + spec["reps"]):
+            started = time.perf_counter()
+            call(module, *tensors)
+            sync()
+            middle = time.perf_counter()
+            for t in tensors:
+                t.grad = None
+            started_bwd = time.perf_counter()
+            out.backward(grad, retain_graph=True)
+            sync()
+            if rep >= spec["warmup"]:
+                forward.append(1e3 * (middle - started))
+                backward.append(1e3 * (time.perf_counter() - started_bwd))
+        rows.append(dict(op=op, shapes=shapes, fwd_ms=forward, bwd_ms=backward))
+    return dict(rows=rows, version=torch.__version__ if framework == "torch" else None)
+
+
+OP_ROUNDS = 2
+
+
+def run_ops(settings, progress=print):
+    """Per-op medians over OP_ROUNDS rounds of one engine process and one PyTorch process (A B, then B A)."""
+    times, torch_error, version = {}, None, None
+    for r in range(OP_ROUNDS):
+        for framework in (("engine", "torch") if r % 2 == 0 else ("torch", "engine")):
+            if framework == "torch" and torch_error:
+                continue
+            result = spawn(dict(task="ops", framework=framework, device=settings["device"], warmup=3,
+                                batch_size=settings["batch_size"], reps=settings["op_reps"]), settings["threads"])
+            if "error" in result:
+                torch_error = result["error"]
+                continue
+            version = result["version"] or version
+            for i, row in enumerate(result["rows"]):
+                entry = times.setdefault(i, dict(op=row["op"], shapes=row["shapes"]))
+                for d in ("fwd", "bwd"):
+                    entry.setdefault(f"{framework}_{d}", []).extend(row[f"{d}_ms"])
+        progress(f"per-op round {r + 1}/{OP_ROUNDS} done")
+    rows = [dict(op=e["op"], shapes=e["shapes"], **{f"{k}_ms": float(np.median(v)) for k, v in e.items()
+                                                      if k not in ("op", "shapes")})
+            for _, e in sorted(times.items())]
+    return dict(rows=rows, torch_version=version, torch_error=torch_error)
 
 
 def _time_to_target_worker(spec):
@@ -452,9 +474,8 @@ def run(args, progress=print):
         models = list(BENCH_MODELS) if args.model == "all" else [args.model]
         results["epochs"] = run_epochs(models, settings, progress)
     if args.ops:
-        progress(f"per-op timings: {args.op_reps} repetitions each")
-        results["ops"] = spawn(dict(task="ops", device=args.device, batch_size=settings["batch_size"],
-                                    reps=args.op_reps, warmup=3), threads)
+        progress(f"per-op timings: {args.op_reps} repetitions each, {OP_ROUNDS} rounds")
+        results["ops"] = run_ops(settings, progress)
     if args.time_to_99:
         progress(f"time to {100 * args.target:.2f}%: training {args.time_to_99}")
         results["time_to_99"] = spawn(dict(task="time_to_target", model=args.time_to_99, epochs=args.epochs,
@@ -595,7 +616,9 @@ def render_markdown(results):
         lines += [not_run]
     else:
         lines += [f"LeNet-5's shapes at batch {s['batch_size']} (and the MLP's 784→128 layer), median of "
-                  f"{s['op_reps']} repetitions after 3 warm-up ones, engine and PyTorch interleaved. Forward: the op "
+                  f"{s['op_reps']} repetitions after 3 warm-up ones in each of {OP_ROUNDS} rounds; each round times the "
+                  f"engine and PyTorch in a process of their own (A B, then B A), so that neither framework's idle "
+                  f"BLAS threads spin while the other runs. Forward: the op "
                   f"on inputs that require grad, as in training (graph recording included); {BWD_METHOD}.", "",
                   ops_table(results["ops"])]
     lines += ["", "## Time to 99% test accuracy", ""]
