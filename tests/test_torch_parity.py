@@ -44,6 +44,8 @@ seeds = st.integers(0, 2**32 - 1)
 @given(case=conv_cases())
 @example(case=((2, 3, 7, 5), (4, 3, 3, 2), 2, 1, True, 0))
 @example(case=((1, 2, 8, 6), (3, 2, 2, 4), 3, 0, False, 1))
+@example(case=((2, 3, 7, 5), (12, 3, 3, 2), 1, 1, True, 2))  # 12 channels, 19 column rows
+@example(case=((2, 1, 6, 6), (9, 1, 2, 2), 1, 0, True, 3))  # 9 channels, 5 column rows
 def test_conv2d_matches_torch(case):
     x_shape, w_shape, stride, padding, with_bias, seed = case
     arrays = [random_array(seed, x_shape), random_array(seed + 1, w_shape)]

@@ -24,6 +24,16 @@ def unbroadcast(grad, shape):
     return grad.sum(axis=axes, keepdims=True).reshape(shape)
 
 
+def _same_layout(a, like):
+    """`a` copied into the memory layout of `like` (same shape), unless it has that layout already.
+    Elementwise work is fastest when every operand shares one layout."""
+    if a.strides == like.strides:
+        return a
+    out = get_array_module(a).empty_like(like, dtype=a.dtype)
+    out[...] = a
+    return out
+
+
 @register
 class Add(Function):
     """a + b;  da = g,  db = g  (summed over broadcast axes)."""
@@ -209,10 +219,7 @@ class ReLU(Function):
 
     def backward(self, g):
         (out,) = self.saved
-        xp = get_array_module(g)
-        # Written in the output's memory layout, which the op that made the input (a convolution or a
-        # pooling, batch innermost) reads back without another copy.
-        return (xp.multiply(g, out > 0, out=xp.empty_like(out, dtype=g.dtype)),)
+        return (_same_layout(g, out) * (out > 0),)
 
 
 @register
@@ -284,16 +291,20 @@ def pad2d(x, padding):
 
 
 def weight_grad(g, cols):
-    """g colsᵀ: g (O, K) against cols (M, K), both K long.
+    """g colsᵀ: g (O, K) against cols (M, K), both K long (K = Ho·Wo·N, tens of thousands).
 
-    With a handful of output channels (LeNet-5's first layer: 6 rows, K = 73,728) BLAS's matrix
-    kernels pad O to their tile size and run at a fraction of their speed; one matrix-vector product
-    per channel streams the columns at memory speed instead (OpenBLAS on 2 cores: 2.5× faster for
-    6 rows, slower from 8 up). GPUs' BLAS has no such gap.
+    OpenBLAS handles these flat products unevenly, so the form is chosen by shape (2 cores, LeNet-5):
+    - Fewer than 8 output channels (the first layer's 6): one matrix-vector product per channel, which
+      streams the columns; GEMM pads the 6 rows to its tile size and ran 2.5× slower.
+    - Otherwise as (cols gᵀ)ᵀ when cols has more rows than g (the second layer: 151 against 16), which
+      ran 1.3-1.6× faster than g colsᵀ; with fewer rows (3×3 kernels on one channel), g colsᵀ is faster.
+    GPUs' BLAS shows no such gaps, so CuPy always gets the plain product.
     """
-    if g.shape[0] < 8 and not is_cupy_array(g):
+    if is_cupy_array(g):
+        return g @ cols.T
+    if g.shape[0] < 8:
         return get_array_module(g).stack([cols @ row for row in g])
-    return g @ cols.T
+    return (cols @ g.T).T if cols.shape[0] > g.shape[0] else g @ cols.T
 
 
 @register
@@ -352,15 +363,6 @@ class Conv2d(Function):
         return dx[:, p:p + h, p:p + wd].transpose(3, 0, 1, 2)
 
 
-def _same_layout(a, like):
-    """`a` copied into the memory layout of `like` (same shape), unless it has that layout already."""
-    if a.strides == like.strides:
-        return a
-    out = get_array_module(a).empty_like(like)
-    out[...] = a
-    return out
-
-
 @register
 class MaxPool2d(Function):
     """out[n,c,y,x] = max of the window at (y·s, x·s);  dx = g / k at each of the k tied maxima of a window."""
@@ -380,7 +382,7 @@ class MaxPool2d(Function):
     def backward(self, g):
         x, out = self.saved
         xp = get_array_module(g)
-        g = _same_layout(g, out)  # elementwise work is fastest when every operand shares one layout
+        g = _same_layout(g, out)
         masks = [x[where] == out for where in self.where]
         # Split each window's gradient among its tied maxima (counted in uint8 while a window is that small).
         share = g / sum(m.view(xp.uint8) if len(masks) < 256 else m.astype(g.dtype) for m in masks)
