@@ -17,7 +17,7 @@ def full_run(dataset, tmp_path_factory):
     """One run of both models and the op table, with its stdout, markdown and JSON."""
     pytest.importorskip("torch")
     out = tmp_path_factory.mktemp("bench")
-    argv = ["--data-dir", str(dataset), "--model", "all", *QUICK,
+    argv = ["--data-dir", str(dataset), "--model", "all", *QUICK, "--profile", "--profile-steps", "2",
             "--markdown", str(out / "BENCHMARKS.md"), "--json", str(out / "results.json")]
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
@@ -42,12 +42,27 @@ def test_the_epoch_table_has_the_expected_columns_and_a_row_per_model(full_run):
 def test_the_op_table_times_every_op_forward_and_backward_against_torch(full_run):
     for header in benchmark.OPS_HEADERS:
         assert header in full_run["stdout"]
+    op_section = full_run["stdout"].split("Per-op timings")[1].split("Where a LeNet-5 training step goes")[0]
     for op in ("conv2d", "max_pool2d", "linear", "relu", "cross_entropy"):
-        for row in rows_of(full_run["stdout"], op):
+        for row in rows_of(op_section, op):
             cells = row.split("|")[1:-1]
             assert len(cells) == len(benchmark.OPS_HEADERS)
             assert float(cells[4]) > 0 and float(cells[7]) > 0
-    assert len(rows_of(full_run["stdout"], "conv2d")) == 2
+    assert len(rows_of(op_section, "conv2d")) == 2
+
+
+def test_the_profile_splits_each_frameworks_step_into_its_ops(full_run):
+    profile = full_run["results"]["profile"]
+    engine = dict(profile["engine"]["rows"])
+    for op in ("conv2d (32,1,28,28)", "conv2d (32,6,12,12)", "maxpool2d (32,6,24,24)", "crossentropy (32,10)"):
+        assert engine[f"{op} forward"] > 0 and engine[f"{op} backward"] > 0
+    assert engine["optimizer step (Adam)"] > 0
+    assert sum(engine.values()) <= profile["engine"]["step_ms"]  # the entries are disjoint parts of the step
+    assert any(name.startswith("aten::") for name, _ in profile["torch"]["rows"])
+    for framework in ("engine", "torch"):
+        assert f"Where a LeNet-5 training step goes, {framework}" in full_run["stdout"]
+    assert "## Where a training step's time goes" in full_run["markdown"]
+    assert rows_of(full_run["markdown"], "whole step") and rows_of(full_run["markdown"], "rest (not in any entry)")
 
 
 def test_both_frameworks_train_the_same_model_from_the_same_weights_on_the_same_batches(full_run):

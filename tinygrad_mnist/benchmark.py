@@ -7,6 +7,8 @@ PyTorch (A B, then B A) round after round, and the tables report medians with th
 PyTorch is optional: where it cannot be imported its columns say "torch not installed".
 """
 import argparse
+import collections
+import contextlib
 import json
 import math
 import os
@@ -175,9 +177,10 @@ def _load(spec):
     return prepare_data(config)
 
 
-def _epoch_worker(spec):
-    """One timed epoch of `spec["framework"]` after a few warm-up steps; the same order and initial
-    weights in both frameworks, so their mean losses should agree."""
+def _training(spec):
+    """(step, optimizer, torch, x, y, batches) for `spec["framework"]`: `step(xb, yb)` runs one
+    training step and returns the loss; the same order and initial weights in both frameworks.
+    A dict with "error" instead where PyTorch cannot run."""
     framework, device, seed = spec["framework"], spec["device"], spec["seed"]
     torch = _torch(spec["threads"]) if framework == "torch" else None
     if framework == "torch" and torch is None:
@@ -192,31 +195,35 @@ def _epoch_worker(spec):
         from . import optim
         from .tensor import Tensor
         optimizer = optim.Adam(list(model.parameters()), lr=spec["lr"])
-
-        def step(xb, yb):
-            loss = F.cross_entropy(model(Tensor(xb, device=device)), yb)
-            value = loss.item()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            return value
+        forward = lambda xb, yb: F.cross_entropy(model(Tensor(xb, device=device)), yb)  # noqa: E731
     else:
         twin = torch_model(spec["model"], model.state_dict()).to(device)
         optimizer = torch.optim.Adam(twin.parameters(), lr=spec["lr"])
+        forward = lambda xb, yb: torch.nn.functional.cross_entropy(  # noqa: E731
+            twin(torch.from_numpy(xb).to(device)), torch.from_numpy(yb).to(device))
 
-        def step(xb, yb):
-            loss = torch.nn.functional.cross_entropy(twin(torch.from_numpy(xb).to(device)),
-                                                     torch.from_numpy(yb).to(device))
-            value = loss.item()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            return value
+    def step(xb, yb):
+        loss = forward(xb, yb)
+        value = loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return value
 
     order = np.random.default_rng(seed).permutation(len(x))
     batches = [order[i:i + spec["batch_size"]] for i in range(0, len(x), spec["batch_size"])]
-    sync = _synchronizer(framework, device)
-    memory = PeakMemory(framework, device).start()
+    return step, optimizer, torch, x, y, batches
+
+
+def _epoch_worker(spec):
+    """One timed epoch of `spec["framework"]` after a few warm-up steps; the same order and initial
+    weights in both frameworks, so their mean losses should agree."""
+    setup = _training(spec)
+    if isinstance(setup, dict):
+        return setup
+    step, _, torch, x, y, batches = setup
+    sync = _synchronizer(spec["framework"], spec["device"])
+    memory = PeakMemory(spec["framework"], spec["device"]).start()
     for index in batches[:spec["warmup_steps"]]:
         step(x[index], y[index])
     sync()
@@ -228,6 +235,74 @@ def _epoch_worker(spec):
                 memory_method=memory.method, blas_threads=blas_threads(),
                 torch_threads=torch.get_num_threads() if torch else None,
                 torch_version=torch.__version__ if torch else None)
+
+
+def _timed_engine_ops(times):
+    """Wrap every op's forward and backward so that their seconds add up in `times`, keyed by
+    "op (input shape) forward/backward". For a profiling worker only: it changes the op classes."""
+    from .ops import OPS
+
+    def wrap(name, cls):
+        forward, backward = cls.forward, cls.backward
+
+        def timed_forward(self, *arrays, **options):
+            self.profile_key = f"{name} ({','.join(map(str, arrays[0].shape))})"
+            started = time.perf_counter()
+            out = forward(self, *arrays, **options)
+            times[self.profile_key + " forward"] += time.perf_counter() - started
+            return out
+
+        def timed_backward(self, g):
+            started = time.perf_counter()
+            grads = backward(self, g)
+            times[self.profile_key + " backward"] += time.perf_counter() - started
+            return grads
+
+        cls.forward, cls.backward = timed_forward, timed_backward
+
+    for name, cls in OPS.items():
+        wrap(name, cls)
+
+
+def _profile_worker(spec):
+    """Where the time of a training step goes, in ms per step: the engine's ops (forward and backward
+    apart) and its optimizer, timed by wrapping them; PyTorch's ops by torch.profiler (self CPU time).
+    "rest" is the step's wall time that no listed entry covers (Python, graph bookkeeping, batching)."""
+    setup = _training(spec)
+    if isinstance(setup, dict):
+        return setup
+    step, optimizer, torch, x, y, batches = setup
+    sync = _synchronizer(spec["framework"], spec["device"])
+    times = collections.defaultdict(float)
+    if spec["framework"] == "engine":
+        _timed_engine_ops(times)
+        update = optimizer.step
+
+        def timed_step(*args, **kwargs):
+            started = time.perf_counter()
+            result = update(*args, **kwargs)
+            times["optimizer step (Adam)"] += time.perf_counter() - started
+            return result
+        optimizer.step = timed_step
+    warmup, steps = spec["warmup_steps"], spec["profile_steps"]
+    for index in batches[:warmup]:
+        step(x[index], y[index])
+    sync()
+    times.clear()
+    profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) if torch else None
+    started = time.perf_counter()
+    with profiler or contextlib.nullcontext():
+        for index in batches[warmup:warmup + steps]:
+            step(x[index], y[index])
+        sync()
+    total = time.perf_counter() - started
+    if profiler is not None:
+        for event in profiler.key_averages():
+            if event.self_cpu_time_total > 0:
+                times[event.key] += event.self_cpu_time_total / 1e6
+        times.pop("ProfilerStep*", None)
+    rows = sorted(((name, 1e3 * seconds / steps) for name, seconds in times.items()), key=lambda r: -r[1])
+    return dict(step_ms=1e3 * total / steps, steps=steps, rows=rows)
 
 
 def op_cases(n):
@@ -381,7 +456,8 @@ def _time_to_target_worker(spec):
     return dict(config=config, loaded_s=loaded, history=history, reached=None)
 
 
-WORKERS = {"epoch": _epoch_worker, "ops": _ops_worker, "time_to_target": _time_to_target_worker}
+WORKERS = {"epoch": _epoch_worker, "ops": _ops_worker, "profile": _profile_worker,
+           "time_to_target": _time_to_target_worker}
 
 
 def _worker(spec_json):
@@ -469,13 +545,19 @@ def run(args, progress=print):
                     data_dir=args.data_dir, op_reps=args.op_reps)
     results = dict(machine=machine_info(), settings=settings, load_before=_load_average(),
                    command=shlex.join(["python", "scripts/benchmark.py", *args.argv]),
-                   epochs=None, ops=None, time_to_99=None)
+                   epochs=None, ops=None, profile=None, time_to_99=None)
     if args.train:
         models = list(BENCH_MODELS) if args.model == "all" else [args.model]
         results["epochs"] = run_epochs(models, settings, progress)
     if args.ops:
         progress(f"per-op timings: {args.op_reps} repetitions each, {OP_ROUNDS} rounds")
         results["ops"] = run_ops(settings, progress)
+    if args.profile:
+        progress(f"profiling {args.profile_steps} lenet5 training steps in each framework")
+        results["profile"] = {framework: spawn(dict(task="profile", framework=framework, model="lenet5",
+                                                    profile_steps=args.profile_steps,
+                                                    **{k: settings[k] for k in EPOCH_SETTINGS}), threads)
+                              for framework in ("engine", "torch")}
     if args.time_to_99:
         progress(f"time to {100 * args.target:.2f}%: training {args.time_to_99}")
         results["time_to_99"] = spawn(dict(task="time_to_target", model=args.time_to_99, epochs=args.epochs,
@@ -545,6 +627,25 @@ def ops_table(ops):
     return table(OPS_HEADERS, rows)
 
 
+PROFILE_ROWS = 12
+
+
+def profile_table(result):
+    """The largest entries of one framework's step profile, then the rest, in ms per step."""
+    if "error" in result:
+        return result["error"]
+    rows = result["rows"][:PROFILE_ROWS]
+    listed = sum(ms for _, ms in result["rows"])
+    other = sum(ms for _, ms in result["rows"][PROFILE_ROWS:])
+    cells = [[name, f"{ms:.3f}", f"{100 * ms / result['step_ms']:.0f}%"] for name, ms in rows]
+    cells.append([f"{len(result['rows']) - len(rows)} smaller entries", f"{other:.3f}",
+                  f"{100 * other / result['step_ms']:.0f}%"])
+    rest = max(result["step_ms"] - listed, 0.0)
+    cells.append(["rest (not in any entry)", f"{rest:.3f}", f"{100 * rest / result['step_ms']:.0f}%"])
+    cells.append(["whole step", f"{result['step_ms']:.3f}", "100%"])
+    return table(["entry", "ms/step", "share"], cells)
+
+
 def time_to_target_text(t):
     c, target = t["config"], t["target"]
     recipe = (f"{c['model']}: {c['epochs']} epochs at most, batch {c['batch_size']}, {c['optimizer']} lr {c['lr']:g}, "
@@ -575,6 +676,9 @@ def format_results(results):
                   f"Peak memory: {_memory_method(results)}."]
     if results["ops"] is not None:
         parts += ["Per-op timings (median, ms):", ops_table(results["ops"]), f"Forward: the op alone; {BWD_METHOD}."]
+    if results.get("profile") is not None:
+        for framework, result in results["profile"].items():
+            parts += [f"Where a LeNet-5 training step goes, {framework} (ms/step):", profile_table(result)]
     if results["time_to_99"] is not None:
         parts += ["Time to target accuracy:", time_to_target_text(results["time_to_99"])]
     return "\n\n".join(parts)
@@ -621,6 +725,19 @@ def render_markdown(results):
                   f"BLAS threads spin while the other runs. Forward: the op "
                   f"on inputs that require grad, as in training (graph recording included); {BWD_METHOD}.", "",
                   ops_table(results["ops"])]
+    lines += ["", "## Where a training step's time goes", ""]
+    if results.get("profile") is None:
+        lines += [f"{not_run} Add `--profile`."]
+    else:
+        steps = next((r["steps"] for r in results["profile"].values() if "steps" in r), 0)
+        lines += [f"LeNet-5, batch {s['batch_size']}, {steps} training steps after {s['warmup_steps']} warm-up ones, one "
+                  "process per framework. The engine's ops are timed by wrapping each op's forward and backward "
+                  "(keyed by the op's first input shape); PyTorch's by torch.profiler (each aten op's self CPU time). "
+                  "\"rest\" is the step's wall time outside every entry: Python, graph bookkeeping, batching, "
+                  "and for PyTorch its dispatcher. The profilers add their own overhead, so the whole-step times "
+                  "here run above the epoch table's."]
+        for framework, result in results["profile"].items():
+            lines += ["", f"{framework}:", "", profile_table(result)]
     lines += ["", "## Time to 99% test accuracy", ""]
     if results["time_to_99"] is None:
         lines += [f"{not_run} Add `--time-to-99` (and `--train --ops` to keep the tables above)."]
@@ -652,6 +769,8 @@ def build_parser(prog=None):
                    help="the epoch benchmark (default: on, unless --time-to-99 is given)")
     p.add_argument("--ops", action=argparse.BooleanOptionalAction, default=None,
                    help="the per-op table (default: on, unless --time-to-99 is given)")
+    p.add_argument("--profile", action="store_true", help="profile LeNet-5 training steps by op in both frameworks")
+    p.add_argument("--profile-steps", type=int, default=200, help="steps to profile (default 200)")
     p.add_argument("--time-to-99", nargs="?", const="lenet5", choices=sorted(RECIPES), metavar="MODEL",
                    help="train MODEL's recipe (default lenet5) until the test accuracy reaches --target")
     p.add_argument("--epochs", type=int, help="time-to-99: most epochs (default: the recipe's)")
@@ -670,7 +789,7 @@ def main(argv=None, prog=None):
     args = parser.parse_args(argv)
     if args.worker:
         return _worker(args.worker)
-    for name in ("rounds", "threads", "limit", "batch_size", "op_reps", "epochs"):
+    for name in ("rounds", "threads", "limit", "batch_size", "op_reps", "epochs", "profile_steps"):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
