@@ -59,9 +59,10 @@ def reference_max_pool2d(x, k, stride):
 @st.composite
 def conv_cases(draw):
     """(x shape, weight shape, stride, padding, with bias, seed): kernels up to 5×5, any aspect ratio.
-    Out channels below and above 8, so that every form of ops.weight_grad runs."""
+    Out channels below, within and above 5-7, so that every form of ops.weight_grad and
+    ops.output_product runs."""
     batch, channels = draw(st.integers(1, 2)), draw(st.integers(1, 3))
-    out_channels = draw(st.sampled_from([1, 2, 3, 8, 12]))
+    out_channels = draw(st.sampled_from([1, 2, 3, 6, 8, 12]))
     height, width = draw(st.integers(1, 7)), draw(st.integers(1, 7))
     padding, stride = draw(st.integers(0, 2)), draw(st.integers(1, 3))
     kh = draw(st.integers(1, min(5, height + 2 * padding)))

@@ -58,7 +58,8 @@ def array_module(device):
 
 
 def is_cupy_array(array):
-    return type(array).__module__.split(".")[0] == "cupy"
+    kind = type(array)
+    return kind is not np.ndarray and kind.__module__.split(".")[0] == "cupy"  # asked of every op's arrays
 
 
 def get_array_module(*arrays):
