@@ -586,7 +586,8 @@ def _spread(values, spec=".3g"):
     return median if len(values) < 2 else f"{median} ({min(values):{spec}}–{max(values):{spec}})"
 
 
-EPOCH_HEADERS = ["model", "engine s/epoch", "torch s/epoch", "engine / torch", "engine samples/s", "torch samples/s",
+EPOCH_HEADERS = ["model", "engine s/epoch", "torch s/epoch", "engine / torch per round", "engine samples/s",
+                 "torch samples/s",
                  "engine peak MiB", "torch peak MiB", "engine mean loss", "torch mean loss"]
 OPS_HEADERS = ["op", "shapes", "engine fwd ms", "torch fwd ms", "fwd engine / torch", "engine bwd ms",
                "torch bwd ms", "bwd engine / torch"]
@@ -600,7 +601,9 @@ def epoch_table(epochs):
         cells = [e["model"], _spread(seconds)]
         if isinstance(theirs, list):
             their_seconds = [r["seconds"] for r in theirs]
-            ratio = f"{np.median(seconds) / np.median(their_seconds):.2f}"
+            # Each round's two epochs run back to back under the same load; their ratio is steadier
+            # than a ratio of medians, which a change of load between rounds can skew.
+            ratio = _spread([a / b for a, b in zip(seconds, their_seconds)], ".2f")
             cells += [_spread(their_seconds), ratio, f"{ours[0]['samples'] / np.median(seconds):,.0f}",
                       f"{theirs[0]['samples'] / np.median(their_seconds):,.0f}",
                       _spread([r["peak_mib"] for r in ours], ".1f"), _spread([r["peak_mib"] for r in theirs], ".1f"),
@@ -713,7 +716,8 @@ def render_markdown(results):
                   f"fresh process: {samples:,} training images, batch {s['batch_size']}, Adam lr {s['lr']:g}, "
                   f"float32, device {s['device']}, {s['threads']} thread(s), the same shuffled order and the same "
                   f"initial weights in both frameworks, after {s['warmup_steps']} untimed warm-up steps. Engine and "
-                  f"PyTorch alternate (A B, then B A). Peak memory, warm-up included (so PyTorch's one-time "
+                  f"PyTorch alternate (A B, then B A); the ratio is the median of the rounds' own engine / torch "
+                  f"ratios, each from two epochs run back to back. Peak memory, warm-up included (so PyTorch's one-time "
                   f"initialisation counts): {_memory_method(results)}.", "", epoch_table(results["epochs"])]
     lines += ["", "## Per-op timings", ""]
     if results["ops"] is None:
