@@ -717,25 +717,25 @@ def render_markdown(results):
                   f"float32, device {s['device']}, {s['threads']} thread(s), the same shuffled order and the same "
                   f"initial weights in both frameworks, after {s['warmup_steps']} untimed warm-up steps. Engine and "
                   f"PyTorch alternate (A B, then B A); the ratio is the median of the rounds' own engine / torch "
-                  f"ratios, each from two epochs run back to back. Peak memory, warm-up included (so PyTorch's one-time "
-                  f"initialisation counts): {_memory_method(results)}.", "", epoch_table(results["epochs"])]
+                  f"ratios, each from two epochs run back to back. Peak memory, warm-up included (so PyTorch's "
+                  f"one-time initialisation counts): {_memory_method(results)}.", "", epoch_table(results["epochs"])]
     lines += ["", "## Per-op timings", ""]
     if results["ops"] is None:
         lines += [not_run]
     else:
         lines += [f"LeNet-5's shapes at batch {s['batch_size']} (and the MLP's 784→128 layer), median of "
-                  f"{s['op_reps']} repetitions after 3 warm-up ones in each of {OP_ROUNDS} rounds; each round times the "
-                  f"engine and PyTorch in a process of their own (A B, then B A), so that neither framework's idle "
-                  f"BLAS threads spin while the other runs. Forward: the op "
-                  f"on inputs that require grad, as in training (graph recording included); {BWD_METHOD}.", "",
+                  f"{s['op_reps']} repetitions after 3 warm-up ones in each of {OP_ROUNDS} rounds; each round times "
+                  f"the engine and PyTorch in a process of their own (A B, then B A), so that neither framework's "
+                  f"idle BLAS threads spin while the other runs. Forward: the op on inputs that require grad, as in "
+                  f"training (graph recording included); {BWD_METHOD}.", "",
                   ops_table(results["ops"])]
     lines += ["", "## Where a training step's time goes", ""]
     if results.get("profile") is None:
         lines += [f"{not_run} Add `--profile`."]
     else:
         steps = next((r["steps"] for r in results["profile"].values() if "steps" in r), 0)
-        lines += [f"LeNet-5, batch {s['batch_size']}, {steps} training steps after {s['warmup_steps']} warm-up ones, one "
-                  "process per framework. The engine's ops are timed by wrapping each op's forward and backward "
+        lines += [f"LeNet-5, batch {s['batch_size']}, {steps} training steps after {s['warmup_steps']} warm-up ones, "
+                  "one process per framework. The engine's ops are timed by wrapping each op's forward and backward "
                   "(keyed by the op's first input shape); PyTorch's by torch.profiler (each aten op's self CPU time). "
                   "\"rest\" is the step's wall time outside every entry: Python, graph bookkeeping, batching, "
                   "and for PyTorch its dispatcher. The profilers add their own overhead, so the whole-step times "
