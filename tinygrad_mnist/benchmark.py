@@ -384,12 +384,10 @@ OP_ROUNDS = 2
 def run_ops(settings, progress=print):
     """Per-op medians over OP_ROUNDS rounds of one engine process and one PyTorch process (A B, then B A)."""
     times, torch_error, version = {}, None, None
+    spec = dict(task="ops", device=settings["device"], warmup=3, batch_size=settings["batch_size"],
+                reps=settings["op_reps"])
     for r in range(OP_ROUNDS):
-        for framework in (("engine", "torch") if r % 2 == 0 else ("torch", "engine")):
-            if framework == "torch" and torch_error:
-                continue
-            result = spawn(dict(task="ops", framework=framework, device=settings["device"], warmup=3,
-                                batch_size=settings["batch_size"], reps=settings["op_reps"]), settings["threads"])
+        for framework, result in spawn_alternating(spec, r, settings["threads"], skip_torch=bool(torch_error)):
             if "error" in result:
                 torch_error = result["error"]
                 continue
@@ -481,19 +479,23 @@ def spawn(spec, threads):
 EPOCH_SETTINGS = ("batch_size", "lr", "limit", "device", "seed", "warmup_steps", "data_dir")
 
 
+def spawn_alternating(spec, round_index, threads, skip_torch=False):
+    """(framework, result) for the engine and PyTorch each running `spec` in a worker, the engine first
+    in even rounds and PyTorch first in odd ones (A B, then B A); PyTorch not at all with skip_torch."""
+    order = ("engine", "torch") if round_index % 2 == 0 else ("torch", "engine")
+    for framework in order:
+        if not (framework == "torch" and skip_torch):
+            yield framework, spawn(dict(spec, framework=framework), threads)
+
+
 def run_epochs(models, settings, progress=print):
     """Per model and framework, the results of every round, the order flipping each round."""
     results = {m: {"engine": [], "torch": []} for m in models}
     torch_error = None
     for r in range(settings["rounds"]):
         for model in models:
-            order = ("engine", "torch") if r % 2 == 0 else ("torch", "engine")
-            for framework in order:
-                if framework == "torch" and torch_error:
-                    continue
-                spec = dict(task="epoch", framework=framework, model=model,
-                            **{k: settings[k] for k in EPOCH_SETTINGS})
-                result = spawn(spec, settings["threads"])
+            spec = dict(task="epoch", model=model, **{k: settings[k] for k in EPOCH_SETTINGS})
+            for framework, result in spawn_alternating(spec, r, settings["threads"], skip_torch=bool(torch_error)):
                 if "error" in result:
                     torch_error = result["error"]
                     continue
@@ -587,8 +589,7 @@ def _spread(values, spec=".3g"):
 
 
 EPOCH_HEADERS = ["model", "engine s/epoch", "torch s/epoch", "engine / torch per round", "engine samples/s",
-                 "torch samples/s",
-                 "engine peak MiB", "torch peak MiB", "engine mean loss", "torch mean loss"]
+                 "torch samples/s", "engine peak MiB", "torch peak MiB", "engine mean loss", "torch mean loss"]
 OPS_HEADERS = ["op", "shapes", "engine fwd ms", "torch fwd ms", "fwd engine / torch", "engine bwd ms",
                "torch bwd ms", "bwd engine / torch"]
 
