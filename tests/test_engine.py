@@ -174,3 +174,116 @@ def test_transpose_swaps_two_axes_or_applies_a_permutation():
     assert x.transpose(1, 2, 0).shape == (3, 4, 2)
     assert x.transpose().shape == (4, 3, 2)
     assert x.flatten(1).shape == (2, 12) and x.flatten().shape == (24,)
+
+
+def test_a_tensor_reached_along_paths_of_different_lengths_gets_every_contribution():
+    a = Tensor(3.0, requires_grad=True)
+    d = a * 2.0
+    d = d + d * 2.0  # d = 3 · (2a): the first d feeds the add directly and through the mul
+    d.backward()
+    assert float(a.grad) == 6.0
+
+
+def test_micrograd_sanity_expression_gives_its_known_value_and_gradient():
+    x = Tensor(-4.0, requires_grad=True, dtype=np.float64)
+    z = 2 * x + 2 + x
+    q = z.relu() + z * x
+    h = (z * z).relu()
+    y = h + q + q * x
+    y.backward()
+    assert float(y.data) == -20.0 and float(x.grad) == 46.0  # micrograd's test, checked there against PyTorch
+
+
+def test_gradcheck_perturbs_a_transposed_input_in_place():
+    from tinygrad_mnist import gradcheck
+    x = Tensor(np.random.default_rng(0).standard_normal((3, 4)), requires_grad=True, dtype=np.float64)
+    xt = Tensor(x.data.T, requires_grad=True)  # a non-contiguous view
+    assert not xt.data.flags.c_contiguous
+    assert gradcheck(lambda t: (t * t).tanh(), xt)
+
+
+def test_a_vjp_returning_the_wrong_number_of_gradients_raises_with_the_op_name():
+    from tinygrad_mnist import Function
+
+    class TwoForOne(Function):
+        def forward(self, a):
+            return a * 2
+
+        def backward(self, g):
+            return g * 2, g
+
+    x = Tensor([1.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"TwoForOne.backward returned 2 gradients for its 1 inputs"):
+        TwoForOne.apply(x).sum().backward()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda g: g.reshape(1, -1), r"gradient of input 0 has shape \(1, 3\), but the input has shape \(3,\)"),
+    (lambda g: g.astype(np.float64), r"gradient of input 0 is float64, but the input is float32"),
+])
+def test_a_vjp_returning_a_gradient_of_the_wrong_shape_or_dtype_raises(bad, message):
+    from tinygrad_mnist import Function
+
+    class Broken(Function):
+        def forward(self, a):
+            return a + 1
+
+        def backward(self, g):
+            return (bad(g),)
+
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="Broken.backward: the " + message):
+        Broken.apply(x).sum().backward()
+
+
+def test_x_to_the_power_zero_has_gradient_zero_at_zero():
+    x = Tensor([0.0, 2.0], requires_grad=True, dtype=np.float64)
+    (x ** 0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])
+
+
+@pytest.mark.parametrize("op", [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a @ b.T,
+                                lambda a, b: F.linear(a, b)])
+def test_mixed_float_dtypes_in_one_op_raise_a_clear_error(op):
+    data = Tensor(np.ones((2, 3), np.float32))
+    weight = Tensor(np.ones((2, 3), np.float64), requires_grad=True)
+    with pytest.raises(TypeError, match=r"different floating-point dtypes \(float32 and float64\)"):
+        op(data, weight)
+
+
+def test_integer_tensors_take_the_float_dtype_of_the_other_input():
+    x = Tensor(np.ones(3, np.float32), requires_grad=True)
+    counts = Tensor(np.array([1, 2, 3], np.int64))
+    y = x * counts
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_float32_max_and_max_pool_give_float32_gradients():
+    x = Tensor(np.random.default_rng(0).random((2, 1, 4, 4), dtype=np.float32), requires_grad=True)
+    (x.max(axis=1).sum() + F.max_pool2d(x, 2).sum()).backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_unsmoothed_cross_entropy_in_float16_is_finite_on_a_large_batch():
+    rng = np.random.default_rng(0)
+    for n in (3000, 70000):
+        logits = Tensor((rng.standard_normal((n, 10)) * 30).astype(np.float16), requires_grad=True)
+        loss = F.cross_entropy(logits, rng.integers(0, 10, n))
+        loss.backward()
+        assert np.isfinite(float(loss.data)) and np.isfinite(logits.grad).all()
+        assert logits.grad.dtype == np.float16
+
+
+def test_public_toposort_puts_every_tensor_after_all_of_its_consumers():
+    from tinygrad_mnist import toposort
+    a = Tensor([1.0], requires_grad=True)
+    b = a * 2
+    c = b + b * 3  # b is used directly and through a longer path
+    order = toposort(c)
+    position = {id(t): i for i, t in enumerate(order)}
+    assert order[0] is c and len(order) == len({id(t) for t in order})
+    for t in order:
+        for parent in (t.grad_fn.parents if t.grad_fn else ()):
+            assert position[id(parent)] > position[id(t)]

@@ -410,3 +410,29 @@ def test_batchnorm2d_matches_torch_in_train_and_eval():
     x = rng.standard_normal((2, 3, 5, 5))
     np.testing.assert_allclose(ours(Tensor(x)).numpy(), theirs(torch.from_numpy(x)).detach().numpy(),
                                rtol=1e-10, atol=1e-12)
+
+
+def test_a_module_registered_under_two_names_appears_under_both_in_state_dict():
+    net = nn.Module()
+    layer = nn.Linear(2, 3)
+    net.a = layer
+    net.b = layer
+    assert set(net.state_dict()) == {"a.weight", "a.bias", "b.weight", "b.bias"}
+    assert [name for name, _ in net.named_parameters()] == ["a.weight", "a.bias"]  # each tensor once
+    net.load_state_dict(net.state_dict(), strict=True)
+
+
+def test_a_pytorch_state_dict_of_a_model_with_a_shared_module_loads_strictly():
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.Module()
+    theirs.a = theirs.b = torch.nn.Linear(2, 3)
+    ours = nn.Module()
+    ours.a = ours.b = nn.Linear(2, 3)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()}, strict=True)
+    np.testing.assert_array_equal(ours.b.weight.data, theirs.b.weight.detach().numpy())
+
+
+@pytest.mark.parametrize("state", [[("weight", np.zeros((3, 2)))], "weights.npz", None, 3])
+def test_load_state_dict_of_something_that_is_not_a_mapping_raises_a_type_error(state):
+    with pytest.raises(TypeError, match="load_state_dict expects a mapping"):
+        nn.Linear(2, 3).load_state_dict(state)

@@ -42,15 +42,16 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, directions=None, seed
     if directions is None:
         for (k, t), a in zip(checked, analytical):
             numerical = np.zeros(t.shape)
-            flat = t.data.reshape(-1)  # a view: perturbing it perturbs the input in place
-            for i in range(flat.size):
-                original = float(flat[i])
-                flat[i] = original + eps
+            # Index the input itself, whatever its strides: reshape(-1) of a transposed array is a copy,
+            # and perturbing a copy would leave the input, and so f, unchanged.
+            for index in np.ndindex(*t.shape):
+                original = float(t.data[index])
+                t.data[index] = original + eps
                 plus = objective()
-                flat[i] = original - eps
+                t.data[index] = original - eps
                 minus = objective()
-                flat[i] = original
-                numerical.reshape(-1)[i] = (plus - minus) / (2 * eps)
+                t.data[index] = original
+                numerical[index] = (plus - minus) / (2 * eps)
             _compare(a, numerical, atol, rtol, f"input {k}")
     else:
         for trial in range(directions):

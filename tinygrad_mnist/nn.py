@@ -94,12 +94,13 @@ class Module:
         buffers[name] = tensor
         object.__setattr__(self, name, tensor)
 
-    def named_modules(self, prefix=""):
-        """(dotted name, module) for this module and every descendant, depth first, each once."""
+    def named_modules(self, prefix="", remove_duplicate=True):
+        """(dotted name, module) for this module and every descendant, depth first: each module once, or
+        with remove_duplicate=False once under every name it is registered by (as in PyTorch)."""
         seen, stack = set(), [(prefix, self)]
         while stack:
             name, module = stack.pop()
-            if id(module) in seen:
+            if remove_duplicate and id(module) in seen:
                 continue
             seen.add(id(module))
             yield name, module
@@ -127,7 +128,7 @@ class Module:
         """name → tensor of every parameter and buffer, module by module (each module's parameters,
         then its buffers, as PyTorch orders state_dict); tied tensors keep every name."""
         out = {}
-        for prefix, module in self.named_modules():
+        for prefix, module in self.named_modules(remove_duplicate=False):
             for registry in (module._parameters, module._buffers):
                 for name, t in registry.items():
                     if t is not None:
@@ -183,6 +184,9 @@ class Module:
         device and dtype). Everything is checked before anything is copied: a StateDictError names the
         first mismatch in the model's order, then the first unexpected key. With strict=False missing
         and unexpected keys are allowed, and returned; shapes and dtypes must still fit."""
+        if not hasattr(state, "keys") or not hasattr(state, "__getitem__"):
+            raise TypeError(f"load_state_dict expects a mapping of names to arrays (a dict, or the result of "
+                            f"np.load on a .npz file), got {type(state).__name__}")
         targets = self._state_tensors()
         missing, arrays = [], {}
         for key, t in targets.items():

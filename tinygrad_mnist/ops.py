@@ -96,7 +96,7 @@ class Neg(Function):
 
 @register
 class Pow(Function):
-    """a ** p for a constant p;  da = g p a^(p-1)."""
+    """a ** p for a constant p;  da = g p a^(p-1)  (0 for p = 0)."""
     def forward(self, a, exponent):
         self.exponent = exponent
         self.save_for_backward(a)
@@ -104,6 +104,8 @@ class Pow(Function):
 
     def backward(self, g):
         (a,) = self.saved
+        if self.exponent == 0:  # a⁰ = 1 everywhere: the gradient is 0, also at a = 0 (not 0 · 0⁻¹)
+            return (get_array_module(g).zeros_like(a),)
         return (g * self.exponent * a ** (self.exponent - 1),)
 
 
@@ -156,7 +158,7 @@ class Max(Function):
     def backward(self, g):
         a, out = self.saved
         mask = a == out
-        share = g.reshape(out.shape) / mask.sum(axis=self.axis, keepdims=True)
+        share = g.reshape(out.shape) / mask.sum(axis=self.axis, keepdims=True, dtype=g.dtype)
         return (mask * share,)
 
 
@@ -263,8 +265,9 @@ class Linear(Function):
         g2 = g.reshape(-1, g.shape[-1])
         dx = g @ w if self.needs_input_grad[0] else None
         dw = g2.T @ x.reshape(-1, x.shape[-1]) if self.needs_input_grad[1] else None
-        db = g2.sum(axis=0) if len(self.needs_input_grad) == 3 and self.needs_input_grad[2] else None
-        return dx, dw, db
+        if len(self.needs_input_grad) == 2:
+            return dx, dw
+        return dx, dw, g2.sum(axis=0) if self.needs_input_grad[2] else None
 
 
 def windows(x, kh, kw, stride):
@@ -363,7 +366,7 @@ class Conv2d(Function):
             grads = weight_grad(g2, cols)  # (O, C·kh·kw) for w, then one column for b if there is a b
             dw = grads[:, :w[0].size].reshape(w.shape)
             db = grads[:, -1] if len(self.needs_input_grad) == 3 else None
-        return dx, dw, db
+        return (dx, dw, db)[:len(self.needs_input_grad)]
 
     def col2im(self, dcols, w_shape, out_hw):
         """Sum the column gradients (C·kh·kw, Ho·Wo·N) back onto the pixels each column came from."""
@@ -432,6 +435,11 @@ class LogSoftmax(Function):
         return (g - xp.exp(out) * g.sum(axis=self.axis, keepdims=True),)
 
 
+def _accumulator(dtype):
+    """The dtype to sum a batch in: float16 overflows past 65504 (a few thousand losses, or N itself)."""
+    return "float32" if dtype == "float16" else dtype
+
+
 @register
 class CrossEntropy(Function):
     """Mean over the batch of -Σ_k t_k log softmax(x)_k with t = (1-ε)·onehot(y) + ε/K;
@@ -442,7 +450,10 @@ class CrossEntropy(Function):
         logp = log_softmax(logits, axis=1)
         rows = xp.arange(n)
         picked = logp[rows, labels]
-        loss = -(1 - label_smoothing) * picked.sum() - label_smoothing / k * logp.sum()
+        acc = _accumulator(logits.dtype)
+        loss = -(1 - label_smoothing) * picked.sum(dtype=acc)
+        if label_smoothing:  # unsmoothed, the term is 0 · Σ log p, which is NaN once a log p is -inf
+            loss -= label_smoothing / k * logp.sum(dtype=acc)
         self.labels, self.smoothing = labels, label_smoothing
         self.save_for_backward(logp)
         return xp.asarray(loss / n, dtype=logits.dtype)
@@ -455,7 +466,7 @@ class CrossEntropy(Function):
         if self.smoothing:
             d -= self.smoothing / k
         d[xp.arange(n), self.labels] -= 1 - self.smoothing
-        return (d * (g / n),)
+        return (d * (g.astype(_accumulator(g.dtype)) / n).astype(g.dtype),)
 
 
 @register

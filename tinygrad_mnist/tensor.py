@@ -1,8 +1,8 @@
 """The Tensor and its tape.
 
 Each op applied to tensors that require grad records a `Function` node: its parents and the arrays
-its VJP needs. `backward()` sorts the recorded graph topologically (iteratively, so deep graphs do
-not hit Python's recursion limit) and calls each node's VJP in reverse order.
+its VJP needs. `backward()` walks the recorded graph with `toposort` (each tensor after all of its consumers,
+iteratively, so deep graphs do not hit Python's recursion limit) and calls each node's VJP once.
 """
 import contextlib
 import math
@@ -60,7 +60,7 @@ class Function:
                                   "move one with .to(device) first")
         ctx = cls(tensors)
         ctx.options = options  # for tools that show the graph
-        out = Tensor._wrap(ctx.forward(*(t.data for t in tensors), **options))
+        out = Tensor._wrap(ctx.forward(*_common_dtype(cls.__name__, tensors), **options))
         if is_grad_enabled() and any(ctx.needs_input_grad):
             out.requires_grad = True
             out._ctx = ctx
@@ -69,6 +69,88 @@ class Function:
 
 def _float_dtype(dtype):
     return np.dtype(dtype).kind == "f"
+
+
+def _common_dtype(op, tensors):
+    """The inputs' arrays for one op. Floating-point inputs must share one dtype: a float32 batch
+    against float64 weights raises rather than promote silently (the result's dtype, the gradients'
+    and the optimizer's would all change). Integer and boolean inputs take the float inputs' dtype,
+    as in PyTorch (NumPy would promote int64 · float32 to float64)."""
+    if len(tensors) == 1:
+        return [tensors[0].data]
+    floats = {t.dtype for t in tensors if t.dtype.kind == "f"}
+    if len(floats) > 1:
+        names = " and ".join(sorted(str(d) for d in floats))
+        raise TypeError(f"{op}: inputs of different floating-point dtypes ({names}); no promotion is done: "
+                        f"make them one dtype first, e.g. Tensor(x, dtype=np.float32) for every input")
+    if not floats:
+        return [t.data for t in tensors]
+    (dtype,) = floats
+    return [t.data if t.dtype == dtype else t.data.astype(dtype) for t in tensors]
+
+
+def recorded_parents(t):
+    """The tensors that the op which made `t` took as inputs (none for a leaf)."""
+    return t._ctx.parents if t._ctx is not None else ()
+
+
+def _differentiable_parents(t):
+    return tuple(p for p in t._ctx.parents if p.requires_grad) if t._ctx is not None else ()
+
+
+def toposort(root, parents=recorded_parents):
+    """Every tensor that reaches `root` through the tape, as a list: `root` first, and each tensor only
+    after every tensor in the list that consumes it. This is the order in which backward() runs the VJPs,
+    and the one walk of the graph that every tool (drawing it, collecting feature maps) reuses.
+
+    Why it is right: Kahn's algorithm on the reversed graph. A first pass counts, for every tensor, the
+    edges that reach it from its consumers (x * x counts twice); the second pass hands a tensor out only
+    when the last of those edges has been taken, that is, after all of its consumers. A tensor that feeds
+    several ops at different depths (x + f(x), a weight used twice) therefore comes out once, after all
+    of them, and its gradient is complete when its own VJP runs. Both passes are loops over an explicit
+    stack: a chain of 100,000 ops needs no recursion. `parents(t)` says which edges to follow: every
+    recorded one by default, only those into tensors that require grad for backward().
+    """
+    consumers, stack = {id(root): 0}, [root]
+    while stack:
+        for parent in parents(stack.pop()):
+            if id(parent) in consumers:
+                consumers[id(parent)] += 1
+            else:
+                consumers[id(parent)] = 1
+                stack.append(parent)
+    order, ready = [], [root]
+    while ready:
+        t = ready.pop()
+        order.append(t)
+        for parent in parents(t):
+            consumers[id(parent)] -= 1
+            if consumers[id(parent)] == 0:
+                ready.append(parent)
+    return order
+
+
+def _checked_vjp(ctx, g):
+    """ctx's VJP at g, checked as the tape receives it: one gradient (or None) per input, each with its
+    input's shape and dtype. A VJP that breaks this is a bug in that op; without the check zip() would
+    drop the extra gradients and broadcasting would smear a wrong shape into .grad."""
+    grads = ctx.backward(g)
+    op = type(ctx).__name__
+    if not isinstance(grads, (tuple, list)) or len(grads) != len(ctx.parents):
+        got = f"{len(grads)} gradients" if isinstance(grads, (tuple, list)) else f"a {type(grads).__name__}"
+        raise RuntimeError(f"{op}.backward returned {got} for its {len(ctx.parents)} inputs: it must return "
+                           "a tuple with one gradient (or None) per input, in order")
+    for i, (parent, pg) in enumerate(zip(ctx.parents, grads)):
+        if pg is None or not parent.requires_grad:
+            continue
+        shape, dtype = getattr(pg, "shape", None), getattr(pg, "dtype", None)
+        if shape != parent.shape:
+            raise RuntimeError(f"{op}.backward: the gradient of input {i} has shape {shape}, but the input has "
+                               f"shape {parent.shape}")
+        if dtype != parent.dtype:
+            raise RuntimeError(f"{op}.backward: the gradient of input {i} is {dtype}, but the input is "
+                               f"{parent.dtype}")
+    return grads
 
 
 class Tensor:
@@ -110,6 +192,7 @@ class Tensor:
     dtype = property(lambda self: self.data.dtype)
     device = property(lambda self: backend.device_of(self.data))
     is_leaf = property(lambda self: self._ctx is None)
+    grad_fn = property(lambda self: self._ctx, doc="The recorded op that made this tensor (None for a leaf).")
 
     def numel(self):
         return int(self.data.size)
@@ -160,7 +243,7 @@ class Tensor:
                 raise ValueError(f"backward(grad): grad has shape {grad.shape}, the tensor {self.shape}")
 
         grads = {id(self): grad}
-        for node in reversed(self._topological_order()):
+        for node in toposort(self, parents=_differentiable_parents):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
@@ -171,30 +254,13 @@ class Tensor:
             if ctx.freed:
                 raise RuntimeError("backward through a graph a second time: its saved arrays were freed by "
                                    "the first backward(); pass backward(retain_graph=True) the first time")
-            for parent, pg in zip(ctx.parents, ctx.backward(g)):
+            for parent, pg in zip(ctx.parents, _checked_vjp(ctx, g)):
                 if pg is None or not parent.requires_grad:
                     continue
                 key = id(parent)
                 grads[key] = grads[key] + pg if key in grads else pg
             if not retain_graph:
                 ctx.saved, ctx.parents, ctx.freed = None, (), True
-
-    def _topological_order(self):
-        """Every tensor that requires grad and reaches self, parents before children (iterative DFS)."""
-        order, visited = [], {id(self)}
-        stack = [(self, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            stack.append((node, True))
-            if node._ctx is not None:
-                for parent in node._ctx.parents:
-                    if parent.requires_grad and id(parent) not in visited:
-                        visited.add(id(parent))
-                        stack.append((parent, False))
-        return order
 
     def _accumulate(self, g):
         if self.grad is None:

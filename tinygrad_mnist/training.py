@@ -18,7 +18,7 @@ from . import backend, checkpoint, data, metrics, optim
 from . import functional as F
 from .models import RECIPES, build_model
 from .progress import ProgressBar
-from .tensor import Tensor, no_grad
+from .tensor import Tensor, no_grad, toposort
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
@@ -414,9 +414,9 @@ def feature_maps(model, x, device="cpu"):
     if not out.requires_grad:
         return {}
     maps = {}
-    for node in out._topological_order():
-        if node._ctx is not None and node.ndim == 4:
-            maps[f"{len(maps):02d}_{type(node._ctx).__name__.lower()}"] = node.numpy()[0]
+    for node in reversed(toposort(out)):  # inputs before the ops that use them
+        if node.grad_fn is not None and node.ndim == 4:
+            maps[f"{len(maps):02d}_{type(node.grad_fn).__name__.lower()}"] = node.numpy()[0]
     return maps
 
 

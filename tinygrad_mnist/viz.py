@@ -13,6 +13,8 @@ import subprocess
 from collections import namedtuple
 from pathlib import Path
 
+from .tensor import toposort
+
 
 Node = namedtuple("Node", "id kind label")  # kind: op, param, input, const, tensor or output
 Edge = namedtuple("Edge", "src dst label")
@@ -85,25 +87,17 @@ def _name_lookup(names):
     return {id(t): name for name, t in names}
 
 
+def _parents_of_live_graph(t):
+    ctx = t.grad_fn
+    if ctx is not None and ctx.freed:
+        raise GraphFreedError("the graph was freed by backward(): call draw_graph before loss.backward() "
+                              "(or run backward(retain_graph=True))")
+    return ctx.parents if ctx is not None else ()
+
+
 def _tensors(root):
-    """Every tensor that reaches `root` through recorded ops, inputs before the ops that use them
-    (an iterative depth-first search, so deep graphs do not hit the recursion limit)."""
-    order, seen, stack = [], {id(root)}, [(root, False)]
-    while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
-        ctx = t._ctx
-        if ctx is not None and ctx.freed:
-            raise GraphFreedError("the graph was freed by backward(): call draw_graph before loss.backward() "
-                                  "(or run backward(retain_graph=True))")
-        stack.append((t, True))
-        for parent in reversed(ctx.parents if ctx is not None else ()):
-            if id(parent) not in seen:
-                seen.add(id(parent))
-                stack.append((parent, False))
-    return order
+    """Every tensor that reaches `root` through recorded ops, inputs before the ops that use them."""
+    return reversed(toposort(root, parents=_parents_of_live_graph))
 
 
 def trace(tensor, names=None, merge_tensors=True):
@@ -114,7 +108,7 @@ def trace(tensor, names=None, merge_tensors=True):
     intermediate tensors are edges from the op that made them, labelled with their shape; without,
     each is a node of its own.
     """
-    if tensor._ctx is None:
+    if tensor.grad_fn is None:
         raise ValueError("this tensor has no recorded graph: no input of its expression requires grad, or it "
                          "was computed under no_grad")
     lookup = _name_lookup(names)
@@ -125,7 +119,7 @@ def trace(tensor, names=None, merge_tensors=True):
         return nodes[-1].id
 
     for t in _tensors(tensor):
-        ctx, shape = t._ctx, shape_text(t.shape)
+        ctx, shape = t.grad_fn, shape_text(t.shape)
         if ctx is None:
             if id(t) in lookup or t.requires_grad:
                 node = add("param", f"{lookup.get(id(t), 'parameter')}\n{shape}")
