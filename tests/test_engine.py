@@ -287,3 +287,12 @@ def test_public_toposort_puts_every_tensor_after_all_of_its_consumers():
     for t in order:
         for parent in (t.grad_fn.parents if t.grad_fn else ()):
             assert position[id(parent)] > position[id(t)]
+
+
+def test_permute_puts_the_axes_in_the_order_given_as_in_pytorch():
+    m = Tensor(np.arange(6.0).reshape(2, 3))
+    assert m.permute(0, 1).shape == (2, 3) and m.permute((1, 0)).shape == (3, 2)
+    np.testing.assert_array_equal(m.permute(0, 1).data, m.data)
+    assert Tensor(np.zeros((2, 3, 4))).permute(2, 0, 1).shape == (4, 2, 3)
+    with pytest.raises(ValueError, match="give each of the tensor's 2 axes once"):
+        m.permute(0, 0)

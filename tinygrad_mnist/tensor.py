@@ -342,7 +342,15 @@ class Tensor:
             axes = tuple(perm)
         return ops.Transpose.apply(self, axes=tuple(a % self.ndim for a in axes))
 
-    permute = transpose
+    def permute(self, *axes):
+        """The axes in the order given, as in PyTorch: permute(0, 1) of a matrix leaves it as it is
+        (transpose(0, 1) swaps the two axes)."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        if sorted(a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
+            raise ValueError(f"permute{axes}: give each of the tensor's {self.ndim} axes once")
+        return ops.Transpose.apply(self, axes=tuple(a % self.ndim for a in axes))
+
     T = property(lambda self: self.transpose())
 
     def matmul(self, other): return self @ other

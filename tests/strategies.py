@@ -1,0 +1,501 @@
+"""Random graphs of ops for the property tests: one table of builders, one builder for each op in `OPS`.
+
+A graph is a plain description, a list of nodes (leaves and steps) that two interpreters run: our engine
+through its public API (operators, Tensor methods, `functional`) and PyTorch. The generator evaluates
+each step as it draws it, so it can keep every op where it is smooth: the inputs of log, div and
+fractional or negative powers are shifted to 0.5 and above, ReLU inputs are shifted away from 0, the
+inputs of max and max-pool are spread so that no two values lie within 1e-3 of each other, and every
+value is scaled back into [-4, 4]. Those repairs are steps of the graph (an add or a mul by a constant),
+so the repaired tensor is the one that later ops reuse.
+
+Each op's inputs are drawn among all the tensors made so far (leaves and results, the latest most
+likely), so intermediates and leaves feed several ops at different depths, weights get shared, and
+broadcasting pairs meet; after an op, a skip connection may combine its result with one of its
+ancestors (x + f(x), either side first). The loss adds the weighted sums of the last result, maybe of
+another tensor, and of an ancestor of the last result, so every graph has a tensor reached along paths
+of different lengths. A sort that marks tensors when first pushed gets such a graph wrong when the
+tensor is an op's earlier input and is reached again through a later one, as x in x + f(x).
+"""
+import functools
+import math
+from collections import namedtuple
+
+import numpy as np
+from hypothesis import strategies as st
+
+import tinygrad_mnist.functional as F
+from tinygrad_mnist import Tensor, manual_seed, ops
+
+Leaf = namedtuple("Leaf", "value requires_grad")  # value: a float64 array (a constant if not requires_grad)
+Step = namedtuple("Step", "op inputs options")  # inputs: indices of earlier nodes
+Graph = namedtuple("Graph", "nodes")  # the last node is the loss, a scalar
+
+LIMIT = 4.0  # every value stays within [-LIMIT, LIMIT]
+GAP = 1e-3  # the least distance between two inputs of a max, or of a ReLU input from 0
+
+
+def dropout_mask(p, seed, shape):
+    """The scaled float64 mask that F.dropout draws after manual_seed(seed). Both frameworks, and runs in
+    every dtype, apply this one mask (F.dropout would draw another one in float32)."""
+    manual_seed(seed)
+    return F.dropout(Tensor(np.ones(shape)), p).numpy()
+
+
+def _batch_norm(affine, inputs):
+    """(weight, bias) of a batch_norm step from its extra inputs, as `affine` says which are there."""
+    given = iter(inputs)
+    return tuple(next(given) if affine in (which, "both") else None for which in ("weight", "bias"))
+
+
+def _ours_batchnorm(x, *affine_inputs, mean, var, training, affine):
+    weight, bias = _batch_norm(affine, affine_inputs)
+    # Fresh running statistics each time: in training batch_norm updates them in place.
+    return F.batch_norm(x, mean.astype(x.dtype), var.astype(x.dtype), weight, bias, training=training, eps=1e-3)
+
+
+OURS = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "neg": lambda a: -a,
+    "pow": lambda a, exponent: a ** exponent,
+    "matmul": lambda a, b: a @ b,
+    "sum": lambda a, axis, keepdims: a.sum(axis=axis, keepdims=keepdims),
+    "max": lambda a, axis, keepdims: a.max(axis=axis, keepdims=keepdims),
+    "reshape": lambda a, shape: a.reshape(shape),
+    "transpose": lambda a, axes: a.permute(*axes),
+    "exp": lambda a: a.exp(),
+    "log": lambda a: a.log(),
+    "relu": lambda a: a.relu(),
+    "tanh": lambda a: a.tanh(),
+    "sigmoid": lambda a: a.sigmoid(),
+    "linear": lambda x, w, *b: F.linear(x, w, *b),
+    "conv2d": lambda x, w, *b, stride, padding: F.conv2d(x, w, *b, stride=stride, padding=padding),
+    "maxpool2d": lambda x, kernel_size, stride: F.max_pool2d(x, kernel_size, stride),
+    "logsoftmax": lambda a, axis: F.log_softmax(a, axis=axis),
+    "crossentropy": lambda z, labels, label_smoothing: F.cross_entropy(z, labels, label_smoothing=label_smoothing),
+    "dropout": lambda x, p, seed: ops.Dropout.apply(x, mask=dropout_mask(p, seed, x.shape).astype(x.dtype)),
+    "batchnorm": _ours_batchnorm,
+}
+
+
+@functools.lru_cache(maxsize=None)
+def theirs():
+    """The same table for PyTorch (imported on first use: the tests that need it skip without it)."""
+    import torch
+    TF = torch.nn.functional
+    array = lambda a, like: torch.from_numpy(np.asarray(a, dtype=str(like.dtype).replace("torch.", "")))
+
+    def all_axes(a, axis):
+        return tuple(range(a.ndim)) if axis is None else axis
+
+    def max_(a, axis, keepdims):
+        if a.ndim == 0:
+            return a * 1
+        return torch.amax(a, dim=all_axes(a, axis), keepdim=keepdims)  # no ties here: its tie rule does not matter
+
+    def batchnorm(x, *affine_inputs, mean, var, training, affine):
+        weight, bias = _batch_norm(affine, affine_inputs)
+        return TF.batch_norm(x, array(mean, x), array(var, x), weight, bias, training=training, eps=1e-3)
+
+    return {
+        "add": lambda a, b: a + b,
+        "sub": lambda a, b: a - b,
+        "mul": lambda a, b: a * b,
+        "div": lambda a, b: a / b,
+        "neg": lambda a: -a,
+        "pow": lambda a, exponent: a ** exponent,
+        "matmul": lambda a, b: a @ b,
+        "sum": lambda a, axis, keepdims: a.sum(dim=all_axes(a, axis), keepdim=keepdims) if a.ndim else a * 1,
+        "max": max_,
+        "reshape": lambda a, shape: a.reshape(shape),
+        "transpose": lambda a, axes: a.permute(*axes),
+        "exp": torch.exp,
+        "log": torch.log,
+        "relu": torch.relu,
+        "tanh": torch.tanh,
+        "sigmoid": torch.sigmoid,
+        "linear": lambda x, w, *b: TF.linear(x, w, *b),
+        "conv2d": lambda x, w, *b, stride, padding: TF.conv2d(x, w, *b, stride=stride, padding=padding),
+        "maxpool2d": lambda x, kernel_size, stride: TF.max_pool2d(x, kernel_size, stride),
+        "logsoftmax": lambda a, axis: TF.log_softmax(a, dim=axis),
+        "crossentropy": lambda z, labels, label_smoothing: TF.cross_entropy(z, torch.from_numpy(labels),
+                                                                           label_smoothing=label_smoothing),
+        "dropout": lambda x, p, seed: x * array(dropout_mask(p, seed, tuple(x.shape)), x),
+        "batchnorm": batchnorm,
+    }
+
+
+def run(graph, leaves, constant, table):
+    """The value of every node: `leaves` stand for the leaves that require grad (in order), `constant`
+    makes the others, and each step applies its op from `table` (OURS or theirs())."""
+    values, given = [], iter(leaves)
+    for node in graph.nodes:
+        if isinstance(node, Leaf):
+            values.append(next(given) if node.requires_grad else constant(node.value))
+        else:
+            values.append(table[node.op](*(values[i] for i in node.inputs), **node.options))
+    return values
+
+
+def ours(graph, dtype=np.float64):
+    """(loss_fn, leaves) for our engine: leaves are new tensors for the graph's leaves that require grad,
+    and loss_fn(*leaves) builds the graph on them and returns its loss."""
+    leaves = [Tensor(n.value, dtype=dtype, requires_grad=True) for n in graph.nodes
+              if isinstance(n, Leaf) and n.requires_grad]
+    return (lambda *ts: run(graph, ts, lambda a: Tensor(a, dtype=dtype), OURS)[-1]), leaves
+
+
+def torch_loss_and_gradients(graph):
+    """The graph's loss and its gradient with respect to each leaf that requires grad, by PyTorch in float64."""
+    import torch
+    leaves = [torch.tensor(n.value, dtype=torch.float64, requires_grad=True) for n in graph.nodes
+              if isinstance(n, Leaf) and n.requires_grad]
+    loss = run(graph, leaves, lambda a: torch.tensor(a, dtype=torch.float64), theirs())[-1]
+    loss.backward()
+    unused = np.zeros  # a leaf the loss does not depend on gets no gradient
+    return loss.detach().item(), [t.grad.numpy() if t.grad is not None else unused(t.shape) for t in leaves]
+
+
+def leaf_count(graph):
+    return sum(n.value.size for n in graph.nodes if isinstance(n, Leaf) and n.requires_grad)
+
+
+class GraphBuilder:
+    """The graph being drawn, with the float64 value of each node (from our engine, recording nothing)."""
+
+    def __init__(self, draw):
+        self.draw, self.nodes, self.values, self.tracked = draw, [], [], []  # tracked: nodes that reach a leaf
+
+    def _add(self, node, value):
+        self.nodes.append(node)
+        self.values.append(value)
+        return len(self.nodes) - 1
+
+    def random(self, shape, low=-2.0, high=2.0):
+        return np.random.default_rng(self.draw(st.integers(0, 2**32 - 1))).uniform(low, high, size=shape)
+
+    def leaf(self, shape, low=-2.0, high=2.0):
+        value = self.random(shape, low, high)
+        i = self._add(Leaf(value, True), value)
+        self.tracked.append(i)
+        return i
+
+    def constant(self, array):
+        array = np.asarray(array, dtype=np.float64)
+        return self._add(Leaf(array, False), array)
+
+    def apply(self, op, *inputs, bound=True, **options):
+        """A new step; with `bound`, its value brought into [-LIMIT, LIMIT] by one more step where it was not."""
+        value = OURS[op](*(Tensor(self.values[i]) for i in inputs), **options).numpy()
+        i = self._add(Step(op, inputs, options), value)
+        self.tracked.append(i)
+        return self.bounded(i, LIMIT) if bound else i
+
+    def scaled(self, i, factor):
+        return self.apply("mul", i, self.constant(factor))
+
+    def pick(self, ok=lambda v: True, otherwise=None, among=None):
+        """A tensor made so far (and in `among`, if given) whose value satisfies `ok`, the latest most
+        likely; if there is none, otherwise() (or None)."""
+        candidates = [i for i in self.tracked if ok(self.values[i]) and (among is None or i in among)]
+        if not candidates:
+            return otherwise() if otherwise else None
+        return candidates[-1 - self.draw(st.integers(0, len(candidates) - 1))]
+
+    def pick_or_leaf(self, shape):
+        """A tensor of exactly `shape` made so far (a shared weight), or a new leaf."""
+        if self.draw(st.booleans()):
+            i = self.pick(lambda v: v.shape == shape)
+            if i is not None:
+                return i
+        return self.leaf(shape)
+
+    def reshaped(self, i, shape):
+        return i if self.values[i].shape == shape else self.apply("reshape", i, shape=shape)
+
+    def positive(self, i, low=0.5):
+        """i, or i shifted so that its least value is `low`."""
+        least = self.values[i].min()
+        return i if least >= low else self.apply("add", i, self.constant(low - least))
+
+    def bounded(self, i, limit):
+        largest = np.abs(self.values[i]).max(initial=0.0)
+        return i if largest <= limit else self.scaled(i, limit / largest)
+
+    def away_from_zero(self, i):
+        """i, or i shifted so that 0 falls in the middle of the widest gap between its values."""
+        v = np.sort(self.values[i].ravel())
+        if np.abs(v).min() >= 10 * GAP:
+            return i
+        gaps = np.diff(v)
+        if gaps.size and gaps.max() >= 20 * GAP:
+            k = int(gaps.argmax())
+            zero = (v[k] + v[k + 1]) / 2
+        else:
+            zero = v[0] - 0.5  # all values (nearly) equal: put them all on the positive side
+        return self.apply("sub", i, self.constant(zero))
+
+    def distinct(self, i):
+        """i, or i scaled down and added to a random permutation of 0, 1/n, ..., so that no two of its
+        values are within GAP (then no max and no max-pool window ties within a finite-difference step)."""
+        v = self.values[i]
+        if v.size < 2 or np.diff(np.sort(v.ravel())).min() >= GAP:
+            return i
+        spread = np.random.default_rng(self.draw(st.integers(0, 2**32 - 1))).permutation(v.size) / v.size
+        small = self.scaled(i, 0.25 / (v.size * max(np.abs(v).max(), 1.0)))  # gaps of at least 0.5 / n
+        return self.apply("add", small, self.constant(spread.reshape(v.shape)))
+
+    def image(self, i):
+        """i reshaped to (N, C, H, W), keeping its shape when it is one already."""
+        v = self.values[i]
+        if v.ndim == 4:
+            return i
+        n = self.draw(st.sampled_from([d for d in (1, 2) if v.size % d == 0]))
+        c = self.draw(st.sampled_from([d for d in (1, 2, 3) if (v.size // n) % d == 0]))
+        rest = v.size // (n * c)
+        h = self.draw(st.sampled_from([d for d in range(1, rest + 1) if rest % d == 0]))
+        return self.reshaped(i, (n, c, h, rest // h))
+
+
+def shapes(max_dims=3, max_side=4):
+    return st.lists(st.integers(1, max_side), max_size=max_dims).map(tuple)
+
+
+def broadcast_partner(draw, full):
+    """A shape that broadcasts against `full`: some leading axes dropped, some axes set to 1."""
+    keep = draw(st.integers(0, len(full)))
+    return tuple(1 if draw(st.booleans()) else n for n in full[len(full) - keep:])
+
+
+def _broadcasts(a, b):
+    try:
+        np.broadcast_shapes(a, b)
+    except ValueError:
+        return False
+    return True
+
+
+def binary(op, repair_b=None):
+    """a op b, either side first, with b of a shape that broadcasts against a's: a new leaf, another
+    earlier tensor, or an ancestor of a (a skip connection, as in x + f(x))."""
+    def build(g):
+        a = g.pick()
+        shape = g.values[a].shape
+        fits = lambda v: _broadcasts(v.shape, shape)
+        source = g.draw(st.sampled_from(["leaf", "earlier", "ancestor"]))
+        b = None
+        if source == "earlier":
+            b = g.pick(fits)
+        elif source == "ancestor":
+            b = g.pick(fits, among=ancestors(g.nodes, a))
+        if b is None:
+            b = g.leaf(broadcast_partner(g.draw, shape))
+        if g.draw(st.booleans()):
+            a, b = b, a
+        return g.apply(op, a, repair_b(g, b) if repair_b else b)
+    return build
+
+
+def unary(op, repair=None):
+    def build(g):
+        a = g.pick()
+        return g.apply(op, repair(g, a) if repair else a)
+    return build
+
+
+def axis_and_keepdims(draw, ndim):
+    if ndim == 0:
+        return None, draw(st.booleans())
+    axis = draw(st.one_of(st.none(), st.integers(-ndim, ndim - 1),
+                          st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True).map(tuple)))
+    return axis, draw(st.booleans())
+
+
+def build_pow(g):
+    exponent = g.draw(st.sampled_from([2, 3, -1, -2, 0.5, 1.5]))
+    a = g.pick()
+    if exponent < 0 or exponent != int(exponent):
+        a = g.positive(a)
+    return g.apply("pow", a, exponent=exponent)
+
+
+def build_matmul(g):
+    a = g.pick(lambda v: v.ndim >= 1, otherwise=lambda: g.leaf((g.draw(st.integers(1, 3)),)))
+    k = g.values[a].shape[-1]
+    b = g.pick(lambda v: v.ndim in (1, 2) and v.shape[0] == k) if g.draw(st.booleans()) else None
+    if b is None:
+        b = g.leaf(g.draw(st.sampled_from([(k,), (k, g.draw(st.integers(1, 3)))])))
+    return g.apply("matmul", a, b)
+
+
+def build_sum(g):
+    a = g.pick()
+    axis, keepdims = axis_and_keepdims(g.draw, g.values[a].ndim)
+    return g.apply("sum", a, axis=axis, keepdims=keepdims)
+
+
+def build_max(g):
+    a = g.distinct(g.pick())
+    axis, keepdims = axis_and_keepdims(g.draw, g.values[a].ndim)
+    return g.apply("max", a, axis=axis, keepdims=keepdims)
+
+
+def build_reshape(g):
+    a = g.pick()
+    v = g.values[a]
+    n = v.size
+    divisors = [d for d in range(1, n + 1) if n % d == 0]
+    d = g.draw(st.sampled_from(divisors))
+    target = g.draw(st.sampled_from([(-1,), (d, -1), (n // d, 1, d), v.shape[::-1] or (1,)]))
+    return g.apply("reshape", a, shape=target)
+
+
+def build_transpose(g):
+    a = g.pick(lambda v: v.ndim >= 2)
+    if a is None:
+        a = g.pick()
+        size = g.values[a].size
+        a = g.reshaped(a, (size, 1) if g.draw(st.booleans()) else (1, size))
+    axes = tuple(g.draw(st.permutations(range(g.values[a].ndim))))
+    return g.apply("transpose", a, axes=axes)
+
+
+def build_linear(g):
+    x = g.pick(lambda v: v.ndim >= 1, otherwise=lambda: g.leaf((g.draw(st.integers(1, 3)),)))
+    fan_out, fan_in = g.draw(st.integers(1, 3)), g.values[x].shape[-1]
+    w = g.pick_or_leaf((fan_out, fan_in))
+    bias = g.draw(st.booleans())
+    return g.apply("linear", x, w, *([g.pick_or_leaf((fan_out,))] if bias else []))
+
+
+def build_conv2d(g):
+    x = g.image(g.pick())
+    _, c, h, w = g.values[x].shape
+    padding, stride = g.draw(st.integers(0, 1)), g.draw(st.integers(1, 2))
+    kh, kw = (g.draw(st.integers(1, min(side + 2 * padding, 3))) for side in (h, w))
+    out_channels = g.draw(st.integers(1, 3))
+    weight = g.pick_or_leaf((out_channels, c, kh, kw))
+    bias = [g.pick_or_leaf((out_channels,))] if g.draw(st.booleans()) else []
+    return g.apply("conv2d", x, weight, *bias, stride=stride, padding=padding)
+
+
+def build_maxpool2d(g):
+    x = g.distinct(g.image(g.pick()))
+    h, w = g.values[x].shape[2:]
+    kernel = g.draw(st.integers(1, min(h, w, 3)))
+    return g.apply("maxpool2d", x, kernel_size=kernel, stride=g.draw(st.sampled_from([None, 1, 2])))
+
+
+def build_logsoftmax(g):
+    a = g.pick(lambda v: v.ndim >= 1, otherwise=lambda: g.reshaped(g.pick(), (1,)))
+    return g.apply("logsoftmax", a, axis=g.draw(st.integers(-g.values[a].ndim, g.values[a].ndim - 1)))
+
+
+def build_crossentropy(g):
+    z = g.pick(lambda v: v.size >= 2, otherwise=lambda: g.leaf((g.draw(st.integers(1, 3)), 2)))
+    size = g.values[z].size
+    n = g.draw(st.sampled_from([d for d in range(1, size // 2 + 1) if size % d == 0]))
+    z = g.reshaped(z, (n, size // n))
+    labels = np.asarray(g.draw(st.lists(st.integers(0, size // n - 1), min_size=n, max_size=n)), dtype=np.int64)
+    return g.apply("crossentropy", z, labels=labels, label_smoothing=g.draw(st.sampled_from([0.0, 0.1])))
+
+
+def build_dropout(g):
+    return g.apply("dropout", g.pick(), p=g.draw(st.sampled_from([0.25, 0.5])), seed=g.draw(st.integers(0, 1000)))
+
+
+def build_batchnorm(g):
+    training = g.draw(st.booleans())
+    least = 2 if training else 1  # values per channel: batch statistics need two
+    x = g.pick()
+    v = g.values[x]
+    if not (v.ndim in (2, 4) and v.size // v.shape[1] >= least):
+        rows = [n for n in range(least, v.size + 1) if v.size % n == 0]
+        x = g.reshaped(x, (g.draw(st.sampled_from(rows)), -1)) if rows else g.leaf((2, g.draw(st.integers(1, 3))))
+    c = g.values[x].shape[1]
+    affine = g.draw(st.sampled_from(["none", "both", "weight", "bias"]))
+    extra = [g.pick_or_leaf((c,)) for _ in range({"none": 0, "both": 2}.get(affine, 1))]
+    return g.apply("batchnorm", x, *extra, mean=g.random((c,)), var=g.random((c,), 0.5, 2.0),
+                   training=training, affine=affine)
+
+
+BUILDERS = {
+    "add": binary("add"),
+    "sub": binary("sub"),
+    "mul": binary("mul"),
+    "div": binary("div", repair_b=lambda g, b: g.positive(b)),
+    "neg": unary("neg"),
+    "pow": build_pow,
+    "matmul": build_matmul,
+    "sum": build_sum,
+    "max": build_max,
+    "reshape": build_reshape,
+    "transpose": build_transpose,
+    "exp": unary("exp", lambda g, a: g.bounded(a, 2.0)),
+    "log": unary("log", lambda g, a: g.positive(a)),
+    "relu": unary("relu", lambda g, a: g.away_from_zero(a)),
+    "tanh": unary("tanh"),
+    "sigmoid": unary("sigmoid"),
+    "linear": build_linear,
+    "conv2d": build_conv2d,
+    "maxpool2d": build_maxpool2d,
+    "logsoftmax": build_logsoftmax,
+    "crossentropy": build_crossentropy,
+    "dropout": build_dropout,
+    "batchnorm": build_batchnorm,
+}
+
+
+def ancestors(nodes, i):
+    """The nodes that node i depends on (not i itself)."""
+    seen, stack = set(), [i]
+    while stack:
+        node = nodes[stack.pop()]
+        for j in node.inputs if isinstance(node, Step) else ():
+            if j not in seen:
+                seen.add(j)
+                stack.append(j)
+    return seen
+
+
+def skip_connection(g, r):
+    """r combined with one of its ancestors x whose shape broadcasts against r's, as in x + f(x), either
+    side first (no step if there is none)."""
+    x = g.pick(lambda v: _broadcasts(v.shape, g.values[r].shape), among=ancestors(g.nodes, r))
+    if x is not None:
+        pair = (x, r) if g.draw(st.booleans()) else (r, x)
+        g.apply(g.draw(st.sampled_from(["add", "sub", "mul"])), *pair)
+
+
+@st.composite
+def graphs(draw, featured=None, max_steps=5):
+    """A random graph (see the module's docstring) of up to `max_steps` random ops, and of the op named
+    `featured` at a random place among them."""
+    g = GraphBuilder(draw)
+    for _ in range(draw(st.integers(1, 2))):
+        g.leaf(draw(shapes()))
+    ops = [draw(st.sampled_from(sorted(BUILDERS))) for _ in range(draw(st.integers(1, max_steps)))]
+    if featured is not None:
+        place = draw(st.integers(0, len(ops)))
+        ops.insert(place, featured)
+    results = []
+    for op in ops:
+        results.append(BUILDERS[op](g))
+        if draw(st.booleans()):
+            skip_connection(g, results[-1])
+    last = g.tracked[-1]
+    outputs = [last]
+    if featured is not None and results[place] not in ancestors(g.nodes, last) | {last}:
+        outputs.append(results[place])  # the featured op is on the tape, whatever came after it
+    if draw(st.booleans()):
+        outputs.append(g.pick())
+    # An ancestor of the last result, added last: reached along that short path and through the last result.
+    outputs.append(draw(st.sampled_from(sorted(set(g.tracked) & ancestors(g.nodes, last)))))
+    weighted = [g.apply("mul", i, g.constant(g.random(g.values[i].shape)), bound=False) for i in outputs]
+    terms = [g.apply("sum", i, axis=None, keepdims=False, bound=False) for i in weighted]
+    rest, tap = functools.reduce(lambda a, b: g.apply("add", a, b, bound=False), terms[:-1]), terms[-1]
+    loss = g.apply("add", *((rest, tap) if draw(st.booleans()) else (tap, rest)), bound=False)
+    assert g.values[loss].shape == () and math.isfinite(g.values[loss])
+    return Graph(g.nodes)
