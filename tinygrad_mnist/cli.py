@@ -1,4 +1,4 @@
-"""The `tinygrad-mnist` command: train, evaluate, predict, report, benchmark.
+"""The `tinygrad-mnist` command: train, evaluate, predict, serve, report, benchmark.
 
 Every expected failure (bad option, missing or corrupt file, unwritable folder, no GPU) ends with one
 line on standard error and exit code 2, never a traceback; `predict` gives each image it cannot read
@@ -109,6 +109,12 @@ def build_parser():
     p.add_argument("--top", type=positive_int, default=1, help="show the K most likely digits")
     p.add_argument("--json", action="store_true", help="one JSON object per image on standard output")
     p.add_argument("--device")
+
+    s = sub.add_parser("serve", help="a local web page to draw digits on and watch the model read them")
+    s.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=non_negative_int, default=8000, help="0: any free port (default 8000)")
+    s.add_argument("--device")
 
     sub.add_parser("benchmark", add_help=False, help="this engine against PyTorch, side by side (see benchmark --help)")
 
@@ -259,6 +265,14 @@ def cmd_predict(args):
     return EXIT_USAGE if failed else 0
 
 
+def cmd_serve(args):
+    from .reading import DigitReader
+    from .serve import serve
+
+    model, config = load_trained(args.checkpoint, args.device)
+    return serve(DigitReader(model, config), args.checkpoint, host=args.host, port=args.port)
+
+
 def cmd_report(args):
     from .plots import plot_run
     from .report import write_report
@@ -270,7 +284,8 @@ def cmd_report(args):
     print(write_report(args.runs, args.out))
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "report": cmd_report}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "serve": cmd_serve,
+            "report": cmd_report}
 
 if __name__ == "__main__":
     sys.exit(main())
