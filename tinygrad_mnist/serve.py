@@ -61,6 +61,8 @@ class PageServer(http.server.ThreadingHTTPServer):
     @property
     def url(self):
         host, port = self.server_address[:2]
+        # Listening on every address includes this machine's own.
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
         return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
     def process_request(self, request, client_address):
@@ -255,6 +257,8 @@ def make_server(reader, source, host="127.0.0.1", port=8000, log=None):
         raise ImportError("the page reads images with Pillow: pip install 'tinygrad_mnist[image]'")
     try:
         return PageServer((host, port), reader, source, log=log)
+    except socket.gaierror as e:
+        raise OSError(f"cannot listen on {host}:{port} ({e.strerror or _one_line(e)}); check --host") from None
     except OSError as e:
         raise OSError(f"cannot listen on {host}:{port} ({e.strerror or _one_line(e)}); choose another with "
                       f"--port, or --port 0 for any free port") from None
