@@ -93,22 +93,32 @@ def test_a_corrupt_idx_file_names_the_file_and_the_problem(capsys, dataset, tmp_
                "train-labels-idx1-ubyte.gz")
 
 
+def predict_fails_with(capsys, run, path, fragment):
+    """predict on one unreadable file: exit 2, its error line, then the summary; no traceback."""
+    capsys.readouterr()
+    assert cli.main(["predict", str(run), str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2, err
+    assert err[0].startswith(f"{path}: error: ") and fragment in err[0], err[0]
+    assert err[1] == "0 images read, 1 failed"
+
+
 @pytest.mark.parametrize("content,fragment", [(b"", "empty file"), (b"just some text", "not an image")])
 def test_predict_on_a_non_image_or_empty_file_is_one_line(capsys, run, tmp_path, content, fragment):
     path = tmp_path / "digit.png"
     path.write_bytes(content)
-    fails_with(capsys, ["predict", str(run), str(path)], str(path), fragment)
+    predict_fails_with(capsys, run, path, fragment)
 
 
 def test_predict_on_a_huge_image_refuses_before_decoding(capsys, run, tmp_path):
     Image = pytest.importorskip("PIL.Image")
     path = tmp_path / "huge.png"
     Image.new("L", (9000, 9000)).save(path)  # 81 megapixels; compresses to a few kilobytes
-    fails_with(capsys, ["predict", str(run), str(path)], "too large")
+    predict_fails_with(capsys, run, path, "too large")
 
 
 def test_predict_on_a_missing_file_is_one_line(capsys, run, tmp_path):
-    fails_with(capsys, ["predict", str(run), str(tmp_path / "none.png")], "no such file")
+    predict_fails_with(capsys, run, tmp_path / "none.png", "no such file")
 
 
 def test_a_checkpoint_with_other_parameter_shapes_names_the_first_mismatch(capsys, run, tmp_path):

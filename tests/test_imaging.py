@@ -1,4 +1,5 @@
 import gzip
+import io
 import struct
 import sys
 import zlib
@@ -6,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 Image = pytest.importorskip("PIL.Image")
 ImageDraw = pytest.importorskip("PIL.ImageDraw")
 
 from tinygrad_mnist import imaging  # noqa: E402
-from tinygrad_mnist.imaging import ImageError, load_digit, preprocess_array  # noqa: E402
+from tinygrad_mnist.imaging import ImageError, decode_digit, load_digit, preprocess_array  # noqa: E402
 
 MNIST_TEST_IMAGES = Path("/work/shared/datasets/mnist/t10k-images-idx3-ubyte.gz")
 
@@ -59,6 +62,28 @@ def best_shifted_correlation(a, b):
     """Correlation of a and b, allowing b to move by up to one pixel each way."""
     shifts = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
     return max(np.corrcoef(a.ravel(), np.roll(b, s, axis=(0, 1)).ravel())[0, 1] for s in shifts)
+
+
+def ink_box(im):
+    """The bounding box of the dark ink of a drawn digit."""
+    return Image.eval(im, lambda v: 255 - v).getbbox()
+
+
+def under_light(im, light):
+    """The digit photographed under `light`: (rows, cols) in [0, 1] -> brightness, paper and ink alike."""
+    gray = np.asarray(im, np.float32) / 255
+    rows, cols = np.mgrid[0:gray.shape[0], 0:gray.shape[1]]
+    return np.clip(gray * light(rows / gray.shape[0], cols / gray.shape[1]), 0, 1)
+
+
+LIGHTS = {
+    "gradient left to right": lambda r, c: 1 - 0.75 * c,
+    "gradient bottom to top": lambda r, c: 0.25 + 0.75 * r,
+    "corner vignette": lambda r, c: 1 - 1.2 * ((r - 0.5) ** 2 + (c - 0.5) ** 2),
+    "half in soft shadow": lambda r, c: 1 - 0.6 / (1 + np.exp(-(c - 0.5) * 40)),
+    "hard shadow across the digit": lambda r, c: np.where(c > 0.6, 0.35, 1.0),
+    "shadow over the top third": lambda r, c: np.where(r < 0.35, 0.4, 1.0),
+}
 
 
 def test_output_is_28x28_float32_in_unit_range(tmp_path):
@@ -238,3 +263,104 @@ def test_real_mnist_digits_survive_a_round_trip_through_a_black_on_white_scan(tm
     # from where MNIST put it, which costs a thin stroke much of its correlation.
     assert np.mean(correlations > 0.9) >= 0.95
     assert np.median(correlations) > 0.98
+
+
+@pytest.mark.parametrize("shape", ["7", "1", "0"])
+@pytest.mark.parametrize("ink, paper", [(0, 255), (255, 0)], ids=["dark on light", "light on dark"])
+def test_a_digit_cropped_tight_to_its_ink_reads_as_the_uncropped_one(shape, ink, paper):
+    im = draw(shape, ink=ink, paper=paper)
+    tight = im.crop(ink_box(draw(shape)))
+    assert best_shifted_correlation(preprocess_array(np.asarray(im)), preprocess_array(np.asarray(tight))) > 0.98
+
+
+def test_a_digit_whose_ink_touches_all_four_edges_is_read():
+    im = draw("0")
+    tight = np.asarray(im.crop(ink_box(im)))
+    assert all((edge < 128).any() for edge in (tight[0], tight[-1], tight[:, 0], tight[:, -1]))
+    y = preprocess_array(tight)
+    assert max(box_size(y)) in (19, 20)
+    assert best_shifted_correlation(preprocess_array(np.asarray(im)), y) > 0.98
+
+
+@pytest.mark.parametrize("light", LIGHTS)
+@pytest.mark.parametrize("shape", ["7", "1", "0"])
+def test_uneven_lighting_is_evened_out_before_the_ink_is_found(shape, light):
+    evenly_lit = preprocess_array(np.asarray(draw(shape)))
+    assert best_shifted_correlation(evenly_lit, preprocess_array(under_light(draw(shape), LIGHTS[light]))) > 0.98
+
+
+@pytest.mark.parametrize("light", ["gradient left to right", "half in soft shadow"])
+def test_light_ink_on_a_dark_page_under_uneven_lighting_is_read_too(light):
+    evenly_lit = preprocess_array(np.asarray(draw("7")))
+    photo = under_light(draw("7", ink=255, paper=40), LIGHTS[light])
+    assert best_shifted_correlation(evenly_lit, preprocess_array(photo)) > 0.98
+
+
+def test_a_noisy_jpeg_photo_under_a_gradient_matches_the_clean_scan(tmp_path):
+    photo = under_light(draw("0"), lambda r, c: 1 - 0.6 * r * c) * 0.9 + 0.05
+    photo = np.clip(photo + np.random.default_rng(1).normal(0, 0.03, photo.shape), 0, 1)
+    path = save(Image.fromarray((255 * photo).astype(np.uint8)), tmp_path, "photo.jpg", quality=60)
+    assert best_shifted_correlation(load_digit(save(draw("0"), tmp_path)), load_digit(path)) > 0.9
+
+
+def test_a_blank_page_under_uneven_lighting_names_the_lighting():
+    page = under_light(Image.new("L", (300, 200), 255), LIGHTS["half in soft shadow"])
+    with pytest.raises(ImageError, match="no ink stands out once the uneven lighting"):
+        preprocess_array(page)
+
+
+@pytest.mark.parametrize("size", [(30, 20), (15, 10)])
+def test_a_tiny_image_is_scaled_up_into_the_20_pixel_box(size):
+    y = preprocess_array(np.asarray(draw("7").resize(size, Image.LANCZOS)))
+    assert max(box_size(y)) in (19, 20)
+    cy, cx = mass_centre(y)
+    assert abs(cy - 14) <= 1 and abs(cx - 14) <= 1
+
+
+def test_a_huge_image_reads_as_its_small_original(tmp_path):
+    huge = draw("7").resize((6000, 4000), Image.NEAREST)  # 24 megapixels
+    y = load_digit(save(huge, tmp_path, "huge.png"))
+    assert best_shifted_correlation(load_digit(save(draw("7"), tmp_path)), y) > 0.98
+
+
+@settings(max_examples=40)
+@given(shape=st.sampled_from(["7", "1", "0"]), dark_ink=st.booleans(), darkest=st.floats(0.3, 1.0),
+       angle=st.floats(0, 2 * np.pi), crop=st.booleans())
+def test_any_gradient_polarity_and_crop_reads_as_the_clean_scan(shape, dark_ink, darkest, angle, crop):
+    im = draw(shape, ink=0 if dark_ink else 255, paper=255 if dark_ink else 40)
+    # Brightness falls linearly from 1 to `darkest` across the page, in the direction `angle`; the
+    # photo of the page is then cropped to the ink, if at all.
+    toward = lambda r, c: (np.cos(angle) * (2 * c - 1) + np.sin(angle) * (2 * r - 1)) / 2 ** 0.5
+    photo = under_light(im, lambda r, c: 1 - (1 - darkest) * (0.5 + 0.5 * toward(r, c)))
+    if crop:
+        left, top, right, bottom = ink_box(draw(shape))
+        photo = photo[top:bottom, left:right]
+    assert best_shifted_correlation(preprocess_array(np.asarray(draw(shape))), preprocess_array(photo)) > 0.95
+
+
+@given(data=st.data())
+@settings(max_examples=150)
+def test_a_corrupted_image_file_is_an_image_error_never_another_exception(data):
+    kind = data.draw(st.sampled_from(sorted(CORRUPTIBLE)))
+    blob = bytearray(CORRUPTIBLE[kind])
+    how = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+    at = data.draw(st.integers(0, len(blob) - 1))
+    if how == "flip":
+        blob[at] ^= data.draw(st.integers(1, 255))
+    elif how == "cut":
+        blob = blob[:at]
+    else:
+        blob[at:at] = data.draw(st.binary(min_size=1, max_size=16))
+    try:
+        decode_digit(bytes(blob), source="fuzzed")
+    except ImageError as e:
+        assert str(e).startswith("fuzzed: ") and "\n" not in str(e)
+
+
+def _encoded(fmt):
+    buffer = io.BytesIO()
+    draw("7").resize((60, 40)).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+CORRUPTIBLE = {fmt: _encoded(fmt) for fmt in ("PNG", "JPEG", "GIF", "BMP", "TIFF", "PPM")}

@@ -1,7 +1,8 @@
-"""The `tinygrad-mnist` command: train, evaluate, predict, report, benchmark.
+"""The `tinygrad-mnist` command: train, evaluate, predict, serve, report, benchmark.
 
 Every expected failure (bad option, missing or corrupt file, unwritable folder, no GPU) ends with one
-line on standard error and exit code 2, never a traceback.
+line on standard error and exit code 2, never a traceback; `predict` gives each image it cannot read
+its own line and goes on with the rest.
 """
 import argparse
 import json
@@ -9,8 +10,6 @@ import shlex
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 from .backend import DeviceError
 
@@ -102,13 +101,20 @@ def build_parser():
     e.add_argument("--device")
     e.add_argument("--batch-size", type=positive_int, default=1000)
 
-    p = sub.add_parser("predict", help="classify digits in PNG or JPEG images")
+    p = sub.add_parser("predict", help="classify digits in PNG or JPEG images, or the images in folders")
     p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
     p.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
-                   help="invert the image (MNIST digits are light on dark); auto decides from the border")
+                   help="yes: dark ink on light paper, no: light on dark; auto decides from the whole image")
     p.add_argument("--top", type=positive_int, default=1, help="show the K most likely digits")
+    p.add_argument("--json", action="store_true", help="one JSON object per image on standard output")
     p.add_argument("--device")
+
+    s = sub.add_parser("serve", help="a local web page to draw digits on and watch the model read them")
+    s.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=non_negative_int, default=8000, help="0: any free port (default 8000)")
+    s.add_argument("--device")
 
     sub.add_parser("benchmark", add_help=False, help="this engine against PyTorch, side by side (see benchmark --help)")
 
@@ -251,18 +257,20 @@ def cmd_evaluate(args):
 
 
 def cmd_predict(args):
-    from . import data
-    from .imaging import load_digit
-    from .training import model_input, predict
+    from .reading import DigitReader, predict_files
 
     model, config = load_trained(args.checkpoint, args.device)
     invert = {"auto": "auto", "yes": True, "no": False}[args.invert]
-    digits = np.stack([load_digit(p, invert=invert) for p in args.images])
-    probs = predict(model, model_input(digits, config), device=config["device"])
-    names = data.DATASETS[config["dataset"]].class_names
-    for path, p in zip(args.images, probs):
-        ranked = np.argsort(-p)[:args.top]
-        print(f"{path}: " + ", ".join(f"{names[k]} ({100 * p[k]:.1f}%)" for k in ranked))
+    failed = predict_files(DigitReader(model, config), args.images, invert, top=args.top, as_json=args.json)
+    return EXIT_USAGE if failed else 0
+
+
+def cmd_serve(args):
+    from .reading import DigitReader
+    from .serve import serve
+
+    model, config = load_trained(args.checkpoint, args.device)
+    return serve(DigitReader(model, config), args.checkpoint, host=args.host, port=args.port)
 
 
 def cmd_report(args):
@@ -276,7 +284,8 @@ def cmd_report(args):
     print(write_report(args.runs, args.out))
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "report": cmd_report}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "serve": cmd_serve,
+            "report": cmd_report}
 
 if __name__ == "__main__":
     sys.exit(main())
