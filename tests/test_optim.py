@@ -28,7 +28,7 @@ def make_params(dtype=np.float64):
 def run(opt, params, steps):
     for _ in range(steps):
         for p, g in zip(params, gradients([p.numpy() for p in params])):
-            p.grad = g.astype(p.dtype)
+            p.grad = Tensor(g.astype(p.dtype))
         opt.step()
         opt.zero_grad()
 
@@ -59,7 +59,7 @@ def test_optimizer_matches_torch_step_by_step(name, kwargs):
     opt, ref = getattr(optim, name)(ours, **kwargs), getattr(torch.optim, name)(theirs, **kwargs)
     for step in range(20):
         for p, g in zip(ours, gradients([p.numpy() for p in ours])):
-            p.grad = g
+            p.grad = Tensor(g)
         for p, g in zip(theirs, gradients([p.detach().numpy() for p in theirs])):
             p.grad = torch.from_numpy(g)
         opt.step()
@@ -77,7 +77,7 @@ def test_param_groups_match_torch_with_their_own_hyper_parameters():
     ref = torch.optim.SGD([{"params": [theirs[0]]}, {"params": [theirs[1]], "lr": 0.01, "momentum": 0.5}], lr=0.1)
     for _ in range(10):
         for p, g in zip(ours, gradients([p.numpy() for p in ours])):
-            p.grad = g
+            p.grad = Tensor(g)
         for p, g in zip(theirs, gradients([p.detach().numpy() for p in theirs])):
             p.grad = torch.from_numpy(g)
         opt.step(), ref.step()
@@ -167,7 +167,7 @@ def test_load_state_dict_rejects_a_different_layout():
 def test_parameters_without_grad_are_skipped():
     params = make_params()
     opt = optim.AdamW(params, lr=0.1, weight_decay=0.5)
-    params[0].grad = np.ones_like(params[0].data)
+    params[0].grad = Tensor(np.ones_like(params[0].data))
     opt.step()
     np.testing.assert_array_equal(params[1].numpy(), START[1])
     assert params[1] not in opt.state
@@ -177,7 +177,7 @@ def test_parameters_without_grad_are_skipped():
 def test_zero_grad_sets_grads_to_none():
     params = make_params()
     opt = optim.SGD(params, lr=0.1)
-    params[0].grad = np.ones_like(params[0].data)
+    params[0].grad = Tensor(np.ones_like(params[0].data))
     opt.zero_grad()
     assert params[0].grad is None
 
@@ -186,7 +186,7 @@ def test_changing_group_lr_changes_the_step():
     params = make_params()
     opt = optim.SGD(params, lr=0.1)
     opt.param_groups[0]["lr"] = 0.5
-    params[0].grad = np.ones_like(params[0].data)
+    params[0].grad = Tensor(np.ones_like(params[0].data))
     opt.step()
     np.testing.assert_allclose(params[0].numpy(), START[0] - 0.5)
 

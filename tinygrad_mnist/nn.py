@@ -172,7 +172,7 @@ class Module:
         for t in [*self.parameters(), *self.buffers()]:
             t.data = backend.to_device(t.data, device)
             if t.grad is not None:
-                t.grad = backend.to_device(t.grad, device)
+                t.grad.data = backend.to_device(t.grad.data, device)
         return self
 
     def state_dict(self):
