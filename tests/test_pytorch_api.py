@@ -173,3 +173,38 @@ def test_top_level_functions_are_the_tensor_methods():
     x = Tensor(np.arange(6.0).reshape(2, 3))
     assert torch.flatten(x).shape == (6,) and torch.argmax(x, dim=1).tolist() == [2, 2]
     assert torch.max(x, 1).values.tolist() == [2.0, 5.0] and float(torch.sum(x)) == 15.0
+
+
+def test_save_and_load_round_trip_a_model_and_optimizer_state(tmp_path):
+    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 3}, tmp_path / "ckpt.npz")
+    loaded = torch.load(tmp_path / "ckpt.npz")
+    assert loaded["epoch"] == 3 and isinstance(loaded["model"]["0.weight"], Tensor)
+    fresh = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    fresh.load_state_dict(loaded["model"])
+    np.testing.assert_array_equal(fresh[0].weight.numpy(), model[0].weight.numpy())
+    torch.optim.Adam(fresh.parameters(), lr=0.1).load_state_dict(loaded["optimizer"])
+
+
+def test_a_pytorch_state_dict_exported_to_npz_loads(tmp_path):
+    real = pytest.importorskip("torch")
+    theirs = real.nn.Linear(3, 2)
+    np.savez(tmp_path / "w.npz", **{k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    ours = nn.Linear(3, 2)
+    ours.load_state_dict(torch.load(tmp_path / "w.npz"), strict=True)
+    np.testing.assert_array_equal(ours.weight.numpy(), theirs.weight.detach().numpy())
+
+
+def test_saving_a_whole_module_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(TypeError, match="state_dict"):
+        torch.save(nn.Linear(2, 2), tmp_path / "m.npz")
+
+
+def test_loading_a_pickle_is_refused(tmp_path):
+    import pickle
+    (tmp_path / "p.npz").write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(ValueError):
+        torch.load(tmp_path / "p.npz")

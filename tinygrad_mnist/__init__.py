@@ -12,6 +12,7 @@ from .creation import (arange, as_tensor, empty, eye, from_numpy, full, full_lik
                        randint, randn, randperm, tensor, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck
 from .ops import OPS
+from .serialization import load, save
 from .tensor import (Function, Tensor, cat, concat, concatenate, is_grad_enabled, maximum, minimum, no_grad, stack,
                      toposort, where)
 
@@ -53,5 +54,5 @@ __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "gradcheck", "Gra
            "DeviceError", "cuda_available", "manual_seed", "device", "cuda", "accelerator", "tensor", "as_tensor",
            "from_numpy", "zeros", "ones", "empty", "full", "zeros_like", "ones_like", "full_like", "arange",
            "linspace", "eye", "rand", "randn", "randint", "randperm", "cat", "concat", "concatenate", "stack",
-           "where", "maximum", "minimum", "float32", "float", "float64", "double", "float16", "half", "int64", "long",
+           "where", "maximum", "minimum", "save", "load", "float32", "float", "float64", "double", "float16", "half", "int64", "long",
            "int32", "int", "int16", "int8", "uint8", "bool", *TENSOR_FUNCTIONS]
