@@ -208,3 +208,11 @@ def test_loading_a_pickle_is_refused(tmp_path):
     (tmp_path / "p.npz").write_bytes(pickle.dumps({"a": 1}))
     with pytest.raises(ValueError):
         torch.load(tmp_path / "p.npz")
+
+
+@pytest.mark.parametrize("kwargs", [dict(padding="same"), dict(dilation=2), dict(groups=2)])
+def test_convolution_settings_not_supported_are_refused_clearly(kwargs):
+    with pytest.raises(ValueError, match="only numeric padding, dilation=1 and groups=1"):
+        nn.Conv2d(2, 2, 3, **kwargs)
+    with pytest.raises(ValueError, match="only numeric padding, dilation=1 and groups=1"):
+        torch.functional.conv2d(torch.zeros(1, 2, 5, 5), torch.zeros(2, 2, 3, 3), **kwargs)

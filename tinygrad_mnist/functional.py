@@ -23,8 +23,11 @@ def linear(x, weight, bias=None):
     return ops.Linear.apply(x, weight, *([bias] if bias is not None else []))
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation of x (N, C, H, W) with weight (O, C, kh, kw), zero padding, square stride."""
+    if isinstance(padding, str) or _square(dilation, "dilation") != 1 or groups != 1:
+        raise ValueError(f"conv2d: padding={padding!r}, dilation={dilation!r}, groups={groups!r}: only numeric "
+                         "padding, dilation=1 and groups=1 are supported (see docs/FROM_PYTORCH.md)")
     stride, padding = _square(stride, "stride"), _square(padding, "padding")
     if x.ndim != 4 or weight.ndim != 4:
         raise ValueError(f"conv2d: expected x (N, C, H, W) and weight (O, C, kh, kw), got {x.shape} and {weight.shape}")

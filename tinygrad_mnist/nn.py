@@ -399,8 +399,11 @@ class Conv2d(Module):
     zero padding and a square stride."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-                 init="kaiming_uniform", rng=None, dtype=np.float32, device=None):
+                 init="kaiming_uniform", rng=None, dtype=np.float32, device=None, dilation=1, groups=1):
         super().__init__()
+        if isinstance(padding, str) or dilation not in (1, (1, 1)) or groups != 1:
+            raise ValueError(f"Conv2d: padding={padding!r}, dilation={dilation!r}, groups={groups!r}: only numeric "
+                             "padding, dilation=1 and groups=1 are supported (see docs/FROM_PYTORCH.md)")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
         self.weight = _empty((self.out_channels, self.in_channels, *self.kernel_size), dtype, device)

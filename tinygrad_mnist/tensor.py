@@ -371,10 +371,10 @@ class Tensor:
         """The tensor itself: NumPy and CuPy handle any memory layout, and ops copy where it pays."""
         return self
 
-    def to(self, *args, dtype=None, device=None):
+    def to(self, *args, dtype=None, device=None, non_blocking=False):
         """`to(device)`, `to(dtype)`, `to(device, dtype)` or `to(other)`: a tensor on that device with that
         dtype (this one when nothing changes). A device move is not recorded (like detach); a dtype
-        change is."""
+        change is. `non_blocking` is accepted and has no effect (copies are synchronous)."""
         for a in args:
             if isinstance(a, Tensor):
                 device, dtype = a.device, a.dtype
