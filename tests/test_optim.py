@@ -440,3 +440,12 @@ def test_early_stopping_state_dict_resumes():
 def test_early_stopping_restore_before_any_epoch_raises():
     with pytest.raises(RuntimeError, match="no epoch"):
         optim.EarlyStopping(patience=1).restore(Scalar())
+
+
+def test_zero_grad_without_set_to_none_zeroes_the_grad_tensors_in_place():
+    params = make_params()
+    opt = optim.SGD(params, lr=0.1)
+    params[0].grad = Tensor(np.ones_like(params[0].data))
+    grad = params[0].grad
+    opt.zero_grad(set_to_none=False)
+    assert params[0].grad is grad and not grad.numpy().any() and params[1].grad is None

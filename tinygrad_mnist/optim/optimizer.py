@@ -70,11 +70,14 @@ class Optimizer:
             if key in group:
                 _check(group[key] >= 0, f"{type(self).__name__}: {key} must be >= 0, got {group[key]}")
 
-    def zero_grad(self):
-        """Set every parameter's .grad to None (PyTorch's default, set_to_none=True)."""
+    def zero_grad(self, set_to_none=True):
+        """Set every parameter's .grad to None (PyTorch's default), or to zeros with set_to_none=False."""
         for group in self.param_groups:
             for p in group["params"]:
-                p.grad = None
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad.zero_()
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; parameters whose .grad is None are skipped."""
