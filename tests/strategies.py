@@ -23,6 +23,7 @@ from collections import namedtuple
 import numpy as np
 from hypothesis import strategies as st
 
+import tinygrad_mnist as tg
 import tinygrad_mnist.functional as F
 from tinygrad_mnist import Tensor, manual_seed, ops
 
@@ -59,7 +60,7 @@ OURS = {
     "mul": lambda a, b: a * b,
     "div": lambda a, b: a / b,
     "neg": lambda a: -a,
-    "pow": lambda a, exponent: a ** exponent,
+    "pow": lambda a, *b, exponent=None: a ** (b[0] if b else exponent),
     "matmul": lambda a, b: a @ b,
     "sum": lambda a, axis, keepdims: a.sum(axis=axis, keepdims=keepdims),
     "max": lambda a, axis, keepdims: a.max(axis=axis, keepdims=keepdims),
@@ -77,6 +78,19 @@ OURS = {
     "crossentropy": lambda z, labels, label_smoothing: F.cross_entropy(z, labels, label_smoothing=label_smoothing),
     "dropout": lambda x, p, seed: ops.Dropout.apply(x, mask=dropout_mask(p, seed, x.shape).astype(x.dtype)),
     "batchnorm": _ours_batchnorm,
+    "maximum": lambda a, b: tg.maximum(a, b),
+    "where": lambda a, b, condition: tg.where(condition, a, b),
+    "cat": lambda *ts, dim: tg.cat(list(ts), dim=dim),
+    "expand": lambda a, shape: a.expand(*shape),
+    "index": lambda a, key: a[key],
+    "cast": lambda a: a.clone(),
+    "sin": lambda a: a.sin(),
+    "cos": lambda a: a.cos(),
+    "prod": lambda a, dim, keepdim: a.prod(dim=dim, keepdim=keepdim),
+    "gelu": lambda a, approximate: F.gelu(a, approximate=approximate),
+    "pad": lambda a, pad, value: F.pad(a, pad, value=value),
+    "avgpool2d": lambda x, kernel_size, stride, padding, count_include_pad: F.avg_pool2d(
+        x, kernel_size, stride, padding, count_include_pad=count_include_pad),
 }
 
 
@@ -105,7 +119,7 @@ def theirs():
         "mul": lambda a, b: a * b,
         "div": lambda a, b: a / b,
         "neg": lambda a: -a,
-        "pow": lambda a, exponent: a ** exponent,
+        "pow": lambda a, *b, exponent=None: a ** (b[0] if b else exponent),
         "matmul": lambda a, b: a @ b,
         "sum": lambda a, axis, keepdims: a.sum(dim=all_axes(a, axis), keepdim=keepdims) if a.ndim else a * 1,
         "max": max_,
@@ -124,6 +138,19 @@ def theirs():
                                                                            label_smoothing=label_smoothing),
         "dropout": lambda x, p, seed: x * array(dropout_mask(p, seed, tuple(x.shape)), x),
         "batchnorm": batchnorm,
+        "maximum": torch.maximum,
+        "where": lambda a, b, condition: torch.where(torch.from_numpy(condition), a, b),
+        "cat": lambda *ts, dim: torch.cat(ts, dim=dim),
+        "expand": lambda a, shape: a.expand(shape),
+        "index": lambda a, key: a[tuple(torch.from_numpy(k) if isinstance(k, np.ndarray) else k for k in key)],
+        "cast": lambda a: a.clone(),
+        "sin": torch.sin,
+        "cos": torch.cos,
+        "prod": lambda a, dim, keepdim: torch.prod(a) if dim is None else torch.prod(a, dim, keepdim),
+        "gelu": lambda a, approximate: TF.gelu(a, approximate=approximate),
+        "pad": lambda a, pad, value: TF.pad(a, pad, value=value),
+        "avgpool2d": lambda x, kernel_size, stride, padding, count_include_pad: TF.avg_pool2d(
+            x, kernel_size, stride, padding, count_include_pad=count_include_pad),
     }
 
 
@@ -314,11 +341,121 @@ def axis_and_keepdims(draw, ndim):
 
 
 def build_pow(g):
-    exponent = g.draw(st.sampled_from([2, 3, -1, -2, 0.5, 1.5]))
+    """a ** p for a constant p, a ** b for a positive tensor base, or 2 ** b for a tensor exponent."""
+    kind = g.draw(st.sampled_from(["constant exponent", "tensor base", "constant base"]))
+    if kind == "constant exponent":
+        exponent = g.draw(st.sampled_from([2, 3, -1, -2, 0.5, 1.5]))
+        a = g.pick()
+        if exponent < 0 or exponent != int(exponent):
+            a = g.positive(a)
+        return g.apply("pow", a, exponent=exponent)
+    b = g.bounded(g.pick(), 1.5)
+    a = g.constant(2.0) if kind == "constant base" else g.positive(g.pick_or_leaf(g.values[b].shape))
+    return g.apply("pow", a, b)
+
+
+def build_maximum(g):
+    """maximum(a, b), b of a broadcasting shape, shifted by a constant where a and b nearly meet (the kink)."""
     a = g.pick()
-    if exponent < 0 or exponent != int(exponent):
-        a = g.positive(a)
-    return g.apply("pow", a, exponent=exponent)
+    shape = g.values[a].shape
+    b = g.pick(lambda v: _broadcasts(v.shape, shape)) if g.draw(st.booleans()) else None
+    if b is None:
+        b = g.leaf(broadcast_partner(g.draw, shape))
+    d = np.sort((g.values[a] - g.values[b]).ravel())
+    if np.abs(d).min() < 10 * GAP:
+        gaps = np.diff(d)
+        k = int(gaps.argmax()) if gaps.size else 0
+        shift = (d[k] + d[k + 1]) / 2 if gaps.size and gaps[k] >= 20 * GAP else d[0] - 0.5
+        b = g.apply("add", b, g.constant(shift))  # a - (b + shift) = d - shift: no value near 0
+    if g.draw(st.booleans()):
+        a, b = b, a
+    return g.apply("maximum", a, b)
+
+
+def build_where(g):
+    a = g.pick()
+    shape = g.values[a].shape
+    b = g.pick(lambda v: _broadcasts(v.shape, shape)) if g.draw(st.booleans()) else None
+    if b is None:
+        b = g.leaf(broadcast_partner(g.draw, shape))
+    condition = np.asarray(g.random(np.broadcast_shapes(shape, g.values[b].shape)) > 0)
+    return g.apply("where", a, b, condition=condition)
+
+
+def build_cat(g):
+    a = g.pick(lambda v: v.ndim >= 1, otherwise=lambda: g.leaf((g.draw(st.integers(1, 3)),)))
+    shape = g.values[a].shape
+    dim = g.draw(st.integers(-len(shape), len(shape) - 1))
+    fits = lambda v: v.ndim == len(shape) and all(n == m for k, (n, m) in enumerate(zip(v.shape, shape))
+                                                  if k != dim % len(shape))
+    others = [g.pick(fits) if g.draw(st.booleans()) else None for _ in range(g.draw(st.integers(1, 2)))]
+    others = [o if o is not None else g.leaf(shape[:dim % len(shape)] + (g.draw(st.integers(1, 3)),)
+                                               + shape[dim % len(shape) + 1:]) for o in others]
+    order = [a, *others]
+    if g.draw(st.booleans()):
+        order.reverse()
+    return g.apply("cat", *order, dim=dim)
+
+
+def build_expand(g):
+    a = g.pick()
+    shape = g.values[a].shape
+    lead = tuple(g.draw(st.integers(1, 3)) for _ in range(g.draw(st.integers(0, 1))))
+    target = lead + tuple(g.draw(st.integers(1, 3)) if n == 1 else g.draw(st.sampled_from([n, -1])) for n in shape)
+    return g.apply("expand", a, shape=target)
+
+
+def build_index(g):
+    """x[key] for a key of each kind PyTorch takes: an int, a stepped or negative slice, None and ...,
+    an integer array with repeats (whose gradient accumulates), a boolean mask, rows and columns."""
+    a = g.pick(lambda v: v.ndim >= 1, otherwise=lambda: g.leaf((g.draw(st.integers(1, 4)),)))
+    shape = g.values[a].shape
+    n = shape[0]
+    kinds = ["int", "slice", "none and ellipsis", "integer array", "mask"] + (["rows and columns"] if len(shape) >= 2 else [])
+    kind = g.draw(st.sampled_from(kinds))
+    if kind == "int":
+        key = (g.draw(st.integers(-n, n - 1)),)
+    elif kind == "slice":
+        start = g.draw(st.integers(0, n - 1))
+        stop, step = g.draw(st.integers(start + 1, n)), g.draw(st.integers(1, 2))
+        key = (slice(start - n if g.draw(st.booleans()) else start, stop, step),)
+    elif kind == "none and ellipsis":
+        key = (None, Ellipsis, g.draw(st.integers(-shape[-1], shape[-1] - 1)))
+    elif kind == "integer array":
+        key = (np.asarray(g.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=4)), dtype=np.int64),)
+    elif kind == "mask":
+        mask = g.random(shape) > 0
+        mask.flat[g.draw(st.integers(0, mask.size - 1))] = True
+        key = (mask,)
+    else:
+        count = g.draw(st.integers(1, 4))
+        rows = np.asarray(g.draw(st.lists(st.integers(0, n - 1), min_size=count, max_size=count)), dtype=np.int64)
+        cols = np.asarray(g.draw(st.lists(st.integers(0, shape[1] - 1), min_size=count, max_size=count)),
+                          dtype=np.int64)
+        key = (rows, cols)
+    return g.apply("index", a, key=key)
+
+
+def build_prod(g):
+    a = g.bounded(g.pick(), 1.5)  # a product of many values stays finite in float32 too
+    ndim = g.values[a].ndim
+    dim = g.draw(st.one_of(st.none(), st.integers(-ndim, ndim - 1))) if ndim else None
+    return g.apply("prod", a, dim=dim, keepdim=g.draw(st.booleans()) if dim is not None else False)
+
+
+def build_pad(g):
+    a = g.pick(lambda v: v.ndim >= 1, otherwise=lambda: g.leaf((g.draw(st.integers(1, 3)),)))
+    sides = g.draw(st.integers(1, min(g.values[a].ndim, 2)))
+    pad = tuple(g.draw(st.integers(0, 2)) for _ in range(2 * sides))
+    return g.apply("pad", a, pad=pad, value=g.draw(st.sampled_from([0.0, 0.5])))
+
+
+def build_avgpool2d(g):
+    x = g.image(g.pick())
+    h, w = g.values[x].shape[2:]
+    kernel = g.draw(st.integers(1, min(h, w, 3)))
+    return g.apply("avgpool2d", x, kernel_size=kernel, stride=g.draw(st.sampled_from([None, 1, 2])),
+                   padding=g.draw(st.integers(0, kernel // 2)), count_include_pad=g.draw(st.booleans()))
 
 
 def build_matmul(g):
@@ -445,6 +582,18 @@ BUILDERS = {
     "crossentropy": build_crossentropy,
     "dropout": build_dropout,
     "batchnorm": build_batchnorm,
+    "maximum": build_maximum,
+    "where": build_where,
+    "cat": build_cat,
+    "expand": build_expand,
+    "index": build_index,
+    "cast": unary("cast"),
+    "sin": unary("sin"),
+    "cos": unary("cos"),
+    "prod": build_prod,
+    "gelu": lambda g: g.apply("gelu", g.pick(), approximate=g.draw(st.sampled_from(["none", "tanh"]))),
+    "pad": build_pad,
+    "avgpool2d": build_avgpool2d,
 }
 
 

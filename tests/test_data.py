@@ -581,3 +581,47 @@ def test_debian_fashion_mnist_loads_with_its_statistics():
     assert np.bincount(ds.test_labels).tolist() == [1000] * 10
     x = to_float(ds.train_images)
     assert abs(x.mean() - FASHION_MNIST_MEAN) < 1e-4 and abs(x.std() - FASHION_MNIST_STD) < 1e-4
+
+
+def test_dataloader_batches_a_tensor_dataset_by_slicing_whole_arrays():
+    from tinygrad_mnist.data import DataLoader, TensorDataset
+    x, y = np.arange(10.0).reshape(5, 2), np.arange(5)
+    loader = DataLoader(TensorDataset(x, y), batch_size=2)
+    batches = list(loader)
+    assert len(loader) == 3 and len(loader.dataset) == 5
+    assert [b[1].tolist() for b in batches] == [[0, 1], [2, 3], [4]]
+    assert batches[0][0].dtype == np.float64 and batches[0][1].dtype == np.int64
+
+
+def test_dataloader_shuffles_every_sample_once_and_repeats_under_manual_seed():
+    from tinygrad_mnist import manual_seed
+    from tinygrad_mnist.data import DataLoader, TensorDataset
+    loader = DataLoader(TensorDataset(np.arange(10)), batch_size=3, shuffle=True, drop_last=False)
+    manual_seed(0)
+    first = np.concatenate([b[0].numpy() for b in loader])
+    manual_seed(0)
+    again = np.concatenate([b[0].numpy() for b in loader])
+    assert sorted(first) == list(range(10)) and first.tolist() == again.tolist() and first.tolist() != list(range(10))
+    assert len(DataLoader(TensorDataset(np.arange(10)), batch_size=3, drop_last=True)) == 3
+
+
+def test_dataloader_stacks_the_samples_of_any_other_dataset():
+    from tinygrad_mnist.data import DataLoader
+    samples = [(np.full(2, i, np.float32), i) for i in range(3)]
+    (x, y), = list(DataLoader(samples, batch_size=3))
+    assert x.shape == (3, 2) and y.tolist() == [0, 1, 2]
+
+
+def test_tensor_dataset_refuses_tensors_of_different_lengths():
+    from tinygrad_mnist.data import TensorDataset
+    with pytest.raises(ValueError, match="different lengths"):
+        TensorDataset(np.zeros(3), np.zeros(4))
+
+
+def test_mnist_dataset_gives_standardised_image_tensors_and_int64_labels(dataset):
+    from tinygrad_mnist.data import MNIST, MNIST_MEAN, MNIST_STD
+    train, test = MNIST(dataset, train=True), MNIST(dataset, train=False, normalize=False)
+    images, labels = train[0:4]
+    assert images.shape == (4, 1, 28, 28) and images.dtype == np.float32 and labels.dtype == np.int64
+    assert len(train) == 600 and len(test) == 200 and float(test.tensors[0].max()) <= 1.0
+    np.testing.assert_allclose(float(images.min()), -MNIST_MEAN / MNIST_STD, rtol=1e-6)

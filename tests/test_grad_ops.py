@@ -90,8 +90,86 @@ def case_neg(draw, device):
 
 
 def case_pow(draw, device):
-    exponent = draw(st.sampled_from([-2, -1, 0.5, 1.5, 2, 3]))
-    return lambda a: a ** exponent, [leaf(values(draw, shape(draw), 0.5, 2.0), device)]
+    kind = draw(st.sampled_from(["number", "tensor", "base"]))
+    if kind == "number":
+        exponent = draw(st.sampled_from([-2, -1, 0.5, 1.5, 2, 3]))
+        return lambda a: a ** exponent, [leaf(values(draw, shape(draw), 0.5, 2.0), device)]
+    if kind == "base":  # 2 ** x: a number raised to a tensor
+        return lambda b: 2.0 ** b, [leaf(values(draw, shape(draw)), device)]
+    a, b = binary(draw, device)
+    a.data[...] = abs(a.data) + 0.5  # a positive base: a^b is real and smooth in both
+    return lambda a, b: a ** b, [a, b]
+
+
+def case_maximum(draw, device):
+    from tinygrad_mnist import maximum
+    a, b = binary(draw, device)  # independent continuous values: they tie (the kink) with probability 0
+    return lambda a, b: maximum(a, b), [a, b]
+
+
+def case_where(draw, device):
+    from tinygrad_mnist import where
+    a, b = binary(draw, device)
+    full = np.broadcast_shapes(a.shape, b.shape)
+    condition = values(draw, full) > 0
+    return lambda a, b: where(condition, a, b), [a, b]
+
+
+def case_expand(draw, device):
+    x = values(draw, shape(draw))
+    small = tuple(1 if draw(st.booleans()) else n for n in x.shape)
+    lead = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    target = lead + tuple(-1 if draw(st.booleans()) else n for n in x.shape)
+    return lambda a: a.expand(*target), [leaf(x[tuple(slice(0, n) for n in small)], device)]
+
+
+def index_key(draw, shape):
+    """A random key of every kind PyTorch users write: ints (negative too), slices with steps, None, ...,
+    integer arrays with repeated entries, boolean masks, and (rows, labels) pairs."""
+    kind = draw(st.sampled_from(["basic", "ellipsis", "integers", "mask", "pairs"]))
+    if kind == "basic":
+        key = []
+        for n in shape[:draw(st.integers(1, len(shape)))]:
+            if draw(st.booleans()):
+                key.append(draw(st.integers(-n, n - 1)))
+            else:
+                bound = st.one_of(st.none(), st.integers(-n, n))
+                key.append(slice(draw(bound), draw(bound), draw(st.sampled_from([None, 1, 2, -1, -2]))))
+        if draw(st.booleans()):
+            key.insert(draw(st.integers(0, len(key))), None)
+        return tuple(key)
+    if kind == "ellipsis":
+        return (Ellipsis, draw(st.integers(-shape[-1], shape[-1] - 1)))
+    if kind == "integers":
+        return np.asarray(draw(st.lists(st.integers(-shape[0], shape[0] - 1), min_size=1, max_size=6)))
+    if kind == "mask":
+        return np.asarray(draw(st.lists(st.booleans(), min_size=shape[0], max_size=shape[0])))
+    rows = np.asarray(draw(st.lists(st.integers(0, shape[0] - 1), min_size=1, max_size=5)))
+    other = np.asarray(draw(st.lists(st.integers(0, shape[-1] - 1), min_size=len(rows), max_size=len(rows))))
+    return (rows, Ellipsis, other) if len(shape) > 1 else (rows,)
+
+
+def case_index(draw, device):
+    x = values(draw, shape(draw))
+    key = index_key(draw, x.shape)
+    return lambda a: a[key], [leaf(x, device)]
+
+
+def case_cat(draw, device):
+    from tinygrad_mnist import cat
+    base = shape(draw)
+    dim = draw(st.integers(-len(base), len(base) - 1))
+    pieces = []
+    for _ in range(draw(st.integers(1, 3))):
+        s = list(base)
+        s[dim] = draw(st.integers(1, 3))
+        pieces.append(leaf(values(draw, tuple(s)), device))
+    return lambda *xs: cat(xs, dim), pieces
+
+
+def case_cast(draw, device):
+    fn = draw(st.sampled_from([lambda a: a.clone() * a, lambda a: a.double() * a]))
+    return fn, [leaf(values(draw, shape(draw)), device)]
 
 
 def case_matmul(draw, device):
@@ -214,6 +292,41 @@ def case_batchnorm(draw, device):
     return lambda x: F.batch_norm(x, mean, var, training=training, eps=1e-3), [x]
 
 
+case_sin = unary("sin")
+case_cos = unary("cos")
+
+
+def case_prod(draw, device):
+    x = values(draw, shape(draw))
+    if draw(st.booleans()):  # an exact zero: the gradient must not divide by it
+        x.reshape(-1)[draw(st.integers(0, x.size - 1))] = 0.0
+    dim = draw(st.one_of(st.none(), st.integers(-x.ndim, x.ndim - 1)))
+    keepdim = draw(st.booleans())
+    return lambda a: a.prod(dim, keepdim), [leaf(x, device)]
+
+
+def case_gelu(draw, device):
+    approximate = draw(st.sampled_from(["none", "tanh"]))
+    return lambda a: F.gelu(a, approximate=approximate), [leaf(values(draw, shape(draw), -4.0, 4.0), device)]
+
+
+def case_pad(draw, device):
+    x = values(draw, shape(draw))
+    widths = draw(st.lists(st.integers(0, 2), min_size=2, max_size=2 * x.ndim).filter(lambda w: len(w) % 2 == 0))
+    value = draw(st.sampled_from([0.0, -1.5]))
+    return lambda a: F.pad(a, widths, value=value), [leaf(x, device)]
+
+
+def case_avgpool2d(draw, device):
+    n, c, h, w = image_batch(draw, device)
+    kernel = draw(st.integers(1, min(h, w, 3)))
+    stride = draw(st.one_of(st.none(), st.integers(1, 3)))
+    padding = draw(st.integers(0, kernel // 2))
+    include = draw(st.booleans())
+    return (lambda x: F.avg_pool2d(x, kernel, stride, padding, count_include_pad=include),
+            [leaf(values(draw, (n, c, h, w)), device)])
+
+
 CASES = {name[len("case_"):]: fn for name, fn in list(globals().items()) if name.startswith("case_")}
 
 
@@ -242,6 +355,47 @@ def composite_mlp_loss(draw, device):
     x = leaf(values(draw, (n, 4)), device)
     w1, w2 = leaf(values(draw, (5, 4)), device), leaf(values(draw, (3, 5)), device)
     return lambda x, w1, w2: F.cross_entropy(F.linear(F.linear(x, w1).tanh(), w2), labels), [x, w1, w2]
+
+
+def composite_min_max_dim(draw, device):
+    x = distinct(draw, shape(draw, min_dims=2))
+    dim = draw(st.integers(-x.ndim, x.ndim - 1))
+    return lambda a: a.max(dim).values * a.min(dim, keepdim=True).values.sum(), [leaf(x, device)]
+
+
+def composite_statistics(draw, device):
+    x = values(draw, shape(draw, max_dims=2) + (3,))
+    dim = draw(st.integers(-x.ndim, x.ndim - 1))
+    return lambda a: a.var(dim) + a.std(dim) + a.logsumexp(dim) + a.norm(dim=dim), [leaf(x, device)]
+
+
+def composite_clamp_abs(draw, device):
+    return lambda a: a.clamp(-1.0, 0.5) * a.abs(), [leaf(away_from_zero(draw, shape(draw)), device)]
+
+
+def composite_activations(draw, device):
+    return (lambda a: F.leaky_relu(a, 0.1) + F.elu(a) + F.silu(a) + F.softplus(a),
+            [leaf(away_from_zero(draw, shape(draw)), device)])
+
+
+def composite_losses(draw, device):
+    n, k = draw(st.integers(1, 5)), draw(st.integers(2, 5))
+    labels = np.asarray(draw(st.lists(st.integers(-1, k - 1), min_size=n, max_size=n)))  # -1 is ignored
+    weight = Tensor(values(draw, (k,), 0.5, 2.0), device=device)
+    reduction = draw(st.sampled_from(["mean", "sum", "none"]))
+    smoothing = draw(st.sampled_from([0.0, 0.2]))
+    if (labels == -1).all() and reduction == "mean":
+        labels[0] = 0
+    return (lambda z: F.cross_entropy(z, labels, weight=weight, ignore_index=-1, reduction=reduction,
+                                      label_smoothing=smoothing) + F.mse_loss(z, z * 0.5, reduction="sum"),
+            [leaf(values(draw, (n, k), -3.0, 3.0), device)])
+
+
+def composite_layer_norm_and_adaptive_pool(draw, device):
+    x = values(draw, (2, 2, 5, 4))
+    w, b = leaf(values(draw, (4,)), device), leaf(values(draw, (4,)), device)
+    size = draw(st.sampled_from([1, 2, 3, (2, 3)]))
+    return lambda x, w, b: F.adaptive_avg_pool2d(F.layer_norm(x, 4, w, b), size), [leaf(x, device), w, b]
 
 
 COMPOSITES = {name[len("composite_"):]: fn for name, fn in list(globals().items()) if name.startswith("composite_")}

@@ -38,11 +38,13 @@ def test_parameters_are_parameter_instances_that_require_grad():
 
 def test_buffers_are_state_but_not_parameters():
     model = Block()
-    assert [name for name, _ in model.named_buffers()] == ["features.1.running_mean", "features.1.running_var"]
+    assert [name for name, _ in model.named_buffers()] == ["features.1.running_mean", "features.1.running_var",
+                                                          "features.1.num_batches_tracked"]
     assert not any(b.requires_grad for b in model.buffers())
     assert list(model.state_dict()) == [
         "conv1.weight", "conv1.bias", "features.0.weight", "features.0.bias", "features.1.weight",
-        "features.1.bias", "features.1.running_mean", "features.1.running_var", "fc2.weight", "fc2.bias"]
+        "features.1.bias", "features.1.running_mean", "features.1.running_var", "features.1.num_batches_tracked",
+        "fc2.weight", "fc2.bias"]
 
 
 def test_shared_parameter_is_listed_once():
@@ -260,7 +262,8 @@ def test_layers_default_to_float32_and_accept_float64():
     assert all(p.dtype == np.float32 for p in Block().parameters())
     bn = nn.BatchNorm1d(3, dtype=np.float64)
     conv = nn.Conv2d(1, 2, 3, dtype=np.float64)
-    assert all(t.dtype == np.float64 for t in [*bn.parameters(), *bn.buffers(), *conv.parameters()])
+    assert all(t.dtype == np.float64 for t in [*bn.parameters(), bn.running_mean, bn.running_var, *conv.parameters()])
+    assert bn.num_batches_tracked.dtype == np.int64  # a count, as in PyTorch
 
 
 def test_same_seed_gives_identical_initial_weights():
@@ -436,3 +439,77 @@ def test_a_pytorch_state_dict_of_a_model_with_a_shared_module_loads_strictly():
 def test_load_state_dict_of_something_that_is_not_a_mapping_raises_a_type_error(state):
     with pytest.raises(TypeError, match="load_state_dict expects a mapping"):
         nn.Linear(2, 3).load_state_dict(state)
+
+
+def test_a_pytorch_state_dict_with_batch_norm_loads_strictly_and_gives_the_same_outputs():
+    torch = pytest.importorskip("torch")
+    from collections import OrderedDict
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3), torch.nn.ReLU(),
+                                 torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.LayerNorm(12),
+                                 torch.nn.Linear(12, 4)).double()
+    x = np.random.default_rng(0).standard_normal((5, 1, 8, 8))
+    theirs(torch.tensor(x))  # one training step of the running statistics
+    theirs.eval()
+    ours = nn.Sequential(OrderedDict([(str(i), m) for i, m in enumerate([
+        nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.LayerNorm(12),
+        nn.Linear(12, 4)])])).to(np.float64)
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()}, strict=True)
+    assert int(ours[1].num_batches_tracked) == 1
+    np.testing.assert_allclose(ours.eval()(Tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10)
+
+
+def test_a_state_dict_from_before_num_batches_tracked_still_loads_strictly():
+    model = nn.BatchNorm2d(2)
+    old = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    model.load_state_dict(old, strict=True)
+
+
+def test_module_list_and_dict_register_their_modules_by_index_and_name():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList([nn.Linear(2, 2), nn.Linear(2, 2)])
+            self.heads = nn.ModuleDict({"a": nn.Linear(2, 1)})
+    names = list(Net().state_dict())
+    assert names == ["blocks.0.weight", "blocks.0.bias", "blocks.1.weight", "blocks.1.bias", "heads.a.weight",
+                     "heads.a.bias"]
+
+
+def test_apply_visits_children_before_the_module_and_requires_grad_freezes():
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    seen = []
+    model.apply(lambda m: seen.append(type(m).__name__))
+    assert seen == ["Linear", "ReLU", "Sequential"]
+    model.requires_grad_(False)
+    assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_module_to_a_dtype_converts_parameters_and_float_buffers():
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)).to(np.float64)
+    assert all(p.dtype == np.float64 for p in model.parameters())
+    assert model[1].running_mean.dtype == np.float64 and model[1].num_batches_tracked.dtype == np.int64
+
+
+def test_loss_modules_match_their_functions():
+    logits, labels = Tensor(np.random.default_rng(0).standard_normal((4, 3))), np.array([0, 2, 1, 2])
+    w = Tensor(np.array([1.0, 2.0, 0.5]))
+    assert float(nn.CrossEntropyLoss(weight=w, label_smoothing=0.1)(logits, labels)) == pytest.approx(
+        float(F.cross_entropy(logits, labels, weight=w, label_smoothing=0.1)))
+    assert float(nn.NLLLoss(reduction="sum")(logits, labels)) == pytest.approx(
+        float(F.nll_loss(logits, labels, reduction="sum")))
+    assert "weight" in nn.CrossEntropyLoss(weight=w).state_dict()  # a buffer, as in PyTorch
+
+
+def test_clip_grad_norm_matches_torch():
+    torch = pytest.importorskip("torch")
+    grads = [np.random.default_rng(i).standard_normal(s) for i, s in enumerate([(3, 2), (4,)])]
+    ours = [nn.Parameter(np.zeros_like(g)) for g in grads]
+    theirs = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]
+    for p, q, g in zip(ours, theirs, grads):
+        p.grad, q.grad = Tensor(g.copy()), torch.tensor(g)
+    for norm_type in (2.0, 1.0, float("inf")):
+        total = nn.utils.clip_grad_norm_(ours, 0.5, norm_type)
+        expected = torch.nn.utils.clip_grad_norm_(theirs, 0.5, norm_type)
+        assert float(total) == pytest.approx(float(expected), rel=1e-9)
+        for p, q in zip(ours, theirs):
+            np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-9)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from tinygrad_mnist import Tensor, nn, optim
+from tinygrad_mnist.optim import lr_scheduler
 
 # A separable convex quadratic per parameter: loss = Σ ½ h (θ - c)², so ∇ = h (θ - c).
 RNG = np.random.default_rng(0)
@@ -28,7 +29,7 @@ def make_params(dtype=np.float64):
 def run(opt, params, steps):
     for _ in range(steps):
         for p, g in zip(params, gradients([p.numpy() for p in params])):
-            p.grad = g.astype(p.dtype)
+            p.grad = Tensor(g.astype(p.dtype))
         opt.step()
         opt.zero_grad()
 
@@ -47,6 +48,10 @@ CONFIGS = [
     ("RMSprop", dict(lr=0.01, centered=True, momentum=0.3)),
     ("Adagrad", dict(lr=0.1)),
     ("Adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=0.1, initial_accumulator_value=0.2)),
+    ("Adadelta", dict(lr=1.0, eps=1e-3)),  # eps as small as the default 1e-6 crawls for the 30-step tests
+    ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-4, weight_decay=0.1)),
+    ("Adam", dict(lr=0.05, amsgrad=True)),
+    ("AdamW", dict(lr=0.05, betas=(0.5, 0.9), amsgrad=True)),
 ]
 IDS = [f"{name}-{'-'.join(kw)}" for name, kw in CONFIGS]
 
@@ -59,7 +64,7 @@ def test_optimizer_matches_torch_step_by_step(name, kwargs):
     opt, ref = getattr(optim, name)(ours, **kwargs), getattr(torch.optim, name)(theirs, **kwargs)
     for step in range(20):
         for p, g in zip(ours, gradients([p.numpy() for p in ours])):
-            p.grad = g
+            p.grad = Tensor(g)
         for p, g in zip(theirs, gradients([p.detach().numpy() for p in theirs])):
             p.grad = torch.from_numpy(g)
         opt.step()
@@ -67,6 +72,10 @@ def test_optimizer_matches_torch_step_by_step(name, kwargs):
         for a, b in zip(ours, theirs):
             np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-10, atol=1e-12,
                                        err_msg=f"step {step}")
+
+
+def test_adadelta_with_pytorchs_defaults_matches_torch():
+    test_optimizer_matches_torch_step_by_step("Adadelta", {})
 
 
 def test_param_groups_match_torch_with_their_own_hyper_parameters():
@@ -77,7 +86,7 @@ def test_param_groups_match_torch_with_their_own_hyper_parameters():
     ref = torch.optim.SGD([{"params": [theirs[0]]}, {"params": [theirs[1]], "lr": 0.01, "momentum": 0.5}], lr=0.1)
     for _ in range(10):
         for p, g in zip(ours, gradients([p.numpy() for p in ours])):
-            p.grad = g
+            p.grad = Tensor(g)
         for p, g in zip(theirs, gradients([p.detach().numpy() for p in theirs])):
             p.grad = torch.from_numpy(g)
         opt.step(), ref.step()
@@ -167,7 +176,7 @@ def test_load_state_dict_rejects_a_different_layout():
 def test_parameters_without_grad_are_skipped():
     params = make_params()
     opt = optim.AdamW(params, lr=0.1, weight_decay=0.5)
-    params[0].grad = np.ones_like(params[0].data)
+    params[0].grad = Tensor(np.ones_like(params[0].data))
     opt.step()
     np.testing.assert_array_equal(params[1].numpy(), START[1])
     assert params[1] not in opt.state
@@ -177,7 +186,7 @@ def test_parameters_without_grad_are_skipped():
 def test_zero_grad_sets_grads_to_none():
     params = make_params()
     opt = optim.SGD(params, lr=0.1)
-    params[0].grad = np.ones_like(params[0].data)
+    params[0].grad = Tensor(np.ones_like(params[0].data))
     opt.zero_grad()
     assert params[0].grad is None
 
@@ -186,7 +195,7 @@ def test_changing_group_lr_changes_the_step():
     params = make_params()
     opt = optim.SGD(params, lr=0.1)
     opt.param_groups[0]["lr"] = 0.5
-    params[0].grad = np.ones_like(params[0].data)
+    params[0].grad = Tensor(np.ones_like(params[0].data))
     opt.step()
     np.testing.assert_allclose(params[0].numpy(), START[0] - 0.5)
 
@@ -247,6 +256,11 @@ def torch_lrs(torch, make_scheduler, steps, optimizer="SGD", **opt_kwargs):
 
 SCHEDULES = {
     "StepLR": (lambda m, o: m.StepLR(o, step_size=3, gamma=0.5), 12),
+    "MultiStepLR": (lambda m, o: m.MultiStepLR(o, milestones=[7, 2, 7, 15], gamma=0.5), 20),
+    "ExponentialLR": (lambda m, o: m.ExponentialLR(o, gamma=0.9), 20),
+    "LinearLR": (lambda m, o: m.LinearLR(o, start_factor=0.25, end_factor=0.9, total_iters=8), 20),
+    "LambdaLR": (lambda m, o: m.LambdaLR(o, lambda epoch: 1 / (1 + epoch) ** 0.5), 20),
+    "OneCycleLR-epochs": (lambda m, o: m.OneCycleLR(o, max_lr=0.3, epochs=4, steps_per_epoch=5), 20),
     "CosineAnnealingLR": (lambda m, o: m.CosineAnnealingLR(o, T_max=7, eta_min=0.01), 20),
     "OneCycleLR-cos": (lambda m, o: m.OneCycleLR(o, max_lr=1.0, total_steps=20), 20),
     "OneCycleLR-linear": (lambda m, o: m.OneCycleLR(o, max_lr=0.5, total_steps=17, pct_start=0.25,
@@ -260,7 +274,7 @@ def test_scheduler_matches_torch(name):
     make, steps = SCHEDULES[name]
     expected, _ = torch_lrs(torch, make, steps, lr=0.1, momentum=0.9)
     opt = optim.SGD(make_params(), lr=0.1, momentum=0.9)
-    np.testing.assert_allclose(lrs(make(optim, opt), opt, steps), expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(lrs(make(lr_scheduler, opt), opt, steps), expected, rtol=1e-12, atol=1e-15)
 
 
 def test_linear_warmup_matches_torch_sequential_lr():
@@ -274,6 +288,40 @@ def test_linear_warmup_matches_torch_sequential_lr():
     opt = optim.SGD(make_params(), lr=0.2)
     ours = optim.LinearWarmup(opt, warmup_steps=4, after=optim.CosineAnnealingLR(opt, T_max=10))
     np.testing.assert_allclose(lrs(ours, opt, 16), expected, rtol=1e-12, atol=1e-15)
+
+
+PLATEAU = [dict(), dict(mode="max", factor=0.5, patience=1, threshold=0.1, threshold_mode="abs", cooldown=2,
+                   min_lr=0.02)]
+
+
+@pytest.mark.parametrize("kwargs", PLATEAU, ids=["defaults", "max-abs-cooldown-min_lr"])
+def test_reduce_lr_on_plateau_matches_torch(kwargs):
+    torch = pytest.importorskip("torch")
+    metrics = [1.0, 0.9, 0.95, 0.95, 0.97, 0.89, 0.9, 0.91, 0.92, 0.93, 0.94] * 3
+    p = torch.zeros(2, requires_grad=True)
+    ref_opt = torch.optim.SGD([p], lr=0.1)
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(ref_opt, **{"patience": 2, **kwargs})
+    opt = optim.SGD(make_params(), lr=0.1)
+    ours = lr_scheduler.ReduceLROnPlateau(opt, **{"patience": 2, **kwargs})
+    for i, m in enumerate(metrics):
+        ref.step(m)
+        ours.step(m)
+        assert ours.get_last_lr() == pytest.approx(ref.get_last_lr(), rel=1e-12), f"epoch {i}"
+
+
+def test_reduce_lr_on_plateau_state_dict_resumes():
+    opt = optim.SGD(make_params(), lr=0.1)
+    sched = lr_scheduler.ReduceLROnPlateau(opt, patience=1)
+    for m in [1.0, 1.0, 1.0]:
+        sched.step(m)
+    opt2 = optim.SGD(make_params(), lr=0.1)
+    opt2.load_state_dict(opt.state_dict())  # the lr itself lives in the optimizer's state, as in PyTorch
+    resumed = lr_scheduler.ReduceLROnPlateau(opt2, patience=1)
+    resumed.load_state_dict(unflatten(flatten(sched.state_dict())))
+    for m in [1.0, 1.0, 0.5, 0.6, 0.6]:
+        sched.step(m)
+        resumed.step(m)
+        assert resumed.get_last_lr() == sched.get_last_lr()
 
 
 def test_linear_warmup_alone_holds_the_base_lr_afterwards():
@@ -316,6 +364,9 @@ def test_one_cycle_needs_momentum_to_cycle_it():
     lambda o: optim.CosineAnnealingLR(o, T_max=6),
     lambda o: optim.OneCycleLR(o, max_lr=1.0, total_steps=12),
     lambda o: optim.LinearWarmup(o, 3, after=optim.StepLR(o, step_size=2)),
+    lambda o: lr_scheduler.MultiStepLR(o, [2, 5]),
+    lambda o: lr_scheduler.LinearLR(o, total_iters=4),
+    lambda o: lr_scheduler.LambdaLR(o, lambda e: 0.9 ** e),
 ])
 def test_scheduler_state_dict_resumes_the_same_sequence(make):
     opt = optim.SGD(make_params(), lr=0.1, momentum=0.9)
@@ -389,3 +440,12 @@ def test_early_stopping_state_dict_resumes():
 def test_early_stopping_restore_before_any_epoch_raises():
     with pytest.raises(RuntimeError, match="no epoch"):
         optim.EarlyStopping(patience=1).restore(Scalar())
+
+
+def test_zero_grad_without_set_to_none_zeroes_the_grad_tensors_in_place():
+    params = make_params()
+    opt = optim.SGD(params, lr=0.1)
+    params[0].grad = Tensor(np.ones_like(params[0].data))
+    grad = params[0].grad
+    opt.zero_grad(set_to_none=False)
+    assert params[0].grad is grad and not grad.numpy().any() and params[1].grad is None

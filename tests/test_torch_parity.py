@@ -180,3 +180,115 @@ MATMUL_SHAPES = [((3, 4), (4, 2)), ((2, 1, 3, 4), (5, 4, 2)), ((4,), (2, 4, 3)),
 @pytest.mark.parametrize("a_shape, b_shape", MATMUL_SHAPES, ids=[f"{a}@{b}" for a, b in MATMUL_SHAPES])
 def test_matmul_with_broadcasting_matches_torch(a_shape, b_shape):
     assert_matches_torch(lambda a, b: a @ b, lambda a, b: a @ b, random_array(0, a_shape), random_array(1, b_shape))
+
+
+def _tensor_ops():
+    """(name, ours, theirs, input arrays): the same expression in both frameworks, written each way."""
+    import tinygrad_mnist as tg
+    a, b, c = random_array(0, (3, 4)), random_array(1, (3, 4)), random_array(2, (4,))
+    positive = random_array(3, (3, 4), 0.5, 2.0)
+    rows, labels = np.array([0, 2, 2, 1]), np.array([3, 0, 0, 1])
+    mask = random_array(4, (3, 4)) > 0
+    return [
+        ("getitem-basic", lambda x: x[1:, ::-2][:, None], lambda x: x[1:].flip(1)[:, ::2][:, None], [a]),
+        ("getitem-int-and-ellipsis", lambda x: x[-1, ...], lambda x: x[-1, ...], [a]),
+        ("getitem-repeated-rows", lambda x: x[[0, 0, 2]], lambda x: x[[0, 0, 2]], [a]),
+        ("getitem-rows-labels", lambda x: x[rows, labels], lambda x: x[torch.tensor(rows), torch.tensor(labels)], [a]),
+        ("getitem-mask", lambda x: x[mask], lambda x: x[torch.tensor(mask)], [a]),
+        ("expand", lambda x: x.reshape(1, 3, 1, 4).expand(2, -1, 5, -1),
+         lambda x: x.reshape(1, 3, 1, 4).expand(2, -1, 5, -1), [a]),
+        ("cat", lambda x, y: tg.cat([x, y, x], dim=1), lambda x, y: torch.cat([x, y, x], dim=1), [a, b]),
+        ("stack", lambda x, y: tg.stack([x, y], dim=-1), lambda x, y: torch.stack([x, y], dim=-1), [a, b]),
+        ("split", lambda x: x.split([1, 3], dim=1)[1] * x.chunk(2, dim=1)[0].sum(),
+         lambda x: x.split([1, 3], dim=1)[1] * x.chunk(2, dim=1)[0].sum(), [a]),
+        ("where", lambda x, y: tg.where(x > y, x, y * 2), lambda x, y: torch.where(x > y, x, y * 2), [a, b]),
+        ("maximum", lambda x, y: tg.maximum(x, y), lambda x, y: torch.maximum(x, y), [a, c]),
+        ("minimum", lambda x, y: tg.minimum(x, y), lambda x, y: torch.minimum(x, y), [a, c]),
+        ("pow-tensor", lambda x, y: x ** y, lambda x, y: x ** y, [positive, b]),
+        ("rpow", lambda x: 2 ** x, lambda x: 2 ** x, [a]),
+        ("clone-double", lambda x: x.clone().double() * x, lambda x: x.clone().double() * x, [a]),
+        ("max-dim", lambda x: x.max(dim=1).values * x.max(1, keepdim=True)[0],
+         lambda x: x.max(dim=1).values * x.max(1, keepdim=True)[0], [a]),
+        ("min-dim", lambda x: x.min(0)[0], lambda x: x.min(0)[0], [a]),
+        ("permute-view-unsqueeze", lambda x: x.view(3, 2, 2).permute(2, 0, 1).unsqueeze(1).squeeze(),
+         lambda x: x.view(3, 2, 2).permute(2, 0, 1).unsqueeze(1).squeeze(), [a]),
+        ("sum-mean-dim", lambda x: x.sum(dim=0, keepdim=True) + x.mean(dim=1, keepdim=True),
+         lambda x: x.sum(dim=0, keepdim=True) + x.mean(dim=1, keepdim=True), [a]),
+    ]
+
+
+TENSOR_OPS = _tensor_ops()
+
+
+@pytest.mark.parametrize("name, ours, theirs, arrays", TENSOR_OPS, ids=[case[0] for case in TENSOR_OPS])
+def test_tensor_op_matches_torch(name, ours, theirs, arrays):
+    assert_matches_torch(ours, theirs, *arrays)
+
+
+def test_argmax_and_indices_with_keepdim_match_torch():
+    x = random_array(0, (4, 5))
+    ours, theirs = Tensor(x), torch.tensor(x)
+    np.testing.assert_array_equal(ours.argmax(dim=1, keepdim=True).numpy(), theirs.argmax(dim=1, keepdim=True))
+    np.testing.assert_array_equal(ours.min(dim=0).indices.numpy(), theirs.min(dim=0).indices)
+    assert ours.argmax(dim=1, keepdim=True).dtype == np.int64
+
+
+def _functional_cases():
+    """(name, ours, theirs, input arrays) for the functional API beyond the ops above."""
+    x, img = random_array(5, (3, 5), -3.0, 3.0), random_array(6, (2, 3, 7, 6))
+    labels, ignored = np.array([4, 0, 2]), np.array([4, -1, 2])
+    weight = random_array(7, (5,), 0.5, 2.0)
+    w_t = torch.tensor(weight)
+    return [
+        ("sin-cos", lambda a: a.sin() * a.cos(), lambda a: a.sin() * a.cos(), [x]),
+        ("prod", lambda a: a.prod(1) + a.prod(), lambda a: a.prod(1) + a.prod(), [x]),
+        ("abs-clamp", lambda a: a.abs() + a.clamp(-1, 0.5) + a.clip(min=0), lambda a: a.abs() + a.clamp(-1, 0.5) +
+         a.clip(min=0), [x]),
+        ("var-std-norm", lambda a: a.var(1) + a.std(0).sum() + a.norm() + a.var(1, unbiased=False),
+         lambda a: a.var(1) + a.std(0).sum() + a.norm() + a.var(1, unbiased=False), [x]),
+        ("logsumexp", lambda a: a.logsumexp(1), lambda a: a.logsumexp(1), [x]),
+        ("gelu", F.gelu, TF.gelu, [x]),
+        ("gelu-tanh", lambda a: F.gelu(a, approximate="tanh"), lambda a: TF.gelu(a, approximate="tanh"), [x]),
+        ("leaky-elu-silu-softplus", lambda a: F.leaky_relu(a, 0.2) + F.elu(a) + F.silu(a) + F.softplus(a),
+         lambda a: TF.leaky_relu(a, 0.2) + TF.elu(a) + TF.silu(a) + TF.softplus(a), [x]),
+        ("softmax-dim", lambda a: F.softmax(a, dim=0), lambda a: TF.softmax(a, dim=0), [x]),
+        ("pad", lambda a: F.pad(a, (1, 2, 0, 1), value=0.5), lambda a: TF.pad(a, (1, 2, 0, 1), value=0.5), [img]),
+        ("avg-pool2d", lambda a: F.avg_pool2d(a, 3, 2, padding=1), lambda a: TF.avg_pool2d(a, 3, 2, padding=1), [img]),
+        ("avg-pool2d-exclude-pad", lambda a: F.avg_pool2d(a, 3, 1, padding=1, count_include_pad=False),
+         lambda a: TF.avg_pool2d(a, 3, 1, padding=1, count_include_pad=False), [img]),
+        ("adaptive-avg-pool2d", lambda a: F.adaptive_avg_pool2d(a, (3, 2)), lambda a: TF.adaptive_avg_pool2d(a, (3, 2)),
+         [img]),
+        ("adaptive-avg-pool2d-1", lambda a: F.adaptive_avg_pool2d(a, 1), lambda a: TF.adaptive_avg_pool2d(a, 1), [img]),
+        ("max-pool2d-padding", lambda a: F.max_pool2d(a, 3, 2, padding=1), lambda a: TF.max_pool2d(a, 3, 2, padding=1),
+         [img]),
+        ("layer-norm", lambda a, w, b: F.layer_norm(a, (5,), w, b), lambda a, w, b: TF.layer_norm(a, (5,), w, b),
+         [x, weight, random_array(8, (5,))]),
+        ("mse-l1", lambda a, b: F.mse_loss(a, b) + F.l1_loss(a, b, reduction="sum"),
+         lambda a, b: TF.mse_loss(a, b) + TF.l1_loss(a, b, reduction="sum"), [x, random_array(9, (3, 5))]),
+        ("nll-loss", lambda a: F.nll_loss(F.log_softmax(a, dim=1), labels),
+         lambda a: TF.nll_loss(TF.log_softmax(a, dim=1), torch.tensor(labels)), [x]),
+        ("nll-loss-sum", lambda a: F.nll_loss(a, labels, reduction="sum"),
+         lambda a: TF.nll_loss(a, torch.tensor(labels), reduction="sum"), [x]),
+        ("nll-loss-weight-ignore", lambda a: F.nll_loss(a, ignored, weight=Tensor(weight), ignore_index=-1),
+         lambda a: TF.nll_loss(a, torch.tensor(ignored), weight=w_t, ignore_index=-1), [x]),
+        ("nll-loss-none-4d", lambda a: F.nll_loss(a, np.array([[[0, 2]], [[1, 1]]]), reduction="none"),
+         lambda a: TF.nll_loss(a, torch.tensor([[[0, 2]], [[1, 1]]]), reduction="none"), [random_array(10, (2, 3, 1, 2))]),
+        ("cross-entropy-weight-smoothing", lambda a: F.cross_entropy(a, labels, weight=Tensor(weight),
+                                                                     label_smoothing=0.2),
+         lambda a: TF.cross_entropy(a, torch.tensor(labels), weight=w_t, label_smoothing=0.2), [x]),
+        ("cross-entropy-ignore-smoothing", lambda a: F.cross_entropy(a, ignored, ignore_index=-1, label_smoothing=0.1),
+         lambda a: TF.cross_entropy(a, torch.tensor(ignored), ignore_index=-1, label_smoothing=0.1), [x]),
+        ("cross-entropy-none", lambda a: F.cross_entropy(a, labels, reduction="none", label_smoothing=0.3),
+         lambda a: TF.cross_entropy(a, torch.tensor(labels), reduction="none", label_smoothing=0.3), [x]),
+        ("cross-entropy-sum-weight", lambda a: F.cross_entropy(a, ignored, Tensor(weight), -1, "sum", 0.1),
+         lambda a: TF.cross_entropy(a, torch.tensor(ignored), w_t, ignore_index=-1, reduction="sum",
+                                    label_smoothing=0.1), [x]),
+    ]
+
+
+FUNCTIONAL = _functional_cases()
+
+
+@pytest.mark.parametrize("name, ours, theirs, arrays", FUNCTIONAL, ids=[case[0] for case in FUNCTIONAL])
+def test_functional_matches_torch(name, ours, theirs, arrays):
+    assert_matches_torch(ours, theirs, *arrays)

@@ -1,9 +1,58 @@
-"""tinygrad_mnist: a define-by-run autograd engine on NumPy/CuPy, and MNIST training built on it."""
-from .backend import DeviceError, cuda_available, manual_seed
+"""tinygrad_mnist: a define-by-run autograd engine on NumPy/CuPy, and MNIST training built on it.
+
+It speaks PyTorch: `import tinygrad_mnist as torch` gives the tensor, its factories, dtypes and
+top-level functions under PyTorch's names (docs/FROM_PYTORCH.md lists what differs, and why).
+"""
+from types import SimpleNamespace
+
+import numpy as np
+
+from .backend import DeviceError, cuda_available, device, manual_seed
+from .creation import (arange, as_tensor, empty, eye, from_numpy, full, full_like, linspace, ones, ones_like, rand,
+                       randint, randn, randperm, tensor, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck
 from .ops import OPS
-from .tensor import Function, Tensor, is_grad_enabled, no_grad, toposort
+from .serialization import load, save
+from .tensor import (Function, Tensor, cat, concat, concatenate, is_grad_enabled, maximum, minimum, no_grad, stack,
+                     toposort, where)
 
 __version__ = "0.1.0"
+
+float32 = float = np.dtype("float32")
+float64 = double = np.dtype("float64")
+float16 = half = np.dtype("float16")
+int64 = long = np.dtype("int64")
+int32 = int = np.dtype("int32")
+int16, int8, uint8 = np.dtype("int16"), np.dtype("int8"), np.dtype("uint8")
+bool = np.dtype("bool")
+
+cuda = SimpleNamespace(is_available=cuda_available, device_count=lambda: 1 if cuda_available() else 0)
+accelerator = SimpleNamespace(is_available=cuda_available,
+                              current_accelerator=lambda: device("cuda") if cuda_available() else None)
+
+
+def _function(name):
+    def function(input, *args, **kwargs):
+        return getattr(input, name)(*args, **kwargs)
+    function.__name__, function.__qualname__ = name, name
+    function.__doc__ = f"{name}(input, ...) is input.{name}(...), as in PyTorch."
+    return function
+
+
+# torch.flatten(x, 1), torch.argmax(x, dim=1), torch.max(x, 1), ...: the tensor's methods as functions.
+TENSOR_FUNCTIONS = ("flatten", "reshape", "squeeze", "unsqueeze", "permute", "transpose", "t", "split", "chunk",
+                    "unbind", "sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "matmul", "exp", "log",
+                    "relu", "tanh", "sigmoid", "softmax", "log_softmax", "pow", "add", "sub", "mul", "div", "neg",
+                    "eq", "ne", "lt", "le", "gt", "ge", "equal", "allclose", "numel", "clone", "detach")
+for _name in TENSOR_FUNCTIONS:
+    globals()[_name] = _function(_name)
+del _name
+
+from . import functional, nn, optim  # noqa: E402  (torch.nn, torch.optim after `import torch`, as in PyTorch)
+
 __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "gradcheck", "GradcheckError", "OPS", "toposort",
-           "DeviceError", "cuda_available", "manual_seed"]
+           "DeviceError", "cuda_available", "manual_seed", "device", "cuda", "accelerator", "tensor", "as_tensor",
+           "from_numpy", "zeros", "ones", "empty", "full", "zeros_like", "ones_like", "full_like", "arange",
+           "linspace", "eye", "rand", "randn", "randint", "randperm", "cat", "concat", "concatenate", "stack",
+           "where", "maximum", "minimum", "save", "load", "float32", "float", "float64", "double", "float16", "half", "int64", "long",
+           "int32", "int", "int16", "int8", "uint8", "bool", *TENSOR_FUNCTIONS]

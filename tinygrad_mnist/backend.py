@@ -28,6 +28,22 @@ def _cupy():
     return cupy
 
 
+class device(str):
+    """torch.device: "cpu" or "cuda" ("cuda:0" names the one GPU we drive). A str, so it goes wherever
+    a device name does."""
+
+    def __new__(cls, type, index=None):
+        return super().__new__(cls, normalize_device(str(type)))
+
+    @property
+    def type(self):
+        return str(self)
+
+    @property
+    def index(self):
+        return 0 if self == "cuda" else None
+
+
 def cuda_available():
     try:
         _cupy()

@@ -1,6 +1,6 @@
 """The functional API (`import tinygrad_mnist.functional as F`): checks arguments, then applies ops."""
 from . import backend, ops
-from .tensor import Tensor, no_grad
+from .tensor import Tensor, no_grad, stack, where
 
 
 def _square(value, name):
@@ -11,9 +11,9 @@ def _square(value, name):
     return int(value)
 
 
-def relu(x): return x.relu()
-def tanh(x): return x.tanh()
-def sigmoid(x): return x.sigmoid()
+def relu(input, inplace=False): return input.relu()
+def tanh(input): return input.tanh()
+def sigmoid(input): return input.sigmoid()
 
 
 def linear(x, weight, bias=None):
@@ -23,8 +23,11 @@ def linear(x, weight, bias=None):
     return ops.Linear.apply(x, weight, *([bias] if bias is not None else []))
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation of x (N, C, H, W) with weight (O, C, kh, kw), zero padding, square stride."""
+    if isinstance(padding, str) or _square(dilation, "dilation") != 1 or groups != 1:
+        raise ValueError(f"conv2d: padding={padding!r}, dilation={dilation!r}, groups={groups!r}: only numeric "
+                         "padding, dilation=1 and groups=1 are supported (see docs/FROM_PYTORCH.md)")
     stride, padding = _square(stride, "stride"), _square(padding, "padding")
     if x.ndim != 4 or weight.ndim != 4:
         raise ValueError(f"conv2d: expected x (N, C, H, W) and weight (O, C, kh, kw), got {x.shape} and {weight.shape}")
@@ -38,42 +41,229 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     return ops.Conv2d.apply(x, weight, *([bias] if bias is not None else []), stride=stride, padding=padding)
 
 
-def max_pool2d(x, kernel_size, stride=None):
-    """Maximum over kernel_size² windows every `stride` (default kernel_size) pixels; rows and columns
-    that do not fill a window are dropped. Where a window's maximum ties, its gradient is split evenly."""
+def pad(input, pad, mode="constant", value=0.0):
+    """`value` around input: `pad` is (left, right) for the last axis, then (top, bottom) for the one
+    before, and so on, as torch.nn.functional.pad. Only mode='constant' and non-negative widths."""
+    if mode != "constant":
+        raise ValueError(f"pad: only mode='constant' is supported, got {mode!r}")
+    pad = [int(p) for p in pad]
+    if len(pad) % 2 or len(pad) // 2 > input.ndim or min(pad, default=0) < 0:
+        raise ValueError(f"pad: expected non-negative (before, after) pairs for at most {input.ndim} axes, got {pad}")
+    widths = [(0, 0)] * (input.ndim - len(pad) // 2) + [(pad[i], pad[i + 1]) for i in range(len(pad) - 2, -1, -2)]
+    return ops.Pad.apply(input, widths=tuple(widths), value=value)
+
+
+def _pool_args(name, x, kernel_size, stride, padding):
     k = _square(kernel_size, "kernel_size")
     s = k if stride is None else _square(stride, "stride")
+    p = _square(padding, "padding")
     if x.ndim != 4:
-        raise ValueError(f"max_pool2d: expected x (N, C, H, W), got shape {x.shape}")
-    if k < 1 or s < 1 or k > min(x.shape[2:]):
-        raise ValueError(f"max_pool2d: kernel_size {k} and stride {s} do not fit an input of {x.shape[2:]}")
+        raise ValueError(f"{name}: expected x (N, C, H, W), got shape {x.shape}")
+    if not 0 <= p <= k // 2:
+        raise ValueError(f"{name}: padding must lie in [0, kernel_size // 2] = [0, {k // 2}], got {p}")
+    if k < 1 or s < 1 or k > min(x.shape[2:]) + 2 * p:
+        raise ValueError(f"{name}: kernel_size {k} and stride {s} do not fit an input of {x.shape[2:]}")
+    return k, s, p
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Maximum over kernel_size² windows every `stride` (default kernel_size) pixels, the input padded
+    with -inf; rows and columns that do not fill a window are dropped. Where a window's maximum ties,
+    its gradient is split evenly."""
+    if dilation != 1 or ceil_mode or return_indices:
+        raise ValueError("max_pool2d: dilation, ceil_mode and return_indices are not supported")
+    k, s, p = _pool_args("max_pool2d", x, kernel_size, stride, padding)
+    if p:
+        x = ops.Pad.apply(x, widths=((0, 0), (0, 0), (p, p), (p, p)), value=float("-inf"))
     return ops.MaxPool2d.apply(x, kernel_size=k, stride=s)
 
 
-def log_softmax(x, axis=-1):
-    return ops.LogSoftmax.apply(x, axis=axis)
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Mean over kernel_size² windows every `stride` (default kernel_size) pixels, the input padded with
+    zeros that count in the mean unless count_include_pad=False (then each window divides by its real
+    pixels), as torch.nn.functional.avg_pool2d."""
+    if ceil_mode:
+        raise ValueError("avg_pool2d: ceil_mode is not supported")
+    k, s, p = _pool_args("avg_pool2d", x, kernel_size, stride, padding)
+    divisor = k * k if divisor_override is None else divisor_override
+    if p:
+        if not count_include_pad and divisor_override is None:  # each window's count of real pixels
+            xp = backend.get_array_module(x.data)
+            ones = xp.pad(xp.ones((1, 1) + x.shape[2:], x.dtype), ((0, 0), (0, 0), (p, p), (p, p)))
+            divisor = ops.AvgPool2d.apply(Tensor._wrap(ones), kernel_size=k, stride=s, divisor=1).data
+        x = ops.Pad.apply(x, widths=((0, 0), (0, 0), (p, p), (p, p)), value=0.0)
+    return ops.AvgPool2d.apply(x, kernel_size=k, stride=s, divisor=divisor)
 
 
-def softmax(x, axis=-1):
-    return log_softmax(x, axis).exp()
+def adaptive_avg_pool2d(x, output_size):
+    """The mean over output_size bins of each map, bin i spanning [⌊i·H/h⌋, ⌈(i+1)·H/h⌉) as in PyTorch:
+    one avg_pool2d where the size divides evenly, else one mean per bin."""
+    oh, ow = (output_size, output_size) if isinstance(output_size, int) else output_size
+    h, w = x.shape[2:]
+    oh, ow = oh or h, ow or w  # None keeps that side
+    if h % oh == 0 and w % ow == 0 and h // oh == w // ow:
+        return x if (oh, ow) == (h, w) else avg_pool2d(x, h // oh)
+    rows = [(i * h // oh, -(-(i + 1) * h // oh)) for i in range(oh)]
+    cols = [(j * w // ow, -(-(j + 1) * w // ow)) for j in range(ow)]
+    bins = [x[:, :, r0:r1, c0:c1].mean(dim=(2, 3)) for r0, r1 in rows for c0, c1 in cols]
+    return stack(bins, dim=-1).reshape(x.shape[0], x.shape[1], oh, ow)
 
 
-def cross_entropy(logits, labels, label_smoothing=0.0):
-    """Mean cross-entropy of logits (N, K) against integer labels (N,), optionally label-smoothed."""
-    xp = backend.get_array_module(logits.data)
-    labels = labels.data if isinstance(labels, Tensor) else labels
-    labels = xp.asarray(labels)
-    if logits.ndim != 2:
-        raise ValueError(f"cross_entropy: expected logits (N, K), got shape {logits.shape}")
-    if labels.shape != logits.shape[:1] or labels.dtype.kind not in "iu":
-        raise ValueError(f"cross_entropy: expected integer labels of shape ({logits.shape[0]},), "
-                         f"got {labels.dtype} {labels.shape}")
-    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= logits.shape[1]):
-        raise ValueError(f"cross_entropy: labels must lie in [0, {logits.shape[1]}), got "
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """(x - mean) / √(var + ε) · weight + bias over the last len(normalized_shape) axes (biased variance)."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(input.shape[input.ndim - len(shape):]) != shape:
+        raise ValueError(f"layer_norm: input {tuple(input.shape)} does not end in normalized_shape {shape}")
+    dims = tuple(range(input.ndim - len(shape), input.ndim))
+    centred = input - input.mean(dim=dims, keepdim=True)
+    out = centred * ((centred * centred).mean(dim=dims, keepdim=True) + eps).rsqrt()
+    if weight is not None:
+        out = out * weight
+    return out + bias if bias is not None else out
+
+
+def _dim(dim, axis):
+    if axis is not None:
+        if dim is not None:
+            raise TypeError("give dim= or axis=, not both")
+        return axis
+    return -1 if dim is None else dim
+
+
+def log_softmax(input, dim=None, dtype=None, *, axis=None):
+    """log softmax along `dim` (default the last axis; `axis` is the NumPy spelling, kept as an alias)."""
+    x = input if dtype is None else input.to(dtype)
+    return ops.LogSoftmax.apply(x, axis=_dim(dim, axis))
+
+
+def softmax(input, dim=None, dtype=None, *, axis=None):
+    return log_softmax(input, dim, dtype, axis=axis).exp()
+
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(name, losses, reduction):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{name}: reduction must be one of {', '.join(map(repr, REDUCTIONS))}, got {reduction!r}")
+    if reduction == "none":
+        return losses
+    return losses.sum() if reduction == "sum" else losses.mean()
+
+
+def _class_targets(name, input, target, ignore_index):
+    """Integer class labels checked against input (N, C, ...): the labels as an array of input's device,
+    and the mask of those that count (not ignore_index)."""
+    xp = backend.get_array_module(input.data)
+    target = xp.asarray(target.data if isinstance(target, Tensor) else target)
+    if target.dtype.kind not in "iu":
+        raise ValueError(f"{name}: expected integer class labels (a long tensor), got {target.dtype}; class "
+                         f"probabilities as targets are not supported")
+    expected = input.shape[:1] + input.shape[2:] if input.ndim > 1 else ()
+    if target.shape != expected:
+        raise ValueError(f"{name}: input {tuple(input.shape)} (N, C, ...) needs labels of shape {expected}, "
+                         f"got {tuple(target.shape)}")
+    counted = target != ignore_index
+    classes = input.shape[1] if input.ndim > 1 else input.shape[0]
+    labels = target[counted]
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+        raise ValueError(f"{name}: labels must lie in [0, {classes}) (or be ignore_index={ignore_index}), got "
                          f"{int(labels.min())}..{int(labels.max())}")
+    return target, counted
+
+
+def _as_rows(input):
+    """input (N, C, d1, ...) as rows (N·d1·..., C), and (C,) as one row: where each row is one sample."""
+    if input.ndim == 1:
+        return input.reshape(1, -1)
+    if input.ndim == 2:
+        return input
+    return input.permute(0, *range(2, input.ndim), 1).reshape(-1, input.shape[1])
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """-w[y] · input[y] for log-probabilities input (N, C) (or (N, C, d1, ...)) and labels y: averaged over
+    the batch weighted by w[y] ('mean'), summed, or per sample ('none'); labels equal to ignore_index count
+    for nothing. As torch.nn.functional.nll_loss."""
+    target, counted = _class_targets("nll_loss", input, target, ignore_index)
+    xp = backend.get_array_module(input.data)
+    rows = _as_rows(input)
+    labels = xp.where(counted, target, 0).reshape(-1)
+    w = counted.reshape(-1).astype(input.dtype)
+    if weight is not None:
+        w = w * (weight.data if isinstance(weight, Tensor) else xp.asarray(weight, dtype=input.dtype))[labels]
+    w = Tensor._wrap(w.astype(input.dtype, copy=False))
+    losses = -rows[xp.arange(rows.shape[0]), labels] * w
+    if reduction == "mean":
+        return losses.sum() / w.sum()
+    return _reduce("nll_loss", losses.reshape(target.shape), reduction)
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """nll_loss of log_softmax(input, 1), with the labels optionally smoothed: the target puts 1-ε on the
+    label and ε/C on every class, as torch.nn.functional.cross_entropy (class weights, ignore_index and
+    the reductions included). Without weights or ignored labels and with reduction='mean' it is one fused
+    op, stable for any finite logits."""
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    return ops.CrossEntropy.apply(logits, labels=labels, label_smoothing=float(label_smoothing))
+    target, counted = _class_targets("cross_entropy", input, target, ignore_index)
+    if input.ndim == 2 and weight is None and reduction == "mean" and bool(counted.all()):
+        return ops.CrossEntropy.apply(input, labels=target, label_smoothing=float(label_smoothing))
+    logp = log_softmax(input, 1 if input.ndim > 1 else 0)
+    loss = nll_loss(logp, target, weight, ignore_index, reduction)
+    if not label_smoothing:
+        return loss
+    xp = backend.get_array_module(input.data)
+    rows = _as_rows(logp)
+    w = weight.data if isinstance(weight, Tensor) else (None if weight is None else xp.asarray(weight, input.dtype))
+    smooth = -((rows * Tensor._wrap(w)) if w is not None else rows).sum(1) * Tensor._wrap(
+        counted.reshape(-1).astype(input.dtype))
+    if reduction == "mean":
+        labels = target[counted]
+        smooth = smooth.sum() * (1.0 / float(w[labels].sum() if w is not None else labels.size))
+    else:
+        smooth = _reduce("cross_entropy", smooth.reshape(target.shape), reduction)
+    return loss * (1 - label_smoothing) + smooth * (label_smoothing / rows.shape[1])
+
+
+def mse_loss(input, target, reduction="mean"):
+    """(input - target)², averaged, summed or per element."""
+    d = input - target
+    return _reduce("mse_loss", d * d, reduction)
+
+
+def l1_loss(input, target, reduction="mean"):
+    return _reduce("l1_loss", (input - target).abs(), reduction)
+
+
+def leaky_relu(input, negative_slope=0.01):
+    """x for x > 0, else slope · x (the gradient at 0 is the slope, as PyTorch)."""
+    return where(input > 0, input, input * negative_slope)
+
+
+def elu(input, alpha=1.0):
+    """x for x > 0, else α(eˣ - 1); the exponential only sees x <= 0, so it never overflows."""
+    return where(input > 0, input, (input.clamp(max=0).exp() - 1) * alpha)
+
+
+def silu(input):
+    """x σ(x) (also called swish)."""
+    return input * input.sigmoid()
+
+
+def gelu(input, approximate="none"):
+    """x Φ(x), with Φ the standard normal CDF, or its tanh approximation with approximate='tanh'."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return ops.GELU.apply(input, approximate=approximate)
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + e^(βx)) / β, and x itself where βx > threshold (as PyTorch)."""
+    scaled = input * beta
+    soft = (scaled.clamp(max=threshold).exp() + 1).log() * (1.0 / beta)
+    return where(scaled > threshold, input, soft)
 
 
 def dropout(x, p=0.5, training=True):
@@ -83,6 +273,19 @@ def dropout(x, p=0.5, training=True):
     if not training or p == 0.0:
         return x
     keep = backend.generator(x.device).random(x.shape, dtype=x.dtype) >= p
+    return ops.Dropout.apply(x, mask=keep * x.dtype.type(1 / (1 - p)))
+
+
+def dropout2d(x, p=0.5, training=True):
+    """Zero whole channels of (N, C, H, W) with probability p and scale the rest by 1/(1-p)."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout2d: p must be in [0, 1), got {p}")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"dropout2d: expected (N, C, H, W) or (C, H, W), got shape {x.shape}")
+    if not training or p == 0.0:
+        return x
+    shape = x.shape[:-2] + (1, 1)
+    keep = backend.generator(x.device).random(shape, dtype=x.dtype) >= p
     return ops.Dropout.apply(x, mask=keep * x.dtype.type(1 / (1 - p)))
 
 

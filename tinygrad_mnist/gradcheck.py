@@ -37,7 +37,7 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, directions=None, seed
     for _, t in checked:
         t.grad = None
     out.backward(v)
-    analytical = [backend.to_numpy(t.grad) if t.grad is not None else np.zeros(t.shape) for _, t in checked]
+    analytical = [t.grad.numpy() if t.grad is not None else np.zeros(t.shape) for _, t in checked]
 
     if directions is None:
         for (k, t), a in zip(checked, analytical):

@@ -161,18 +161,41 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none=True):
         for p in self.parameters():
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad.zero_()
 
-    def to(self, device):
-        """Move every parameter and buffer (and gradient) to `device` in place: the Parameter objects
-        stay the same, so do it before creating the optimizer, whose state stays where it was made."""
-        device = backend.normalize_device(device)
+    def apply(self, fn):
+        """Call fn on every submodule, then on this module (as PyTorch: e.g. to initialise weights)."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    def requires_grad_(self, requires_grad=True):
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def to(self, *args, device=None, dtype=None):
+        """`to(device)`, `to(dtype)` or both: move every parameter and buffer (and gradient) to `device`,
+        and convert the floating-point ones to `dtype`, in place: the Parameter objects stay the same, so
+        do it before creating the optimizer, whose state stays where it was made."""
+        for a in args:
+            if isinstance(a, str):
+                device = a
+            else:
+                dtype = a
+        device = None if device is None else backend.normalize_device(device)
         for t in [*self.parameters(), *self.buffers()]:
-            t.data = backend.to_device(t.data, device)
-            if t.grad is not None:
-                t.grad = backend.to_device(t.grad, device)
+            for holder in (t, t.grad) if t.grad is not None else (t,):
+                if device is not None:
+                    holder.data = backend.to_device(holder.data, device)
+                if dtype is not None and holder.dtype.kind == "f":
+                    holder.data = holder.data.astype(dtype)
         return self
 
     def state_dict(self):
@@ -191,6 +214,8 @@ class Module:
         missing, arrays = [], {}
         for key, t in targets.items():
             if key not in state:
+                if key.endswith("num_batches_tracked"):  # state dicts from before it existed (PyTorch's rule too)
+                    continue
                 if strict:
                     raise StateDictError(f"state_dict mismatch: missing key {key!r}")
                 missing.append(key)
@@ -374,8 +399,11 @@ class Conv2d(Module):
     zero padding and a square stride."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-                 init="kaiming_uniform", rng=None, dtype=np.float32, device=None):
+                 init="kaiming_uniform", rng=None, dtype=np.float32, device=None, dilation=1, groups=1):
         super().__init__()
+        if isinstance(padding, str) or dilation not in (1, (1, 1)) or groups != 1:
+            raise ValueError(f"Conv2d: padding={padding!r}, dilation={dilation!r}, groups={groups!r}: only numeric "
+                             "padding, dilation=1 and groups=1 are supported (see docs/FROM_PYTORCH.md)")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
         self.weight = _empty((self.out_channels, self.in_channels, *self.kernel_size), dtype, device)
@@ -393,19 +421,23 @@ class Conv2d(Module):
 
 
 class MaxPool2d(Module):
-    def __init__(self, kernel_size, stride=None):
+    def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
-        self.kernel_size = kernel_size
+        self.kernel_size, self.padding = kernel_size, padding
         self.stride = kernel_size if stride is None else stride
 
     def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride)
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
 
     def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+        return f"kernel_size={self.kernel_size}, stride={self.stride}" + (f", padding={self.padding}"
+                                                                          if self.padding else "")
 
 
 class ReLU(Module):
+    def __init__(self, inplace=False):  # accepted for PyTorch code; the result is always a new tensor
+        super().__init__()
+
     def forward(self, x):
         return F.relu(x)
 
@@ -453,19 +485,26 @@ class _BatchNorm(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32, device=None):
         super().__init__()
-        self.num_features, self.eps, self.momentum, self.affine = int(num_features), float(eps), float(momentum), affine
+        self.num_features, self.eps, self.affine = int(num_features), float(eps), affine
+        self.momentum = None if momentum is None else float(momentum)
         n = self.num_features
         self.weight = Parameter(np.ones(n, dtype), device=device) if affine else None
         self.bias = Parameter(np.zeros(n, dtype), device=device) if affine else None
         self.register_buffer("running_mean", Tensor(np.zeros(n, dtype), device=device))
         self.register_buffer("running_var", Tensor(np.ones(n, dtype), device=device))
+        self.register_buffer("num_batches_tracked", Tensor(np.array(0, np.int64), device=device))
 
     def forward(self, x):
         if x.ndim != self.ndim or x.shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}({self.num_features}): expected a {self.ndim}-D input with "
                              f"{self.num_features} channels on axis 1, got shape {tuple(x.shape)}")
+        momentum = self.momentum
+        if self.training:
+            self.num_batches_tracked.data += 1
+            if momentum is None:  # PyTorch's cumulative average of every batch so far
+                momentum = 1.0 / int(self.num_batches_tracked)
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=self.training, momentum=self.momentum, eps=self.eps)
+                            training=self.training, momentum=momentum, eps=self.eps)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
@@ -484,14 +523,21 @@ class BatchNorm2d(_BatchNorm):
 
 
 class Sequential(Module):
-    """Modules applied in order; named "0", "1", … so parameters read "features.0.weight"."""
+    """Modules applied in order; named "0", "1", … so parameters read "features.0.weight" (or by the
+    keys of one OrderedDict given instead)."""
 
     def __init__(self, *modules):
         super().__init__()
-        for i, m in enumerate(modules):
+        named = modules[0].items() if len(modules) == 1 and isinstance(modules[0], dict) else \
+            ((str(i), m) for i, m in enumerate(modules))
+        for name, m in named:
             if not isinstance(m, Module):
-                raise TypeError(f"Sequential: argument {i} is a {type(m).__name__}, not a Module")
-            setattr(self, str(i), m)
+                raise TypeError(f"Sequential: {name} is a {type(m).__name__}, not a Module")
+            setattr(self, name, m)
+
+    def append(self, module):
+        setattr(self, str(len(self)), module)
+        return self
 
     def forward(self, x):
         for m in self._modules.values():
@@ -509,3 +555,280 @@ class Sequential(Module):
 
     def __iter__(self):
         return iter(self._modules.values())
+
+
+class Identity(Module):
+    """Returns its input; takes and ignores any arguments, as torch.nn.Identity."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope=0.01, inplace=False):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x):
+        return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class ELU(Module):
+    def __init__(self, alpha=1.0, inplace=False):
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x):
+        return F.elu(x, self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
+class GELU(Module):
+    def __init__(self, approximate="none"):
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(Module):
+    def forward(self, x):
+        return F.silu(x)
+
+
+class Softplus(Module):
+    def __init__(self, beta=1.0, threshold=20.0):
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x):
+        return F.softplus(x, self.beta, self.threshold)
+
+
+class Softmax(Module):
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return F.softmax(x, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    def forward(self, x):
+        return F.log_softmax(x, self.dim)
+
+
+class AvgPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, kernel_size if stride is None else stride, padding
+        self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
+
+    def forward(self, x):
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                            self.divisor_override)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool2d(Module):
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class Dropout2d(Dropout):
+    """In training, zero whole channels with probability p and scale the rest by 1/(1-p); in eval, identity."""
+
+    def forward(self, x):
+        return F.dropout2d(x, self.p, training=self.training)
+
+
+class LayerNorm(Module):
+    """Normalise over the last axes given by normalized_shape, then scale and shift per element
+    (elementwise_affine)."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=np.float32, device=None):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps, self.elementwise_affine = shape, float(eps), elementwise_affine
+        self.weight = Parameter(np.ones(shape, dtype), device=device) if elementwise_affine else None
+        self.bias = Parameter(np.zeros(shape, dtype), device=device) if elementwise_affine and bias else None
+
+    def forward(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class _Loss(Module):
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        if reduction not in F.REDUCTIONS:
+            raise ValueError(f"{type(self).__name__}: reduction must be one of {F.REDUCTIONS}, got {reduction!r}")
+        self.reduction = reduction
+
+
+class _WeightedLoss(_Loss):
+    """A loss with optional class weights, a buffer (so it is in state_dict, as in PyTorch)."""
+
+    def __init__(self, weight=None, reduction="mean"):
+        super().__init__(reduction)
+        self.register_buffer("weight", weight if weight is None or isinstance(weight, Tensor) else Tensor(weight))
+
+
+class NLLLoss(_WeightedLoss):
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
+        super().__init__(weight, reduction)
+        self.ignore_index = ignore_index
+
+    def forward(self, input, target):
+        return F.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
+
+
+class CrossEntropyLoss(_WeightedLoss):
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+        super().__init__(weight, reduction)
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+
+    def forward(self, input, target):
+        return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
+
+
+class MSELoss(_Loss):
+    def forward(self, input, target):
+        return F.mse_loss(input, target, self.reduction)
+
+
+class L1Loss(_Loss):
+    def forward(self, input, target):
+        return F.l1_loss(input, target, self.reduction)
+
+
+class ModuleList(Module):
+    """Modules held in a list, registered as "0", "1", …; it has no forward of its own."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        for m in modules or ():
+            self.append(m)
+
+    def append(self, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList: expected a Module, got {type(module).__name__}")
+        setattr(self, str(len(self)), module)
+        return self
+
+    def extend(self, modules):
+        for m in modules:
+            self.append(m)
+        return self
+
+    def __getitem__(self, index):
+        modules = list(self._modules.values())
+        return ModuleList(modules[index]) if isinstance(index, slice) else modules[index]
+
+    def __setitem__(self, index, module):
+        setattr(self, str(range(len(self))[index]), module)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class ModuleDict(Module):
+    """Modules held by name (in insertion order); it has no forward of its own."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        for name, m in dict(modules or {}).items():
+            self[name] = m
+
+    def __getitem__(self, name):
+        return self._modules[name]
+
+    def __setitem__(self, name, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleDict: expected a Module for {name!r}, got {type(module).__name__}")
+        setattr(self, name, module)
+
+    def __delitem__(self, name):
+        delattr(self, name)
+
+    def __contains__(self, name):
+        return name in self._modules
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()
+
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+    """Scale every gradient in place so that their joint norm is at most max_norm, as
+    torch.nn.utils.clip_grad_norm_; returns the norm before clipping (a Tensor)."""
+    params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return Tensor(0.0)
+    norm_type = float(norm_type)
+    norms = [g.detach().norm(norm_type) for g in grads]
+    total = norms[0] if len(norms) == 1 else Tensor(np.array([float(n) for n in norms])).norm(norm_type)
+    total = Tensor(np.asarray(float(total), grads[0].dtype), device=grads[0].device)
+    if error_if_nonfinite and not np.isfinite(float(total)):
+        raise RuntimeError(f"clip_grad_norm_: the total norm of the gradients is {float(total)}; pass "
+                           "error_if_nonfinite=False to clip anyway")
+    coef = min(max_norm / (float(total) + 1e-6), 1.0)
+    for g in grads:
+        g.data *= g.dtype.type(coef)
+        g._version[0] += 1
+    return total
+
+
+def clip_grad_value_(parameters, clip_value):
+    """Clamp every gradient in place to [-clip_value, clip_value]."""
+    for p in [parameters] if isinstance(parameters, Tensor) else parameters:
+        if p.grad is not None:
+            xp = backend.get_array_module(p.grad.data)
+            xp.clip(p.grad.data, -clip_value, clip_value, out=p.grad.data)
+            p.grad._version[0] += 1
+
+
+utils = SimpleNamespace(clip_grad_norm_=clip_grad_norm_, clip_grad_value_=clip_grad_value_)

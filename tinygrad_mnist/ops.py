@@ -4,6 +4,11 @@
 the test suite checks that every entry has a gradient test. Arrays come from NumPy or CuPy alike:
 `get_array_module` picks the module, so the same code runs on both.
 """
+import itertools
+import math
+
+import numpy as np
+
 from .backend import get_array_module, is_cupy_array
 from .tensor import Function
 
@@ -96,17 +101,24 @@ class Neg(Function):
 
 @register
 class Pow(Function):
-    """a ** p for a constant p;  da = g p a^(p-1)  (0 for p = 0)."""
-    def forward(self, a, exponent):
-        self.exponent = exponent
-        self.save_for_backward(a)
-        return a ** exponent
+    """a ** b (b a tensor or a constant);  da = g b a^(b-1)  (0 where b = 0),  db = g a^b ln a  (0 where a = 0
+    and b >= 0, as PyTorch)."""
+    def forward(self, a, b):
+        out = a ** b
+        self.save_for_backward(a, b, out)
+        return out
 
     def backward(self, g):
-        (a,) = self.saved
-        if self.exponent == 0:  # a⁰ = 1 everywhere: the gradient is 0, also at a = 0 (not 0 · 0⁻¹)
-            return (get_array_module(g).zeros_like(a),)
-        return (g * self.exponent * a ** (self.exponent - 1),)
+        a, b, out = self.saved
+        xp = get_array_module(g)
+        da = db = None
+        if self.needs_input_grad[0]:  # a⁰ = 1 everywhere: its gradient is 0, also at a = 0 (not 0 · 0⁻¹)
+            da = unbroadcast(xp.where(b == 0, 0, g * b * a ** xp.where(b == 0, 1, b - 1)).astype(g.dtype), a.shape)
+        if self.needs_input_grad[1]:
+            with xp.errstate(divide="ignore", invalid="ignore"):
+                log_a = xp.where((a == 0) & (b >= 0), 0, xp.log(xp.where(a == 0, 1, a)))
+            db = unbroadcast((g * out * log_a).astype(g.dtype), b.shape)
+        return da, db
 
 
 @register
@@ -163,8 +175,52 @@ class Max(Function):
 
 
 @register
+class Maximum(Function):
+    """max(a, b) elementwise;  da = g where a > b, db = g where b > a, g/2 to each where they tie (as PyTorch)."""
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return get_array_module(a).maximum(a, b)
+
+    def backward(self, g):
+        a, b = self.saved
+        share = (a > b) + 0.5 * (a == b)
+        da = unbroadcast((g * share).astype(g.dtype), a.shape) if self.needs_input_grad[0] else None
+        db = unbroadcast((g * (1 - share)).astype(g.dtype), b.shape) if self.needs_input_grad[1] else None
+        return da, db
+
+
+@register
+class Where(Function):
+    """a where the condition holds, else b;  da = g where it holds,  db = g where it does not."""
+    def forward(self, a, b, condition):
+        self.condition, self.shapes = condition, (a.shape, b.shape)
+        return get_array_module(a).where(condition, a, b)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        zero = xp.zeros((), dtype=g.dtype)
+        da = unbroadcast(xp.where(self.condition, g, zero), self.shapes[0]) if self.needs_input_grad[0] else None
+        db = unbroadcast(xp.where(self.condition, zero, g), self.shapes[1]) if self.needs_input_grad[1] else None
+        return da, db
+
+
+@register
+class Cat(Function):
+    """The inputs joined along `axis`;  each input's gradient is its slice of g."""
+    def forward(self, *arrays, axis=0):
+        self.axis, self.sizes = axis, [a.shape[axis] for a in arrays]
+        return get_array_module(*arrays).concatenate(arrays, axis=axis)
+
+    def backward(self, g):
+        bounds = list(itertools.accumulate(self.sizes[:-1]))
+        return tuple(get_array_module(g).split(g, bounds, axis=self.axis))
+
+
+@register
 class Reshape(Function):
     """a reshaped;  da = g reshaped back."""
+    view = True
+
     def forward(self, a, shape):
         self.shape = a.shape
         return a.reshape(shape)
@@ -176,12 +232,72 @@ class Reshape(Function):
 @register
 class Transpose(Function):
     """a with its axes permuted;  da = g with the inverse permutation."""
+    view = True
+
     def forward(self, a, axes):
         self.inverse = tuple(sorted(range(len(axes)), key=axes.__getitem__))
         return a.transpose(axes)
 
     def backward(self, g):
         return (g.transpose(self.inverse),)
+
+
+@register
+class Expand(Function):
+    """a broadcast to `shape` (a read-only view);  da = g summed over the stretched axes."""
+    view = True
+
+    def forward(self, a, shape):
+        self.shape = a.shape
+        return get_array_module(a).broadcast_to(a, shape)
+
+    def backward(self, g):
+        return (unbroadcast(g, self.shape),)
+
+
+def _is_basic(key):
+    """Whether a key indexes by ints, slices, None and ... only: then a[key] is a view, and no element is
+    picked twice."""
+    return all(k is None or k is Ellipsis or isinstance(k, (int, slice)) for k in (key if isinstance(key, tuple)
+                                                                                   else (key,)))
+
+
+@register
+class Index(Function):
+    """a[key] for any NumPy key;  da = g scattered back to the places it came from, summed where an integer
+    index picks the same element more than once."""
+    def forward(self, a, key):
+        self.shape, self.key, self.view = a.shape, key, _is_basic(key)
+        return a[key]
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        if self.view or _is_mask(self.key):  # each element at most once: a plain assignment
+            da = xp.zeros(self.shape, dtype=g.dtype)
+            da[self.key] = g
+            return (da,)
+        # Integer arrays can repeat an element: number the elements, index the numbers the same way, and
+        # sum g into each number's bin (bincount, on NumPy and CuPy alike; no Python loop).
+        size = math.prod(self.shape)
+        where = xp.arange(size).reshape(self.shape)[self.key]
+        da = xp.bincount(where.reshape(-1), weights=g.reshape(-1), minlength=size)
+        return (da.astype(g.dtype, copy=False).reshape(self.shape),)
+
+
+def _is_mask(key):
+    """A key that is one boolean array (x[x > 0]), which picks each element at most once."""
+    return getattr(key, "dtype", None) is not None and key.dtype.kind == "b"
+
+
+@register
+class Cast(Function):
+    """a converted to `dtype` (always a copy);  da = g converted back to a's dtype."""
+    def forward(self, a, dtype):
+        self.dtype = a.dtype
+        return a.astype(dtype, copy=True)
+
+    def backward(self, g):
+        return (g.astype(self.dtype),)
 
 
 @register
@@ -205,6 +321,88 @@ class Log(Function):
 
     def backward(self, g):
         return (g / self.saved[0],)
+
+
+@register
+class Sin(Function):
+    """sin a;  da = g cos a."""
+    def forward(self, a):
+        self.save_for_backward(a)
+        return get_array_module(a).sin(a)
+
+    def backward(self, g):
+        return (g * get_array_module(g).cos(self.saved[0]),)
+
+
+@register
+class Cos(Function):
+    """cos a;  da = -g sin a."""
+    def forward(self, a):
+        self.save_for_backward(a)
+        return get_array_module(a).cos(a)
+
+    def backward(self, g):
+        return (-g * get_array_module(g).sin(self.saved[0]),)
+
+
+@register
+class Prod(Function):
+    """Π a along `axis` (all elements for None);  da_i = g Π_{j≠i} a_j, computed from the products before
+    and after i (no division, so zeros are handled)."""
+    def forward(self, a, axis=None, keepdims=False):
+        self.shape, self.axis, self.keepdims = a.shape, axis, keepdims
+        self.save_for_backward(a)
+        return a.prod(axis=axis, keepdims=keepdims)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        (a,) = self.saved
+        x = a.reshape(-1) if self.axis is None else xp.moveaxis(a, self.axis, -1)
+        ones = xp.ones_like(x[..., :1])
+        before = xp.cumprod(xp.concatenate([ones, x[..., :-1]], -1), -1)
+        after = xp.flip(xp.cumprod(xp.concatenate([ones, xp.flip(x, -1)[..., :-1]], -1), -1), -1)
+        if self.axis is None:
+            others = (before * after).reshape(self.shape)
+        else:
+            others = xp.moveaxis(before * after, -1, self.axis)
+            g = g if self.keepdims else xp.expand_dims(g, self.axis)
+        return ((g * others).astype(g.dtype, copy=False),)
+
+
+def _erf(x):
+    """The error function, elementwise: CuPy has it; NumPy does not, so the CPU takes Python's math.erf
+    element by element (exact, and slow: gelu(approximate='tanh') avoids it)."""
+    if is_cupy_array(x):
+        import cupyx.scipy.special
+        return cupyx.scipy.special.erf(x)
+    return np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype=x.dtype)  # asarray: a 0-d input gives a float
+
+
+@register
+class GELU(Function):
+    """x Φ(x) with Φ(x) = (1 + erf(x/√2))/2;  da = g (Φ(x) + x φ(x)).  With approximate='tanh':
+    Φ(x) ≈ (1 + tanh(u))/2, u = √(2/π)(x + 0.044715x³), and da = g d/dx [x (1 + tanh u)/2]."""
+    def forward(self, a, approximate="none"):
+        xp = get_array_module(a)
+        self.approximate = approximate
+        if approximate == "tanh":
+            c = math.sqrt(2 / math.pi)
+            t = xp.tanh(c * (a + 0.044715 * a ** 3))
+            self.save_for_backward(a, t)
+            return 0.5 * a * (1 + t)
+        cdf = 0.5 * (1 + _erf(a / math.sqrt(2)))
+        self.save_for_backward(a, cdf)
+        return a * cdf
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        a, s = self.saved
+        if self.approximate == "tanh":
+            c = math.sqrt(2 / math.pi)
+            du = c * (1 + 3 * 0.044715 * a * a)
+            return (g * (0.5 * (1 + s) + 0.5 * a * (1 - s * s) * du),)
+        pdf = xp.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
+        return (g * (s + a * pdf),)
 
 
 @register
@@ -410,6 +608,40 @@ class MaxPool2d(Function):
                 dx[where] += mask * share
             else:
                 xp.multiply(mask, share, out=dx[where])
+        return (dx,)
+
+
+@register
+class Pad(Function):
+    """a with `widths` ((before, after) per axis) of `value` around it;  da = the middle of g."""
+    def forward(self, a, widths, value=0.0):
+        self.middle = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, a.shape))
+        return get_array_module(a).pad(a, widths, constant_values=value)
+
+    def backward(self, g):
+        return (g[self.middle],)
+
+
+@register
+class AvgPool2d(Function):
+    """out[n,c,y,x] = Σ of the k×k window at (y·s, x·s) / its divisor (k², or the count of real pixels in
+    it);  dx = the window's g / divisor added to each of its pixels."""
+    def forward(self, x, kernel_size, stride, divisor):
+        xp = get_array_module(x)
+        k = kernel_size
+        ho, wo = (x.shape[2] - k) // stride + 1, (x.shape[3] - k) // stride + 1
+        self.where = [(Ellipsis, *where) for _, _, where in offsets(k, k, ho, wo, stride)]
+        self.shape, self.divisor = x.shape, divisor
+        out = x[self.where[0]].copy()
+        for where in self.where[1:]:
+            out += x[where]
+        return (out / divisor).astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        share = (g / self.divisor).astype(g.dtype, copy=False)
+        dx = get_array_module(g).zeros(self.shape, dtype=g.dtype)
+        for where in self.where:
+            dx[where] += share
         return (dx,)
 
 

@@ -379,7 +379,7 @@ class Trainer:
 
 
 def _norm(grad):
-    return 0.0 if grad is None else float(backend.get_array_module(grad).sqrt((grad * grad).sum()))
+    return 0.0 if grad is None else float(backend.get_array_module(grad.data).sqrt((grad.data * grad.data).sum()))
 
 
 def _write_csv_header(path, header):

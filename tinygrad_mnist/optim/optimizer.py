@@ -1,6 +1,6 @@
-"""Optimizers, learning-rate schedulers and early stopping, with PyTorch's names and update rules.
+"""Optimizers and early stopping, with PyTorch's names and update rules.
 
-Optimizers update `p.data` in place from `p.grad` with array code (NumPy or CuPy, whichever holds the
+Optimizers update `p.data` in place from `p.grad.data` with array code (NumPy or CuPy, whichever holds the
 parameter) and record nothing on the tape. Each update reuses per-optimizer scratch arrays instead of
 allocating temporaries, and keeps the parameter's dtype.
 """
@@ -8,9 +8,9 @@ import math
 
 import numpy as np
 
-from . import backend
-from .backend import get_array_module
-from .tensor import Tensor
+from .. import backend
+from ..backend import get_array_module
+from ..tensor import Tensor
 
 
 def _check(condition, message):
@@ -70,11 +70,14 @@ class Optimizer:
             if key in group:
                 _check(group[key] >= 0, f"{type(self).__name__}: {key} must be >= 0, got {group[key]}")
 
-    def zero_grad(self):
-        """Set every parameter's .grad to None (PyTorch's default, set_to_none=True)."""
+    def zero_grad(self, set_to_none=True):
+        """Set every parameter's .grad to None (PyTorch's default), or to zeros with set_to_none=False."""
         for group in self.param_groups:
             for p in group["params"]:
-                p.grad = None
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad.zero_()
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; parameters whose .grad is None are skipped."""
@@ -82,7 +85,8 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    self._update(p.data, p.grad, self.state.setdefault(p, {}), group)
+                    self._update(p.data, p.grad.data, self.state.setdefault(p, {}), group)
+                    p._version[0] += 1  # as PyTorch's in-place update: a graph that saved p now refuses backward
         return loss
 
     def _update(self, p, grad, state, group):
@@ -190,12 +194,12 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba), as torch.optim.Adam, with L2 weight decay added to the gradient:
     g ← ∇ + λθ;  m ← β₁m + (1-β₁)g;  v ← β₂v + (1-β₂)g²;
-    θ ← θ - γ/(1-β₁ᵗ) · m / (√v / √(1-β₂ᵗ) + ε)."""
+    θ ← θ - γ/(1-β₁ᵗ) · m / (√v / √(1-β₂ᵗ) + ε), with v the running maximum of v under amsgrad."""
 
     decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad))
 
     def _check_group(self, group):
         super()._check_group(group)
@@ -222,6 +226,9 @@ class Adam(Optimizer):
         tmp = xp.multiply(g, g, out=tmp)
         tmp *= 1 - b2
         v += tmp
+        if group["amsgrad"]:  # the largest second moment so far, so the step size never grows back
+            v = state.setdefault("max_exp_avg_sq", xp.zeros_like(p))
+            xp.maximum(v, state["exp_avg_sq"], out=v)
         denom = xp.sqrt(v, out=tmp)
         denom /= math.sqrt(1 - b2 ** t)
         denom += eps
@@ -236,8 +243,8 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
 
 
 class RMSprop(Optimizer):
@@ -310,178 +317,37 @@ class Adagrad(Optimizer):
         p -= d
 
 
-class LRScheduler:
-    """Base class: sets every group's lr from a closed form of the step count `last_epoch`. Like
-    PyTorch's, it applies the lr for count 0 on construction; call `step()` after `optimizer.step()`.
-    The first scheduler on an optimizer records each group's "initial_lr", the schedules' base."""
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler, 2012), as torch.optim.Adadelta:  g ← ∇ + λθ;  v ← ρv + (1-ρ)g²;
+    Δ = √(u + ε) / √(v + ε) · g;  u ← ρu + (1-ρ)Δ²;  θ ← θ - γΔ."""
 
-    def __init__(self, optimizer):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
-        self.optimizer = optimizer
-        for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = 0
-        self._apply()
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay))
 
-    def lr_at(self, epoch):
-        """The learning rates (one per group) after `epoch` calls to step()."""
-        raise NotImplementedError
+    def _check_group(self, group):
+        super()._check_group(group)
+        _check(0 <= group["rho"] <= 1, f"Adadelta: rho must lie in [0, 1], got {group['rho']}")
 
-    def _apply(self):
-        self._last_lr = self.lr_at(self.last_epoch)
-        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
-            group["lr"] = lr
-
-    def step(self):
-        self.last_epoch += 1
-        self._apply()
-
-    def get_last_lr(self):
-        return list(self._last_lr)
-
-    def state_dict(self):
-        return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs)}
-
-    def load_state_dict(self, state):
-        self.last_epoch = int(_plain(state["last_epoch"]))
-        self.base_lrs = list(_plain(state["base_lrs"]))
-        self._apply()
-
-
-class StepLR(LRScheduler):
-    """Per epoch: lr = base_lr · gamma^⌊epoch / step_size⌋."""
-
-    def __init__(self, optimizer, step_size, gamma=0.1):
-        _check(int(step_size) >= 1, f"StepLR: step_size must be >= 1, got {step_size}")
-        self.step_size, self.gamma = int(step_size), gamma
-        super().__init__(optimizer)
-
-    def lr_at(self, epoch):
-        return [base * self.gamma ** (epoch // self.step_size) for base in self.base_lrs]
-
-
-class CosineAnnealingLR(LRScheduler):
-    """Per epoch (or per step, with T_max counted in steps):
-    lr = eta_min + (base_lr - eta_min)(1 + cos(π·epoch / T_max)) / 2, which rises again after T_max
-    as PyTorch's does."""
-
-    def __init__(self, optimizer, T_max, eta_min=0.0):
-        _check(T_max > 0, f"CosineAnnealingLR: T_max must be positive, got {T_max}")
-        self.T_max, self.eta_min = T_max, eta_min
-        super().__init__(optimizer)
-
-    def lr_at(self, epoch):
-        c = (1 + math.cos(math.pi * epoch / self.T_max)) / 2
-        return [self.eta_min + (base - self.eta_min) * c for base in self.base_lrs]
-
-
-class OneCycleLR(LRScheduler):
-    """Per step (batch), as torch.optim.lr_scheduler.OneCycleLR (two phases): the lr anneals from
-    max_lr/div_factor up to max_lr over the first pct_start of total_steps, then down to
-    max_lr/div_factor/final_div_factor. With cycle_momentum (PyTorch's default) the momentum (or Adam's
-    β₁) moves the opposite way between max_momentum and base_momentum. Stepping past total_steps
-    raises ValueError."""
-
-    def __init__(self, optimizer, max_lr, total_steps, pct_start=0.3, anneal_strategy="cos", cycle_momentum=True,
-                 base_momentum=0.85, max_momentum=0.95, div_factor=25.0, final_div_factor=1e4):
-        groups = optimizer.param_groups
-        _check(isinstance(total_steps, int) and total_steps > 0,
-               f"OneCycleLR: total_steps must be a positive integer, got {total_steps}")
-        _check(0 <= pct_start <= 1, f"OneCycleLR: pct_start must lie in [0, 1], got {pct_start}")
-        _check(anneal_strategy in ("cos", "linear"),
-               f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
-        self.total_steps, self.anneal_strategy, self.cycle_momentum = total_steps, anneal_strategy, cycle_momentum
-        self.phase_ends = [float(pct_start * total_steps) - 1, total_steps - 1]
-        max_lrs = self._per_group(max_lr, groups, "max_lr")
-        for group, top in zip(groups, max_lrs):
-            group["initial_lr"], group["max_lr"] = top / div_factor, top
-            group["min_lr"] = group["initial_lr"] / final_div_factor
-        if cycle_momentum:
-            _check("momentum" in optimizer.defaults or "betas" in optimizer.defaults,
-                   f"OneCycleLR: cycle_momentum needs an optimizer with momentum or betas, not "
-                   f"{type(optimizer).__name__} (pass cycle_momentum=False)")
-            for group, low, high in zip(groups, self._per_group(base_momentum, groups, "base_momentum"),
-                                        self._per_group(max_momentum, groups, "max_momentum")):
-                group["base_momentum"], group["max_momentum"] = low, high
-        super().__init__(optimizer)
-
-    @staticmethod
-    def _per_group(value, groups, name):
-        values = list(value) if isinstance(value, (list, tuple)) else [value] * len(groups)
-        _check(len(values) == len(groups), f"OneCycleLR: {name} has {len(values)} values for {len(groups)} groups")
-        return values
-
-    def _anneal(self, start, end, pct):
-        if self.anneal_strategy == "cos":
-            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
-        return (end - start) * pct + start
-
-    def _phase(self, epoch):
-        """(pct through the phase, rising) — rising for the warm-up phase, falling for the rest."""
-        if epoch > self.total_steps:
-            raise ValueError(f"OneCycleLR: tried to step {epoch} times, but total_steps is {self.total_steps}")
-        first = epoch <= self.phase_ends[0]
-        start, end = (0.0, self.phase_ends[0]) if first else self.phase_ends
-        return (epoch - start) / (end - start), first
-
-    def lr_at(self, epoch):
-        pct, rising = self._phase(epoch)
-        keys = ("initial_lr", "max_lr") if rising else ("max_lr", "min_lr")
-        return [self._anneal(g[keys[0]], g[keys[1]], pct) for g in self.optimizer.param_groups]
-
-    def _apply(self):
-        super()._apply()
-        if not self.cycle_momentum:
-            return
-        pct, rising = self._phase(self.last_epoch)
-        keys = ("max_momentum", "base_momentum") if rising else ("base_momentum", "max_momentum")
-        for g in self.optimizer.param_groups:
-            momentum = self._anneal(g[keys[0]], g[keys[1]], pct)
-            if "betas" in g:
-                g["betas"] = (momentum, *g["betas"][1:])
-            else:
-                g["momentum"] = momentum
-
-
-class LinearWarmup(LRScheduler):
-    """Per step: lr = base_lr·(step + 1)/warmup_steps for the first warmup_steps steps (so the first
-    update already moves), then `after`'s schedule with its count restarted at 0 (base_lr if after is
-    None). The same as PyTorch's SequentialLR([LinearLR(opt, 1/warmup_steps, total_iters=warmup_steps-1),
-    after], milestones=[warmup_steps]). Build `after` first, on the same optimizer, and step only this."""
-
-    def __init__(self, optimizer, warmup_steps, after=None):
-        _check(int(warmup_steps) >= 1, f"LinearWarmup: warmup_steps must be >= 1, got {warmup_steps}")
-        _check(after is None or after.optimizer is optimizer, "LinearWarmup: `after` must schedule the same optimizer")
-        self.warmup_steps, self.after = int(warmup_steps), after
-        super().__init__(optimizer)
-
-    def lr_at(self, epoch):
-        if epoch < self.warmup_steps:
-            return [base * (epoch + 1) / self.warmup_steps for base in self.base_lrs]
-        if self.after is None:
-            return list(self.base_lrs)
-        return self.after.lr_at(epoch - self.warmup_steps)
-
-    def _apply(self):
-        if self.after is None or self.last_epoch < self.warmup_steps:
-            super()._apply()
-            return
-        self.after.last_epoch = self.last_epoch - self.warmup_steps
-        self.after._apply()
-        self._last_lr = self.after.get_last_lr()
-
-    def state_dict(self):
-        state = super().state_dict()
-        if self.after is not None:
-            state["after"] = self.after.state_dict()
-        return state
-
-    def load_state_dict(self, state):
-        if self.after is not None:
-            self.after.load_state_dict(state["after"])
-        super().load_state_dict(state)
+    def _update(self, p, grad, state, group):
+        xp = get_array_module(p)
+        rho, eps = group["rho"], group["eps"]
+        if not state:
+            state.update(step=0, square_avg=xp.zeros_like(p), acc_delta=xp.zeros_like(p))
+        state["step"] += 1
+        g = self._with_weight_decay(p, grad, group["weight_decay"])
+        v, u, tmp = state["square_avg"], state["acc_delta"], self._tmp(p, 0)
+        v *= rho
+        tmp = xp.multiply(g, g, out=tmp)
+        tmp *= 1 - rho
+        v += tmp
+        delta = xp.add(u, eps, out=tmp)
+        xp.sqrt(delta, out=delta)
+        delta /= xp.sqrt(v + eps)
+        delta *= g
+        u *= rho
+        u += (1 - rho) * delta * delta
+        delta *= group["lr"]
+        p -= delta
 
 
 class EarlyStopping:

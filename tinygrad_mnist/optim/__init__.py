@@ -1,0 +1,10 @@
+"""Optimizers with torch.optim's names and update rules, and in `optim.lr_scheduler` the learning-rate
+schedulers. The schedulers are also reachable here (optim.StepLR), where they lived before."""
+from . import lr_scheduler
+from .lr_scheduler import (CosineAnnealingLR, ExponentialLR, LambdaLR, LinearLR, LinearWarmup, LRScheduler,
+                           MultiStepLR, OneCycleLR, ReduceLROnPlateau, StepLR)
+from .optimizer import SGD, Adadelta, Adagrad, Adam, AdamW, EarlyStopping, Optimizer, RMSprop
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "EarlyStopping", "lr_scheduler",
+           "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR", "LambdaLR",
+           "OneCycleLR", "ReduceLROnPlateau", "LinearWarmup"]
