@@ -62,6 +62,16 @@ def test_a_non_positive_or_non_numeric_setting_is_refused(capsys, flag, value):
     parser_fails_with(capsys, ["train", flag, value], flag)
 
 
+@pytest.mark.parametrize("argv", [["compare", "--steps", "-5"], ["compare", "--steps", "0"], ["compare", "--epochs", "0"],
+                                  ["compare", "--batch-size", "-1"], ["compare", "--val-size", "-3"],
+                                  ["benchmark", "--rounds", "0"], ["benchmark", "--limit", "0"],
+                                  ["benchmark", "--threads", "-2"], ["benchmark", "--batch-size", "0"],
+                                  ["benchmark", "--target", "1.5"], ["benchmark", "--warmup-steps", "-1"],
+                                  ["benchmark", "--lr", "0"]])
+def test_compare_and_benchmark_refuse_a_number_out_of_range(capsys, argv):
+    parser_fails_with(capsys, argv, argv[1])
+
+
 def test_a_missing_data_folder_names_the_missing_files(capsys, tmp_path):
     fails_with(capsys, ["train", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"),
                         "--no-progress"], "train-images-idx3-ubyte")

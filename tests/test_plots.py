@@ -163,7 +163,8 @@ def test_report_loads_nothing_from_outside_the_page(report_run):
 def test_report_of_several_runs_compares_them(conv_run, mlp_run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     page_path = write_report([conv_run, mlp_run])
-    assert page_path.resolve() == tmp_path / "report.html"
+    assert page_path == conv_run / "compare.html"  # with the runs, not in the current folder
+    assert list(tmp_path.iterdir()) == []
     page = page_path.read_text()
     assert page.count(EMBEDDED_PNG) == 1 + len(ALL_PLOTS) + len(ALL_PLOTS - {"filters", "feature_maps"})
     for run in (conv_run, mlp_run):

@@ -1,12 +1,11 @@
-"""MNIST-style data: the IDX file format, finding or downloading a dataset, batching, augmentation.
+"""MNIST-style data: the IDX file format, finding or downloading a dataset, splitting, augmentation.
 
-NumPy only: nothing here knows about the autograd engine.
+NumPy only: nothing here knows about the autograd engine. Which images each training step sees is
+the training loop's rule (tinygrad_mnist.loop.BatchSampler).
 
     ds = load_mnist()                        # finds the files, or downloads them once
     x_train, y_train, x_val, y_val = train_val_split(ds.train_images, ds.train_labels)
     x = standardize(to_float(x_train), MNIST_MEAN, MNIST_STD)
-    for xb, yb in batches(x, y_train, 128, shuffle=True, rng=np.random.default_rng(0)):
-        ...
 """
 
 import gzip
@@ -15,7 +14,7 @@ import http.client
 import math
 import os
 import struct
-import tempfile
+import sys
 import urllib.error
 import urllib.request
 import zlib
@@ -23,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from .progress import ProgressBar
+from .files import atomic_write, make_folder, remove_empty_folders
 
 
 class IDXError(ValueError):
@@ -253,34 +253,32 @@ def _mirrors(spec, mirrors):
     return [m if m.endswith("/") else m + "/" for m in mirrors]
 
 
+class _ChecksumMismatch(Exception):
+    pass
+
+
 def _fetch(url, dest, sha256, progress, timeout):
-    """Download `url` to `dest` through a temp file in the same folder; None on success, the
-    reason on a checksum mismatch, and network errors propagate. Nothing is left behind."""
-    tmp = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part",
-                                      delete=False)
-    done = False
+    """Download `url` to `dest` by files.atomic_write; None on success, the reason on a checksum
+    mismatch, and network errors propagate. A failed download leaves nothing behind."""
+    digest, size, live = hashlib.sha256(), 0, progress and sys.stderr.isatty()
     try:
-        digest = hashlib.sha256()
-        with tmp, urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_write(dest) as f:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-            with ProgressBar(total, desc=dest.name, unit="B", disable=not progress) as bar:
+            with tqdm(total=total, desc=dest.name, unit="B", unit_scale=True, unit_divisor=1024,
+                      disable=not live) as bar:
                 while chunk := response.read(1 << 16):
-                    tmp.write(chunk)
+                    f.write(chunk)
                     digest.update(chunk)
+                    size += len(chunk)
                     bar.update(len(chunk))
-            tmp.flush()
-            os.fsync(tmp.fileno())
-            # NamedTemporaryFile makes the file private (0600); the dataset is not.
-            os.chmod(tmp.name, 0o644)
-        if sha256 is not None and digest.hexdigest() != sha256:
-            return f"checksum mismatch (got sha256 {digest.hexdigest()}, expected {sha256})"
-        os.replace(tmp.name, dest)
-        done = True
-        return None
-    finally:
-        if not done:
-            os.unlink(tmp.name)
+            if sha256 is not None and digest.hexdigest() != sha256:
+                raise _ChecksumMismatch(f"checksum mismatch (got sha256 {digest.hexdigest()}, expected {sha256})")
+    except _ChecksumMismatch as e:
+        return str(e)
+    if progress and not live:  # a log or a pipe gets one line per file instead of a bar
+        print(f"downloaded {dest.name} ({tqdm.format_sizeof(size, 'B', 1024)}) from {url}", file=sys.stderr)
+    return None
 
 
 def _fetch_with_retries(url, dest, sha256, progress, timeout, tries):
@@ -306,23 +304,27 @@ def download_dataset(name="mnist", dest=None, mirrors=None, progress=True, timeo
     """
     spec = _spec(name)
     dest = Path(dest) if dest is not None else cache_dir(name)
-    dest.mkdir(parents=True, exist_ok=True)
     bases = _mirrors(spec, mirrors)
-    for filename, path in _find_files(dest).items():
-        if path is not None:
-            continue
-        failures = []
-        for base in bases:
-            reason = _fetch_with_retries(base + filename, dest / filename, spec.sha256[filename],
-                                         progress, timeout, tries)
-            if reason is None:
-                break
-            failures.append(f"  {base + filename}: {reason}")
-        else:
-            raise DatasetNotFound(
-                f"could not download {name} file {filename}; tried:\n" + "\n".join(failures)
-                + "\n" + _manual_hint(name, dest))
+    created = make_folder(dest)
+    try:
+        for filename, path in _find_files(dest).items():
+            if path is None:
+                _download_file(name, filename, dest, bases, spec.sha256[filename], progress, timeout, tries)
+    except BaseException:
+        remove_empty_folders(created)  # a download that failed before its first file leaves no empty folder
+        raise
     return dest
+
+
+def _download_file(name, filename, dest, bases, sha256, progress, timeout, tries):
+    failures = []
+    for base in bases:
+        reason = _fetch_with_retries(base + filename, dest / filename, sha256, progress, timeout, tries)
+        if reason is None:
+            return
+        failures.append(f"  {base + filename}: {reason}")
+    raise DatasetNotFound(f"could not download {name} file {filename}; tried:\n" + "\n".join(failures)
+                          + "\n" + _manual_hint(name, dest))
 
 
 def _manual_hint(name, folder):
@@ -417,27 +419,6 @@ def to_float(images):
 def standardize(x, mean, std):
     """(x - mean) / std in float32."""
     return ((x - np.float32(mean)) / np.float32(std)).astype(np.float32, copy=False)
-
-
-def batches(images, labels, batch_size, shuffle=False, rng=None, drop_last=False):
-    """Yield (x, y) batches that cover every sample once, in an order drawn from `rng` if shuffled.
-
-    `rng` is a np.random.Generator and is required when shuffling, so every order is reproducible.
-    `drop_last` skips a final batch smaller than `batch_size`.
-    """
-    n = len(images)
-    if len(labels) != n:
-        raise ValueError(f"{n} images but {len(labels)} labels")
-    if shuffle and rng is None:
-        raise ValueError("shuffle=True needs rng, a np.random.Generator")
-    order = rng.permutation(n) if shuffle else None
-    stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
-        if order is None:
-            yield images[start:start + batch_size], labels[start:start + batch_size]
-        else:
-            idx = order[start:start + batch_size]
-            yield images[idx], labels[idx]
 
 
 def warp(images, shift, angle, scale=None):
