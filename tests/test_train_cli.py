@@ -35,6 +35,10 @@ def test_training_lenet5_through_the_cli_lowers_the_loss_and_writes_a_complete_r
     for name in ("config.json", "metrics.csv", "grad_norms.csv", "last.npz", "best.npz", "results.json",
                  "samples.npz", "feature_maps.npz"):
         assert (run / name).is_file(), name
+    with open(run / "lr.csv") as f:
+        lr = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in lr] == list(range(1, 6 * 16 + 1))  # 500 images in batches of 32
+    assert float(lr[-1]["epochs"]) == 6 and lr[15]["lr"] == rows[0]["lr"]  # metrics.csv: each epoch's last
     results = json.loads((run / "results.json").read_text())
     assert results["test_accuracy"] > 0.9
     assert results["weights"] == "last"
@@ -104,6 +108,21 @@ def test_predict_reads_a_png_and_prints_the_digit(dataset, tmp_path, capsys):
     assert cli.main(["predict", str(tmp_path / "run"), str(path), "--top", "3"]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{path}: ") and "%" in line
+
+
+def test_report_writes_its_page_into_the_run_folder_or_where_out_says(dataset, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")
+    train(dataset, tmp_path / "a", "--model", "mlp_v2", "--epochs", "1")
+    train(dataset, tmp_path / "b", "--model", "mlp_64_32", "--epochs", "1")
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert cli.main(["report", "a"]) == 0
+    assert capsys.readouterr().out.strip() == "a/report.html" and (tmp_path / "a" / "report.html").is_file()
+    assert cli.main(["report", "a", "b"]) == 0
+    assert (tmp_path / "a" / "compare.html").is_file()
+    assert cli.main(["report", "a", "b", "--out", "pages/both.html"]) == 0
+    assert (tmp_path / "pages" / "both.html").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "pages"]
 
 
 def test_with_early_stopping_the_best_weights_are_tested_and_evaluate_uses_them_too(dataset, tmp_path, capsys):

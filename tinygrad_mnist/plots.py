@@ -72,17 +72,22 @@ def plot_curves(run_dir, path):
     return _save(fig, path)
 
 
+def lr_series(run_dir):
+    """(epochs trained, learning rate, per_step): every step's rate from lr.csv, against the epochs
+    trained at its end; from a run folder older than lr.csv, each epoch's last rate (metrics.csv)."""
+    per_step = (Path(run_dir) / "lr.csv").exists()
+    columns = read_csv_columns(Path(run_dir) / ("lr.csv" if per_step else "metrics.csv"))
+    return columns.get("epochs" if per_step else "epoch"), columns.get("lr"), per_step
+
+
 def plot_lr(run_dir, path):
-    """The learning rate of every step (lr.csv), against the epochs trained; log scale when it spans
-    more than 10x. A run folder from before lr.csv existed shows each epoch's last rate (metrics.csv)."""
-    per_step = Path(run_dir) / "lr.csv"
-    columns = read_csv_columns(per_step if per_step.exists() else Path(run_dir) / "metrics.csv")
-    x, lr = columns.get("epochs", columns.get("epoch")), columns.get("lr")
+    """The learning rate over training (lr_series); log scale when it spans more than 10x."""
+    x, lr, per_step = lr_series(run_dir)
     if lr is None or not len(lr) or np.isnan(lr).all():
         return None
     fig = _figure(6, 3.5)
     ax = fig.subplots()
-    ax.plot(x, lr, color="C2", **({} if per_step.exists() else _markers(x)))
+    ax.plot(x, lr, color="C2", **({} if per_step else _markers(x)))
     known = lr[~np.isnan(lr)]
     if known.min() > 0 and known.max() / known.min() > 10:
         ax.set_yscale("log")
