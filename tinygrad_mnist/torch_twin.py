@@ -22,7 +22,7 @@ from .tables import table
 from .tensor import Tensor
 from .training import evaluate, make_config, prepare_data
 
-INSTALL_HINT = ("PyTorch is not installed: pip install 'tinygrad_mnist[torch]' (torch 2.13.0), "
+INSTALL_HINT = ("PyTorch is not installed: pip install torch==2.13.0 (the version the parity tests pin), "
                 "or see https://pytorch.org for other builds")
 TOLERANCE = 1e-6  # the largest relative difference of a step's loss that passes, in float64
 
