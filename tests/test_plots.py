@@ -83,6 +83,7 @@ def test_plot_run_of_a_run_that_has_not_finished_an_epoch(tmp_path):
     run = make_fake_run(tmp_path / "run")
     (run / "metrics.csv").write_text("epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n")
     (run / "grad_norms.csv").write_text("")
+    (run / "lr.csv").write_text("step,epochs,lr\n")
     assert not {"curves", "lr", "grad_flow"} & set(plots.plot_run(run))
 
 

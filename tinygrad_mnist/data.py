@@ -108,12 +108,13 @@ def write_idx(path, array):
         raise ValueError(f"IDX holds 1 to {_MAX_DIMS} dimensions, got shape {array.shape}")
     header = struct.pack(f">BBBB{array.ndim}i", 0, 0, code, array.ndim, *array.shape)
     data = header + array.astype(_IDX_DTYPES[code], copy=False).tobytes()
-    if str(path).endswith(".gz"):
-        # mtime=0 keeps the output byte-identical from run to run.
-        with open(path, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as g:
-            g.write(data)
-    else:
-        Path(path).write_bytes(data)
+    with atomic_write(path) as f:
+        if str(path).endswith(".gz"):
+            # mtime=0 keeps the output byte-identical from run to run.
+            with gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as g:
+                g.write(data)
+        else:
+            f.write(data)
 
 
 # Mean and standard deviation of all training pixels after to_float().

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import load_checkpoint, run_weights
+from .files import atomic_write
 
 DPI = 120
 # Channels shown per row, in feature maps and in the filters of a multi-channel convolution.
@@ -322,7 +323,8 @@ def _figure(width, height):
 def _save(fig, path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=DPI, bbox_inches="tight")
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight")
     return path
 
 
