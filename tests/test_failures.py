@@ -63,8 +63,9 @@ def test_a_non_positive_or_non_numeric_setting_is_refused(capsys, flag, value):
     parser_fails_with(capsys, ["train", flag, value], flag)
 
 
-@pytest.mark.parametrize("argv", [["compare", "--steps", "-5"], ["compare", "--steps", "0"], ["compare", "--epochs", "0"],
-                                  ["compare", "--batch-size", "-1"], ["compare", "--val-size", "-3"],
+@pytest.mark.parametrize("argv", [["compare", "--steps", "-5"], ["compare", "--steps", "0"],
+                                  ["compare", "--epochs", "0"], ["compare", "--batch-size", "-1"],
+                                  ["compare", "--val-size", "-3"],
                                   ["benchmark", "--rounds", "0"], ["benchmark", "--limit", "0"],
                                   ["benchmark", "--threads", "-2"], ["benchmark", "--batch-size", "0"],
                                   ["benchmark", "--target", "1.5"], ["benchmark", "--warmup-steps", "-1"],

@@ -167,7 +167,8 @@ def test_the_schedule_of_a_config_gives_the_same_rates_in_both_frameworks(schedu
     torch = pytest.importorskip("torch")
     c = make_config("lenet5", schedule=schedule, epochs=3, optimizer="adam", lr=4e-3)
     rates = []
-    for framework, params in ((optim, [nn.Parameter(np.zeros(2))]), (torch.optim, [torch.zeros(2, requires_grad=True)])):
+    for framework, params in ((optim, [nn.Parameter(np.zeros(2))]),
+                              (torch.optim, [torch.zeros(2, requires_grad=True)])):
         opt = make_optimizer(c, params, framework)
         sched = make_schedule(c, opt, 7, framework)
         lrs = []

@@ -164,7 +164,8 @@ def disable_dropout_(model):
 
 
 class EngineStep:
-    """One training step of our model: `step(xb, yb)` updates it and returns the batch's loss."""
+    """One training step of our model: `step(xb, yb)`, for `step = EngineStep(...)`, updates it once
+    and returns the batch's loss."""
 
     def __init__(self, model, config, steps_per_epoch):
         self.model, self.device, self.smoothing = model, config["device"], config["label_smoothing"]
@@ -191,8 +192,8 @@ class TorchStep:
     def __call__(self, xb, yb):
         torch = self.torch
         logits = self.model(torch.from_numpy(xb).to(self.device))
-        loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(yb.astype(np.int64)).to(self.device),
-                                                 label_smoothing=self.smoothing)
+        labels = torch.from_numpy(yb.astype(np.int64, copy=False)).to(self.device)
+        loss = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=self.smoothing)
         value = float(loss.item())
         update(loss, self.optimizer, self.schedule)
         return value
