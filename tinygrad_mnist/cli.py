@@ -335,13 +335,12 @@ def cmd_predict(args):
 
 
 def cmd_report(args):
-    from .plots import plot_run
     from .report import write_report
 
     for run in args.runs:
         if not (Path(run) / "config.json").is_file():
             raise UsageError(f"{run}: not a run folder (no config.json)")
-        plot_run(run)
+        _draw_plots(run)
     print(write_report(args.runs, args.out))
 
 
