@@ -231,9 +231,9 @@ def form_cases(n):
         w = a(rows, 26)
         cases.append((f"forward product with {rows} output channels: padded to 8 rows, or as it is",
                       f"w ({rows},26) cols (26,{k1})", lambda w=w: ops.forward_gemm(w, cols1), lambda w=w: w @ cols1))
-    x = a(n, 6, 12, 12)
-    cases.append(("ReLU forward: maximum against an array of zeros, or against the scalar 0", f"({n},6,12,12)",
-                  lambda: ops.ReLU(()).forward(x), lambda: np.maximum(x, 0)))
+    x = a(6, 12, 12, n).transpose(3, 0, 1, 2)  # laid out as conv and pool leave it: batch innermost
+    cases.append(("ReLU forward: maximum against an array of zeros, or against the scalar 0",
+                  f"({n},6,12,12), batch innermost", lambda: ops.ReLU(()).forward(x), lambda: np.maximum(x, 0)))
     return cases
 
 
