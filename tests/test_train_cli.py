@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tinygrad_mnist import cli
-from tinygrad_mnist.checkpoint import load_checkpoint
+from tinygrad_mnist.checkpoint import load_checkpoint, save_checkpoint
 from tinygrad_mnist.training import Trainer, TrainingInterrupted, make_config
 
 from idx_fixtures import make_split
@@ -89,6 +89,29 @@ def test_a_run_interrupted_mid_epoch_and_resumed_ends_with_bit_identical_weights
     final = resumed.model.state_dict()
     for key, value in straight.model.state_dict().items():
         np.testing.assert_array_equal(final[key], value, err_msg=key)
+
+
+def test_a_run_interrupted_before_lr_csv_existed_resumes(dataset, tmp_path, monkeypatch):
+    config = make_config("mlp_v2", epochs=2, batch_size=64, data_dir=str(dataset), val_size=100, seed=3)
+    trainer = Trainer(config, tmp_path / "run", progress=False, log=lambda *a: None)
+    real_step, calls = trainer.optimizer.step, []
+
+    def step_then_signal():
+        real_step()
+        calls.append(1)
+        if len(calls) == 10:  # the second epoch's third step
+            os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(trainer.optimizer, "step", step_then_signal)
+    with pytest.raises(TrainingInterrupted):
+        trainer.fit()
+    state = load_checkpoint(tmp_path / "run" / "last.npz")  # as the code before lr.csv wrote it:
+    state["epoch_state"]["lr"] = state["epoch_state"].pop("lrs")[-1]
+    save_checkpoint(tmp_path / "run" / "last.npz", state)
+    (tmp_path / "run" / "lr.csv").unlink()
+    Trainer.resume(tmp_path / "run", progress=False, log=lambda *a: None).fit()
+    assert len(read_metrics(tmp_path / "run")) == 2
+    with open(tmp_path / "run" / "lr.csv") as f:
+        assert next(csv.reader(f)) == ["step", "epochs", "lr"]
 
 
 def test_evaluate_prints_the_metrics_of_a_run(dataset, tmp_path, capsys):

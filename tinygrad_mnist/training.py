@@ -229,7 +229,12 @@ class Trainer:
         self.train_seconds = p["train_seconds"]
         checkpoint.set_rng_state(self.rng, s["rng"]["data"])
         backend.set_rng_state(s["rng"]["ops"])
-        self.epoch_state = EpochState(**s["epoch_state"]) if "epoch_state" in s else None
+        self.epoch_state = None
+        if "epoch_state" in s:
+            state = dict(s["epoch_state"])
+            if "lr" in state:  # saved before lr.csv, with only the latest step's rate
+                state["lrs"] = [state.pop("lr")]
+            self.epoch_state = EpochState(**state)
 
     def save(self, name):
         path = self.out / name
@@ -253,6 +258,8 @@ class Trainer:
             write_json(self.out / "config.json", self.config)
             _write_csv_header(self.out / "metrics.csv", METRICS_HEADER)
             _write_csv_header(self.out / "grad_norms.csv", ["epoch", "step"] + self.param_names)
+            _write_csv_header(self.out / "lr.csv", LR_HEADER)
+        elif not (self.out / "lr.csv").exists():  # a run begun before lr.csv existed
             _write_csv_header(self.out / "lr.csv", LR_HEADER)
         with _Signals() as signals:
             while not self.finished:
