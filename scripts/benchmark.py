@@ -1,6 +1,6 @@
 """Benchmark the engine against PyTorch: the same as `tinygrad-mnist benchmark ...`."""
 import sys
 
-from tinygrad_mnist.benchmark import main
+from tinygrad_mnist.cli import main
 
-sys.exit(main(prog="scripts/benchmark.py"))
+sys.exit(main(["benchmark", *sys.argv[1:]]))

@@ -30,7 +30,7 @@ else:
     import tinygrad_mnist as torch
     import tinygrad_mnist.functional as F
     from tinygrad_mnist import nn, optim
-    from tinygrad_mnist.data import DataLoader, TensorDataset
+    from tinygrad_mnist.utils.data import DataLoader, TensorDataset
     from tinygrad_mnist.optim.lr_scheduler import StepLR
 
 
@@ -109,7 +109,7 @@ class Tee(io.TextIOBase):
 
 def run(args):
     """main() of the example, its data lines aside; returns accuracy and seconds per epoch."""
-    from tinygrad_mnist.data import MNIST  # the arrays only: each framework makes its own tensors of them
+    from tinygrad_mnist.utils.data import MNIST  # the arrays only: each framework makes its own tensors of them
     torch.manual_seed(args.seed)
     device = torch.device("cpu")
     train_arrays, test_arrays = MNIST(args.data_dir, train=True).tensors, MNIST(args.data_dir, train=False).tensors

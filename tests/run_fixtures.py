@@ -33,6 +33,7 @@ def make_fake_run(dir, model="lenet5", epochs=3, with_conv=True, with_val=True, 
 
     state = _conv_state(rng) if with_conv else _mlp_state(rng)
     metrics = _write_metrics(run, rng, epochs, config["lr"], with_val)
+    _write_lr(run, epochs, config["lr"])
     _write_grad_norms(run, rng, epochs, list(state))
     for name in ("last.npz", "best.npz"):
         np.savez(run / name, __format_version__=np.array(1),
@@ -69,6 +70,21 @@ def _write_metrics(run, rng, epochs, lr, with_val):
         writer.writeheader()
         writer.writerows(rows)
     return rows
+
+
+STEPS_PER_EPOCH = 20
+
+
+def _write_lr(run, epochs, lr):
+    """A one-cycle schedule's rate per step: up for the first 30% of the steps, then down."""
+    total = epochs * STEPS_PER_EPOCH
+    with open(run / "lr.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["step", "epochs", "lr"])
+        for step in range(1, total + 1):
+            phase = step / total
+            rate = lr * (phase / 0.3 if phase < 0.3 else (1 - phase) / 0.7 + 1e-4)
+            writer.writerow([step, f"{step / STEPS_PER_EPOCH:.6g}", f"{rate:.6g}"])
 
 
 def _write_grad_norms(run, rng, epochs, names):

@@ -207,6 +207,21 @@ def test_checkpoint_file_gets_the_usual_umask_permissions(tmp_path):
     assert (tmp_path / "c.npz").stat().st_mode & 0o777 == 0o644
 
 
+@pytest.mark.parametrize("files,weights,expected", [
+    (["last.npz", "best.npz"], "last", "last.npz"),  # a fixed schedule reports its final weights
+    (["last.npz", "best.npz"], "best", "best.npz"),  # early stopping reports the best epoch's
+    (["last.npz", "best.npz"], None, "last.npz"),    # not finished: the latest weights
+    (["best.npz"], None, "best.npz"),
+    (["last.npz"], "best", "last.npz"),              # whatever is there, rather than nothing
+    ([], "last", None)])
+def test_a_run_s_weights_are_those_its_results_describe(tmp_path, files, weights, expected):
+    for name in files:
+        save_checkpoint(tmp_path / name, {"model": {}})
+    if weights is not None:
+        (tmp_path / "results.json").write_text(json.dumps({"weights": weights}))
+    assert checkpoint.run_weights(tmp_path) == (None if expected is None else tmp_path / expected)
+
+
 def write_trapped_npz(path, marker):
     np.savez(path, __format_version__=np.array(1), __meta__=np.array("{}"),
              w=np.array([Trap(marker)], dtype=object), allow_pickle=True)

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from idx_fixtures import dataset_bytes, make_split, serve, sha256_of, write_dataset
 from tinygrad_mnist.data import (
     DATASETS, FILES, MNIST_MEAN, MNIST_STD, FASHION_MNIST_MEAN, FASHION_MNIST_STD,
-    DatasetNotFound, IDXError, augment, batches, cache_dir, find_dataset, load_dataset, load_mnist,
+    DatasetNotFound, IDXError, augment, cache_dir, find_dataset, load_dataset, load_mnist,
     read_idx, standardize, to_float, train_val_split, warp, write_idx)
 
 
@@ -301,6 +301,9 @@ def test_nothing_found_without_download_says_where_it_looked():
 
 # Downloading
 
+UMASK = os.umask(0)
+os.umask(UMASK)
+
 @pytest.fixture
 def fake_files(tmp_path, monkeypatch):
     """Small gzip files that the mnist registry entry takes as canonical."""
@@ -331,7 +334,7 @@ def test_download_lands_verified_files_in_the_cache(fake_files):
     assert sorted(os.listdir(cache_dir("mnist"))) == sorted(FILES)
     for name, data in fake_files.items():
         assert (cache_dir("mnist") / name).read_bytes() == data
-        assert (cache_dir("mnist") / name).stat().st_mode & 0o777 == 0o644
+        assert (cache_dir("mnist") / name).stat().st_mode & 0o777 == 0o666 & ~UMASK  # like any new file
     assert ds.train_images.shape == (100, 28, 28)
 
 
@@ -339,8 +342,8 @@ def test_download_progress_prints_one_line_per_file_off_a_terminal(fake_files, c
     with serve(routes("/mnist", fake_files)) as base:
         load_mnist(mirrors=[base + "/mnist/"])
     lines = capsys.readouterr().err.splitlines()
-    assert [line.split()[0] for line in lines] == list(FILES)
-    assert all(" 100% |" in line for line in lines)
+    assert [line.split()[1] for line in lines] == list(FILES)
+    assert all(line.startswith("downloaded ") and f"from {base}/mnist/" in line for line in lines)
 
 
 def test_download_goes_into_an_explicit_data_dir(tmp_path, fake_files):
@@ -355,7 +358,7 @@ def test_checksum_mismatch_is_rejected_and_leaves_nothing(fake_files):
     with serve(routes("/mnist", corrupted(fake_files))) as base:
         with pytest.raises(DatasetNotFound, match="checksum mismatch"):
             load_mnist(mirrors=[base + "/mnist/"], progress=False)
-    assert os.listdir(cache_dir("mnist")) == []
+    assert not cache_dir("mnist").exists()  # not even the folder it would have gone into
 
 
 @pytest.mark.parametrize("first", ["missing", "corrupted"])
@@ -383,7 +386,22 @@ def test_all_mirrors_down_names_urls_folder_and_file_names(fake_files):
     assert str(cache_dir("mnist")) in message
     assert all(name in message for name in FILES)
     assert "TINYGRAD_MNIST_DATA" in message and "--data-dir" in message
-    assert os.listdir(cache_dir("mnist")) == []
+    assert not cache_dir("mnist").exists()
+
+
+def test_a_failed_download_into_a_new_data_dir_creates_no_folder(tmp_path, fake_files):
+    with serve({}) as base:
+        with pytest.raises(DatasetNotFound):
+            load_mnist(data_dir=tmp_path / "new" / "mnist", mirrors=[base + "/none/"], progress=False)
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_download_that_fails_after_a_file_keeps_the_verified_file(fake_files):
+    first = {FILES[0]: fake_files[FILES[0]]}
+    with serve(routes("/m", first)) as base:
+        with pytest.raises(DatasetNotFound, match=FILES[1]):
+            load_mnist(mirrors=[base + "/m/"], progress=False)
+    assert os.listdir(cache_dir("mnist")) == [FILES[0]]
 
 
 def test_only_missing_files_are_downloaded(fake_files):
@@ -442,31 +460,6 @@ def test_standardize_gives_zero_mean_unit_std_float32():
     z = standardize(x, x.mean(), x.std())
     assert z.dtype == np.float32
     assert abs(z.mean()) < 1e-5 and abs(z.std() - 1) < 1e-5
-
-
-@pytest.mark.parametrize("shuffle", [False, True])
-@pytest.mark.parametrize("drop_last", [False, True])
-def test_batches_cover_every_sample_exactly_once(shuffle, drop_last):
-    x, y = np.arange(103) * 10, np.arange(103)
-    out = list(batches(x, y, 10, shuffle=shuffle, rng=np.random.default_rng(0), drop_last=drop_last))
-    assert [len(b) for _, b in out] == [10] * 10 + ([] if drop_last else [3])
-    seen = np.concatenate([b for _, b in out])
-    assert len(np.unique(seen)) == len(seen) == (100 if drop_last else 103)
-    assert all(np.array_equal(bx, by * 10) for bx, by in out)
-    assert np.array_equal(seen, np.sort(seen)) != shuffle
-
-
-def test_shuffled_batches_are_deterministic_by_rng():
-    x = y = np.arange(50)
-    def order(seed):
-        return np.concatenate([b for _, b in batches(x, y, 8, True, np.random.default_rng(seed))])
-    np.testing.assert_array_equal(order(1), order(1))
-    assert not np.array_equal(order(1), order(2))
-
-
-def test_shuffling_needs_an_rng():
-    with pytest.raises(ValueError, match="rng"):
-        next(batches(np.zeros(4), np.zeros(4), 2, shuffle=True))
 
 
 # Augmentation
@@ -584,7 +577,7 @@ def test_debian_fashion_mnist_loads_with_its_statistics():
 
 
 def test_dataloader_batches_a_tensor_dataset_by_slicing_whole_arrays():
-    from tinygrad_mnist.data import DataLoader, TensorDataset
+    from tinygrad_mnist.utils.data import DataLoader, TensorDataset
     x, y = np.arange(10.0).reshape(5, 2), np.arange(5)
     loader = DataLoader(TensorDataset(x, y), batch_size=2)
     batches = list(loader)
@@ -595,7 +588,7 @@ def test_dataloader_batches_a_tensor_dataset_by_slicing_whole_arrays():
 
 def test_dataloader_shuffles_every_sample_once_and_repeats_under_manual_seed():
     from tinygrad_mnist import manual_seed
-    from tinygrad_mnist.data import DataLoader, TensorDataset
+    from tinygrad_mnist.utils.data import DataLoader, TensorDataset
     loader = DataLoader(TensorDataset(np.arange(10)), batch_size=3, shuffle=True, drop_last=False)
     manual_seed(0)
     first = np.concatenate([b[0].numpy() for b in loader])
@@ -606,20 +599,21 @@ def test_dataloader_shuffles_every_sample_once_and_repeats_under_manual_seed():
 
 
 def test_dataloader_stacks_the_samples_of_any_other_dataset():
-    from tinygrad_mnist.data import DataLoader
+    from tinygrad_mnist.utils.data import DataLoader
     samples = [(np.full(2, i, np.float32), i) for i in range(3)]
     (x, y), = list(DataLoader(samples, batch_size=3))
     assert x.shape == (3, 2) and y.tolist() == [0, 1, 2]
 
 
 def test_tensor_dataset_refuses_tensors_of_different_lengths():
-    from tinygrad_mnist.data import TensorDataset
+    from tinygrad_mnist.utils.data import TensorDataset
     with pytest.raises(ValueError, match="different lengths"):
         TensorDataset(np.zeros(3), np.zeros(4))
 
 
 def test_mnist_dataset_gives_standardised_image_tensors_and_int64_labels(dataset):
-    from tinygrad_mnist.data import MNIST, MNIST_MEAN, MNIST_STD
+    from tinygrad_mnist.data import MNIST_MEAN, MNIST_STD
+    from tinygrad_mnist.utils.data import MNIST
     train, test = MNIST(dataset, train=True), MNIST(dataset, train=False, normalize=False)
     images, labels = train[0:4]
     assert images.shape == (4, 1, 28, 28) and images.dtype == np.float32 and labels.dtype == np.int64

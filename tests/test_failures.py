@@ -3,6 +3,7 @@ import errno
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -62,9 +63,46 @@ def test_a_non_positive_or_non_numeric_setting_is_refused(capsys, flag, value):
     parser_fails_with(capsys, ["train", flag, value], flag)
 
 
+@pytest.mark.parametrize("argv", [["compare", "--steps", "-5"], ["compare", "--steps", "0"],
+                                  ["compare", "--epochs", "0"], ["compare", "--batch-size", "-1"],
+                                  ["compare", "--val-size", "-3"],
+                                  ["benchmark", "--rounds", "0"], ["benchmark", "--limit", "0"],
+                                  ["benchmark", "--threads", "-2"], ["benchmark", "--batch-size", "0"],
+                                  ["benchmark", "--target", "1.5"], ["benchmark", "--warmup-steps", "-1"],
+                                  ["benchmark", "--lr", "0"]])
+def test_compare_and_benchmark_refuse_a_number_out_of_range(capsys, argv):
+    parser_fails_with(capsys, argv, argv[1])
+
+
 def test_a_missing_data_folder_names_the_missing_files(capsys, tmp_path):
     fails_with(capsys, ["train", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"),
                         "--no-progress"], "train-images-idx3-ubyte")
+
+
+def closed_port_url():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/"
+
+
+def test_a_train_that_fails_on_its_data_creates_neither_the_run_nor_the_data_folder(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYGRAD_MNIST_MIRRORS", closed_port_url())  # offline, and quickly so
+    fails_with(capsys, ["train", "--data-dir", str(tmp_path / "nonexistent"), "--out", str(tmp_path / "runs" / "r"),
+                        "--no-progress"], "Download the files by hand", "nonexistent")
+    assert os.listdir(tmp_path) == []
+
+
+def test_resume_refuses_options_that_would_change_the_run(capsys, run):
+    fails_with(capsys, ["train", "--resume", str(run), "--epochs", "5", "--lr", "0.1"],
+               "continues the run as it was configured", "--epochs, --lr")
+
+
+def test_resuming_a_finished_run_says_so_and_changes_nothing(capsys, run):
+    before = (run / "results.json").read_bytes()
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(run), "--no-progress", "--no-plots"]) == 0
+    assert "has finished: nothing to resume" in capsys.readouterr().err
+    assert (run / "results.json").read_bytes() == before
 
 
 def test_a_folder_that_cannot_be_written_is_refused_before_training(capsys, dataset, tmp_path):

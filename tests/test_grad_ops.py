@@ -238,7 +238,7 @@ def case_conv2d(draw, device):
     kh = draw(st.integers(1, min(h + 2 * padding, 4)))
     kw = draw(st.integers(1, min(w + 2 * padding, 4)))
     stride = draw(st.integers(1, 3))
-    out_channels = draw(st.sampled_from([1, 2, 3, 6, 9]))  # every form of weight_grad and output_product
+    out_channels = draw(st.sampled_from([1, 2, 3, 6, 9]))  # every form of weight_grad and forward_gemm
     x = leaf(values(draw, (n, c, h, w)), device)
     weight = leaf(values(draw, (out_channels, c, kh, kw)), device)
     if draw(st.booleans()):

@@ -71,11 +71,11 @@ def test_class_names_label_the_rows():
 
 def test_format_report_has_a_row_per_class_plus_macro_and_accuracy():
     text = format_report(classification_report(LABELS, PREDS, num_classes=3, class_names=["a", "b", "c"]))
-    lines = [line.split() for line in text.splitlines() if line.strip()]
-    assert lines[0] == ["precision", "recall", "f1", "support"]
-    assert lines[1] == ["a", "0.6667", "0.6667", "0.6667", "3"]
-    assert lines[4] == ["macro", "avg", "0.6111", "0.6111", "0.6111", "8"]
-    assert lines[5] == ["accuracy", "0.6250", "8"]
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in text.splitlines()]
+    assert rows[0] == ["class", "precision", "recall", "f1", "support"]
+    assert rows[2] == ["a", "0.6667", "0.6667", "0.6667", "3"]
+    assert rows[5] == ["macro avg", "0.6111", "0.6111", "0.6111", "8"]
+    assert rows[6] == ["accuracy", "", "", "0.6250", "8"]
 
 
 @pytest.mark.parametrize(

@@ -383,65 +383,6 @@ def test_scheduler_state_dict_resumes_the_same_sequence(make):
     assert lrs(sched2, opt2, 6) == pytest.approx(expected, rel=1e-15)
 
 
-class Scalar(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.w = nn.Parameter(np.zeros(1))
-
-
-def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
-    model, stopper = Scalar(), optim.EarlyStopping(patience=2)
-    decisions = []
-    for epoch, val_loss in enumerate([1.0, 0.5, 0.6, 0.4, 0.45, 0.41, 0.3], start=1):
-        model.w.data[...] = epoch
-        decisions.append(stopper.step(val_loss, model))
-        if decisions[-1]:
-            break
-    assert decisions == [False, False, False, False, False, True]
-    assert stopper.best_loss == 0.4 and stopper.best_epoch == 4
-    stopper.restore(model)
-    assert model.w.numpy()[0] == 4
-
-
-def test_early_stopping_without_patience_only_tracks_the_best_epoch():
-    model, stopper = Scalar(), optim.EarlyStopping(patience=None)
-    for epoch, val_loss in enumerate([1.0, 0.5, 0.6, 0.7, 0.8, 0.9], start=1):
-        model.w.data[...] = epoch
-        assert stopper.step(val_loss, model) is False
-    assert stopper.best_epoch == 2 and stopper.bad_epochs == 4
-    stopper.restore(model)
-    assert model.w.numpy()[0] == 2
-
-
-def test_early_stopping_ignores_improvements_within_min_delta():
-    model, stopper = Scalar(), optim.EarlyStopping(patience=2, min_delta=0.1)
-    assert [stopper.step(v, model) for v in [1.0, 0.95, 0.91]] == [False, False, True]
-    assert stopper.best_epoch == 1
-
-
-def test_early_stopping_never_counts_nan_as_better():
-    model, stopper = Scalar(), optim.EarlyStopping(patience=1)
-    assert stopper.step(1.0, model) is False
-    assert stopper.step(math.nan, model) is True
-
-
-def test_early_stopping_state_dict_resumes():
-    model, stopper = Scalar(), optim.EarlyStopping(patience=3)
-    for epoch, v in enumerate([1.0, 0.5, 0.7], start=1):
-        model.w.data[...] = epoch
-        stopper.step(v, model)
-    resumed = optim.EarlyStopping(patience=3)
-    resumed.load_state_dict(unflatten(flatten(stopper.state_dict())))
-    assert [resumed.step(v, model) for v in [0.8, 0.9]] == [False, True]
-    resumed.restore(model)
-    assert model.w.numpy()[0] == 2 and resumed.best_epoch == 2
-
-
-def test_early_stopping_restore_before_any_epoch_raises():
-    with pytest.raises(RuntimeError, match="no epoch"):
-        optim.EarlyStopping(patience=1).restore(Scalar())
-
-
 def test_zero_grad_without_set_to_none_zeroes_the_grad_tensors_in_place():
     params = make_params()
     opt = optim.SGD(params, lr=0.1)

@@ -1,12 +1,14 @@
 import html
+import json
 import re
 import sys
 
 import numpy as np
 import pytest
-from run_fixtures import make_fake_run
+from run_fixtures import STEPS_PER_EPOCH, make_fake_run
 
 from tinygrad_mnist import plots
+from tinygrad_mnist.checkpoint import load_checkpoint, save_checkpoint
 from tinygrad_mnist.report import write_report
 
 pytest.importorskip("matplotlib")
@@ -81,6 +83,7 @@ def test_plot_run_of_a_run_that_has_not_finished_an_epoch(tmp_path):
     run = make_fake_run(tmp_path / "run")
     (run / "metrics.csv").write_text("epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n")
     (run / "grad_norms.csv").write_text("")
+    (run / "lr.csv").write_text("step,epochs,lr\n")
     assert not {"curves", "lr", "grad_flow"} & set(plots.plot_run(run))
 
 
@@ -91,6 +94,27 @@ def test_half_written_last_line_of_metrics_is_ignored(tmp_path):
     columns = plots.read_csv_columns(path)
     assert columns["epoch"].tolist() == [1.0]
     assert np.isnan(columns["val_loss"]).all()
+
+
+def test_the_learning_rate_is_drawn_for_every_step(conv_run):
+    epochs, lr, per_step = plots.lr_series(conv_run)
+    assert per_step and len(lr) == len(epochs) == 4 * STEPS_PER_EPOCH
+    assert epochs[-1] == 4 and lr.argmax() not in (0, len(lr) - 1)  # a one-cycle rises, then falls
+
+
+def test_a_run_folder_without_lr_csv_draws_each_epoch_s_rate(tmp_path):
+    run = make_fake_run(tmp_path / "run", epochs=3)
+    (run / "lr.csv").unlink()
+    epochs, lr, per_step = plots.lr_series(run)
+    assert not per_step and epochs.tolist() == [1, 2, 3] and len(lr) == 3
+    assert_png(plots.plot_lr(run, tmp_path / "lr.png"))
+
+
+@pytest.mark.parametrize("folder,model,label", [("lenet5", "lenet5", "lenet5"),
+                                                ("lenet5-20260101-120000", "lenet5", "lenet5-20260101-120000"),
+                                                ("run", "cnn_bn", "run (cnn_bn)")])
+def test_a_plot_title_names_the_model_once(tmp_path, folder, model, label):
+    assert plots.run_label(make_fake_run(tmp_path / folder, model=model)) == label
 
 
 def test_no_wrong_samples_draws_a_note_instead_of_a_grid(tmp_path):
@@ -114,6 +138,17 @@ def test_model_state_holds_only_model_arrays_in_file_order(tmp_path):
     assert list(state) == ["conv1.weight", "conv1.bias"]
     assert state["conv1.weight"].shape == (4, 1, 5, 5)
     assert_png(plots.plot_filters(tmp_path, tmp_path / "filters.png"))
+
+
+@pytest.mark.parametrize("weights", ["last", "best"])
+def test_the_plots_show_the_weights_the_results_describe(tmp_path, weights):
+    run = make_fake_run(tmp_path / "run")
+    best = load_checkpoint(run / "best.npz")
+    best["model"]["conv1.weight"] = np.full_like(best["model"]["conv1.weight"], 7.0)
+    save_checkpoint(run / "best.npz", best)
+    results = plots.read_json(run, "results.json")
+    (run / "results.json").write_text(json.dumps(dict(results, weights=weights)))
+    assert (plots.load_model_state(run)["conv1.weight"] == 7.0).all() == (weights == "best")
 
 
 def test_filters_are_skipped_for_a_model_without_convolutions(mlp_run, tmp_path):
@@ -163,7 +198,8 @@ def test_report_loads_nothing_from_outside_the_page(report_run):
 def test_report_of_several_runs_compares_them(conv_run, mlp_run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     page_path = write_report([conv_run, mlp_run])
-    assert page_path.resolve() == tmp_path / "report.html"
+    assert page_path == conv_run / "compare.html"  # with the runs, not in the current folder
+    assert list(tmp_path.iterdir()) == []
     page = page_path.read_text()
     assert page.count(EMBEDDED_PNG) == 1 + len(ALL_PLOTS) + len(ALL_PLOTS - {"filters", "feature_maps"})
     for run in (conv_run, mlp_run):

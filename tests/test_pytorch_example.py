@@ -11,7 +11,7 @@ from contextlib import redirect_stdout
 import tinygrad_mnist as torch
 import tinygrad_mnist.functional as F
 from tinygrad_mnist import nn, optim
-from tinygrad_mnist.data import MNIST, DataLoader
+from tinygrad_mnist.utils.data import MNIST, DataLoader
 from tinygrad_mnist.optim.lr_scheduler import StepLR
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from idx_fixtures import write_dataset
-from tinygrad_mnist import torch_twin
+from tinygrad_mnist import cli, torch_twin
 from tinygrad_mnist.models import MODELS, build_model
 from tinygrad_mnist.training import make_config
 
@@ -43,16 +43,6 @@ def test_the_twin_starts_from_the_same_weights_and_buffers(name):
         np.testing.assert_array_equal(theirs[key].numpy(), value, err_msg=key)
 
 
-def test_the_optimizers_map_with_their_hyper_parameters():
-    params = [torch.zeros(2, requires_grad=True)]
-    sgd = torch_twin.torch_optimizer(make_config("mlp_64_32"), params)
-    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.9 and sgd.defaults["lr"] == 0.01
-    adam = torch_twin.torch_optimizer(make_config("mlp_v2"), params)
-    assert isinstance(adam, torch.optim.Adam) and adam.defaults["weight_decay"] == 1e-5
-    adamw = torch_twin.torch_optimizer(make_config("lenet5", optimizer="adamw"), params)
-    assert isinstance(adamw, torch.optim.AdamW) and adamw.defaults["weight_decay"] == 0.0
-
-
 def test_the_script_prints_the_table_on_a_tiny_dataset(tmp_path, monkeypatch, capsys):
     write_dataset(tmp_path, n_train=40, n_test=20)
     monkeypatch.setattr(sys, "argv", ["compare_pytorch.py", "--model", "mlp_64_32", "--data-dir", str(tmp_path),
@@ -65,10 +55,8 @@ def test_the_script_prints_the_table_on_a_tiny_dataset(tmp_path, monkeypatch, ca
     assert "macro F1" in out and "tinygrad_mnist" in out and f"torch {torch.__version__}" in out
 
 
-def test_without_torch_the_script_prints_the_install_hint_and_exits_2(monkeypatch, capsys):
+def test_without_torch_compare_prints_the_install_hint_and_exits_2(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
-    monkeypatch.setattr(sys, "argv", ["compare_pytorch.py", "--model", "lenet5"])
-    with pytest.raises(SystemExit) as exit_info:
-        runpy.run_path(str(SCRIPT), run_name="__main__")
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err == torch_twin.INSTALL_HINT + "\n"
+    assert cli.main(["compare", "--model", "lenet5"]) == 2
+    assert capsys.readouterr().err == f"tinygrad-mnist compare: error: {torch_twin.INSTALL_HINT}\n"
+

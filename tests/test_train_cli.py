@@ -3,15 +3,17 @@ import csv
 import json
 import os
 import signal
+import sys
 
 import numpy as np
 import pytest
 
 from tinygrad_mnist import cli
-from tinygrad_mnist.checkpoint import load_checkpoint
+from tinygrad_mnist.checkpoint import load_checkpoint, save_checkpoint
 from tinygrad_mnist.training import Trainer, TrainingInterrupted, make_config
 
 from idx_fixtures import make_split
+from run_fixtures import make_fake_run
 
 
 def train(dataset, out, *extra):
@@ -35,6 +37,10 @@ def test_training_lenet5_through_the_cli_lowers_the_loss_and_writes_a_complete_r
     for name in ("config.json", "metrics.csv", "grad_norms.csv", "last.npz", "best.npz", "results.json",
                  "samples.npz", "feature_maps.npz"):
         assert (run / name).is_file(), name
+    with open(run / "lr.csv") as f:
+        lr = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in lr] == list(range(1, 6 * 16 + 1))  # 500 images in batches of 32
+    assert float(lr[-1]["epochs"]) == 6 and lr[15]["lr"] == rows[0]["lr"]  # metrics.csv: each epoch's last
     results = json.loads((run / "results.json").read_text())
     assert results["test_accuracy"] > 0.9
     assert results["weights"] == "last"
@@ -85,6 +91,29 @@ def test_a_run_interrupted_mid_epoch_and_resumed_ends_with_bit_identical_weights
         np.testing.assert_array_equal(final[key], value, err_msg=key)
 
 
+def test_a_run_interrupted_before_lr_csv_existed_resumes(dataset, tmp_path, monkeypatch):
+    config = make_config("mlp_v2", epochs=2, batch_size=64, data_dir=str(dataset), val_size=100, seed=3)
+    trainer = Trainer(config, tmp_path / "run", progress=False, log=lambda *a: None)
+    real_step, calls = trainer.optimizer.step, []
+
+    def step_then_signal():
+        real_step()
+        calls.append(1)
+        if len(calls) == 10:  # the second epoch's third step
+            os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(trainer.optimizer, "step", step_then_signal)
+    with pytest.raises(TrainingInterrupted):
+        trainer.fit()
+    state = load_checkpoint(tmp_path / "run" / "last.npz")  # as the code before lr.csv wrote it:
+    state["epoch_state"]["lr"] = state["epoch_state"].pop("lrs")[-1]
+    save_checkpoint(tmp_path / "run" / "last.npz", state)
+    (tmp_path / "run" / "lr.csv").unlink()
+    Trainer.resume(tmp_path / "run", progress=False, log=lambda *a: None).fit()
+    assert len(read_metrics(tmp_path / "run")) == 2
+    with open(tmp_path / "run" / "lr.csv") as f:
+        assert next(csv.reader(f)) == ["step", "epochs", "lr"]
+
+
 def test_evaluate_prints_the_metrics_of_a_run(dataset, tmp_path, capsys):
     train(dataset, tmp_path / "run", "--model", "mlp_v2", "--epochs", "2")
     capsys.readouterr()
@@ -104,6 +133,21 @@ def test_predict_reads_a_png_and_prints_the_digit(dataset, tmp_path, capsys):
     assert cli.main(["predict", str(tmp_path / "run"), str(path), "--top", "3"]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{path}: ") and "%" in line
+
+
+def test_report_writes_its_page_into_the_run_folder_or_where_out_says(tmp_path, capsys, monkeypatch):
+    for name in ("a", "b"):
+        make_fake_run(tmp_path / name)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # pages without plots: quicker, same places
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert cli.main(["report", "a"]) == 0
+    assert capsys.readouterr().out.strip() == "a/report.html" and (tmp_path / "a" / "report.html").is_file()
+    assert cli.main(["report", "a", "b"]) == 0
+    assert (tmp_path / "a" / "compare.html").is_file()
+    assert cli.main(["report", "a", "b", "--out", "pages/both.html"]) == 0
+    assert (tmp_path / "pages" / "both.html").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "pages"]
 
 
 def test_with_early_stopping_the_best_weights_are_tested_and_evaluate_uses_them_too(dataset, tmp_path, capsys):

@@ -48,7 +48,7 @@ for _name in TENSOR_FUNCTIONS:
     globals()[_name] = _function(_name)
 del _name
 
-from . import functional, nn, optim  # noqa: E402  (torch.nn, torch.optim after `import torch`, as in PyTorch)
+from . import functional, nn, optim, utils  # noqa: E402  (torch.nn, torch.optim, torch.utils.data after `import torch`)
 
 __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "gradcheck", "GradcheckError", "OPS", "toposort",
            "DeviceError", "cuda_available", "manual_seed", "device", "cuda", "accelerator", "tensor", "as_tensor",

@@ -3,16 +3,20 @@
 `{"model": {"conv1.weight": w}, "epoch": 3}` is stored as the array member `model/conv1.weight`,
 a `__meta__` member holding the JSON of everything that is not an array (`{"model": {}, "epoch": 3}`)
 and `__format_version__`. Loading uses `allow_pickle=False` and refuses anything that would need pickle.
+
+This module is the one place that knows that layout, and (`run_weights`) which checkpoint of a run
+folder holds the weights its results describe.
 """
-import contextlib
 import copy
 import json
 import os
-import secrets
 import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
+
+from .files import atomic_write
 
 FORMAT_VERSION = 1
 
@@ -38,22 +42,8 @@ def save_checkpoint(path, state):
     arrays = {}
     meta = _split(state, "", arrays)
     members = {_VERSION: np.array(FORMAT_VERSION), _META: np.array(json.dumps(meta)), **arrays}
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    # os.open applies the umask; mkstemp would make the checkpoint readable by its owner only
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write_npz(f, members)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(folder)
+    with atomic_write(path) as f:
+        _write_npz(f, members)
 
 
 def load_checkpoint(path):
@@ -75,6 +65,20 @@ def load_checkpoint(path):
             raise
         except _DAMAGE as e:
             raise CheckpointError(f"{path}: corrupt checkpoint ({_one_line(e)})") from e
+
+
+def run_weights(run_dir):
+    """The checkpoint of a run folder that holds the weights its results describe: the one results.json
+    names (last.npz, the final weights of a fixed schedule; best.npz, with early stopping), else, for a
+    run that has not finished, its latest (last.npz, or best.npz if that is all there is). None when
+    the folder holds no checkpoint. evaluate, predict, the plots and the report all go by this."""
+    run_dir = Path(run_dir)
+    try:
+        reported = json.loads((run_dir / "results.json").read_text())["weights"]
+    except (OSError, ValueError, KeyError, TypeError):
+        reported = "last"
+    names = [reported, "last", "best"] if reported in ("last", "best") else ["last", "best"]
+    return next((run_dir / f"{name}.npz" for name in names if (run_dir / f"{name}.npz").is_file()), None)
 
 
 def rng_state(rng):
@@ -141,20 +145,6 @@ def _write_npz(f, members):
         for name, array in members.items():
             with archive.open(name + ".npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, array, allow_pickle=False)
-
-
-def _fsync_dir(folder):
-    """Make the rename itself durable; some platforms cannot open or fsync a folder, and that is fine."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _read_members(path, f):

@@ -1,11 +1,11 @@
-"""The `tinygrad-mnist` command: train, evaluate, predict, serve, report, benchmark.
+"""The `tinygrad-mnist` command: train, evaluate, predict, serve, report, benchmark, compare.
 
 Every expected failure (bad option, missing or corrupt file, unwritable folder, no GPU) ends with one
 line on standard error and exit code 2, never a traceback; `predict` gives each image it cannot read
 its own line and goes on with the rest.
 """
 import argparse
-import json
+import os
 import shlex
 import sys
 import time
@@ -48,8 +48,15 @@ def positive_float(text):
 
 def non_negative_float(text):
     value = _number(text, float)
-    if not value >= 0:
+    if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def fraction(text):
+    value = _number(text, float)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
     return value
 
 
@@ -60,16 +67,24 @@ def _number(text, kind):
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
+DATA_DIR_HELP = "folder holding the four IDX files (default: $TINYGRAD_MNIST_DATA, the cache, a download)"
+TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "nesterov", "schedule", "warmup_epochs",
+                 "weight_decay", "dropout", "augment", "label_smoothing", "val_size", "patience", "seed", "device",
+                 "dataset", "data_dir", "limit_train")
+
+
 def build_parser():
-    from .models import MODELS
-    from .training import OPTIMIZERS, SCHEDULES
+    from . import backend
+    from .benchmark import BENCH_MODELS
     from .data import DATASETS
+    from .loop import OPTIMIZERS, SCHEDULES
+    from .models import MODELS, RECIPES
 
     parser = Parser(prog="tinygrad-mnist", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     t = sub.add_parser("train", help="train a model; writes a run folder")
-    t.add_argument("--model", choices=sorted(MODELS), default="lenet5")
+    t.add_argument("--model", choices=sorted(MODELS), help="default lenet5")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     t.add_argument("--epochs", type=positive_int)
     t.add_argument("--batch-size", type=non_negative_int, help="0: the whole training set (full-batch)")
@@ -89,7 +104,7 @@ def build_parser():
     t.add_argument("--seed", type=int)
     t.add_argument("--device", help="cpu or cuda (default: $TINYGRAD_MNIST_DEVICE or cpu)")
     t.add_argument("--dataset", choices=sorted(DATASETS))
-    t.add_argument("--data-dir", help="folder holding the four IDX files (default: $TINYGRAD_MNIST_DATA, the cache, a download)")
+    t.add_argument("--data-dir", help=DATA_DIR_HELP)
     t.add_argument("--out", help="run folder to create (default: runs/MODEL-DATE-TIME)")
     t.add_argument("--limit-train", type=positive_int, help="train on the first N training images only (quick checks)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -116,19 +131,57 @@ def build_parser():
     s.add_argument("--port", type=non_negative_int, default=8000, help="0: any free port (default 8000)")
     s.add_argument("--device")
 
-    sub.add_parser("benchmark", add_help=False, help="this engine against PyTorch, side by side (see benchmark --help)")
-
     r = sub.add_parser("report", help="plots and an HTML page for one or more runs")
     r.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    r.add_argument("--out", help="HTML file to write")
+    r.add_argument("--out", help="HTML file to write (default: RUN_DIR/report.html, or for several runs "
+                                 "FIRST_RUN_DIR/compare.html)")
+
+    b = sub.add_parser("benchmark", help="this engine against PyTorch: epoch and op timings, time to 99%%")
+    b.add_argument("--model", choices=[*BENCH_MODELS, "all"], default="all", help="model(s) of the epoch benchmark")
+    b.add_argument("--batch-size", type=positive_int, help="default 128 (time-to-99: the recipe's)")
+    b.add_argument("--device", choices=backend.DEVICES, default="cpu")
+    b.add_argument("--rounds", type=positive_int, default=3, help="alternating engine/PyTorch rounds (default 3)")
+    b.add_argument("--threads", type=positive_int, default=1,
+                   help="threads for both frameworks (default 1: like for like, and steady on a shared machine)")
+    b.add_argument("--limit", type=positive_int, help="use the first N training images only")
+    b.add_argument("--lr", type=positive_float, help="default 1e-3 (time-to-99: the recipe's)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--warmup-steps", type=non_negative_int, default=5,
+                   help="untimed steps before the timed epoch (default 5)")
+    b.add_argument("--op-reps", type=positive_int, default=20, help="repetitions per op timing (default 20)")
+    b.add_argument("--data-dir", help=DATA_DIR_HELP)
+    b.add_argument("--train", action=argparse.BooleanOptionalAction, default=None,
+                   help="the epoch benchmark (default: on, unless --time-to-99 is given)")
+    b.add_argument("--ops", action=argparse.BooleanOptionalAction, default=None,
+                   help="the per-op table and the array forms (default: on, unless --time-to-99 is given)")
+    b.add_argument("--profile", action="store_true", help="profile LeNet-5 training steps by op in both frameworks")
+    b.add_argument("--profile-steps", type=positive_int, default=200, help="steps to profile (default 200)")
+    b.add_argument("--time-to-99", nargs="?", const="lenet5", choices=sorted(RECIPES), metavar="MODEL",
+                   help="train MODEL's recipe (default lenet5) until the test accuracy reaches --target")
+    b.add_argument("--epochs", type=positive_int, help="time-to-99: most epochs (default: the recipe's)")
+    b.add_argument("--schedule", choices=SCHEDULES, help="time-to-99: lr schedule (default: the recipe's)")
+    b.add_argument("--eval-every", type=non_negative_int, default=0, help="time-to-99: also evaluate every K steps")
+    b.add_argument("--target", type=fraction, default=0.99, help="time-to-99: test accuracy to reach (default 0.99)")
+    b.add_argument("--markdown", metavar="PATH", help="rewrite PATH (e.g. docs/BENCHMARKS.md) from the results")
+    b.add_argument("--json", metavar="PATH", help="write the raw results as JSON")
+
+    c = sub.add_parser("compare", help="a model and its PyTorch twin: step-by-step agreement, then full training")
+    c.add_argument("--model", default="lenet5", choices=sorted(MODELS) + ["all"])
+    c.add_argument("--steps", type=positive_int, default=100, help="steps compared one by one (default 100)")
+    c.add_argument("--epochs", type=positive_int, help="full-training epochs (default: the model's recipe)")
+    c.add_argument("--batch-size", type=non_negative_int,
+                   help="default: the model's recipe (0: the whole training set)")
+    c.add_argument("--data-dir", help=DATA_DIR_HELP)
+    c.add_argument("--limit-train", type=positive_int, help="train on the first N training images only (quick runs)")
+    c.add_argument("--val-size", type=non_negative_int,
+                   help="images held out of training as in `train` (default 10000)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--skip-full", action="store_true", help="only the step-by-step check")
     return parser
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["benchmark"]:  # it has its own parser: see tinygrad_mnist/benchmark.py
-        from .benchmark import main as benchmark_main
-        return benchmark_main(argv[1:], prog="tinygrad-mnist benchmark")
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
@@ -145,6 +198,7 @@ def main(argv=None):
 
 
 def _exit_code(e):
+    from .benchmark import BenchmarkError
     from .checkpoint import CheckpointError
     from .data import DatasetNotFound, IDXError
     from .training import TrainingDiverged, TrainingError, TrainingInterrupted
@@ -154,48 +208,65 @@ def _exit_code(e):
     if isinstance(e, TrainingDiverged):
         return EXIT_DIVERGED
     if isinstance(e, (UsageError, TrainingError, ValueError, DeviceError, DatasetNotFound, IDXError, CheckpointError,
-                      FileNotFoundError, PermissionError, IsADirectoryError, ImportError)):
+                      BenchmarkError, FileNotFoundError, PermissionError, IsADirectoryError, ImportError)):
         return EXIT_USAGE
     if isinstance(e, OSError):  # a full disk, a read-only folder: say so, keep the traceback out
         return EXIT_USAGE
     return None
 
 
-def _prepare_out(path):
+def _check_out(path):
+    """The run folder `path`, checked before any data is loaded. The Trainer creates it when training
+    starts, so a run that fails before then (no data, no GPU) leaves no empty folder behind."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UsageError(f"--out {path}: exists and is not a folder")
     if (path / "metrics.csv").exists():
-        raise UsageError(f"--out {path}: already holds a run; choose another folder or continue it with --resume {path}")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise UsageError(f"--out {path}: cannot write there ({e.strerror or e})") from None
+        raise UsageError(f"--out {path}: already holds a run; choose another folder or continue it with "
+                         f"--resume {path}")
+    nearest = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
+    if not nearest.is_dir():
+        raise UsageError(f"--out {path}: cannot write there ({nearest} is not a folder)")
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {path}: cannot write there ({nearest} is not writable)")
     return path
+
+
+def _resume(args):
+    """The Trainer that continues args.resume, or None when that run has finished."""
+    from .training import Trainer
+
+    run = Path(args.resume)
+    given = [f"--{name.replace('_', '-')}" for name in ("model", "out", *TRAIN_OPTIONS)
+             if getattr(args, name) is not None]
+    if given:
+        raise UsageError(f"--resume {run} continues the run as it was configured: leave out {', '.join(given)} "
+                         "(or start a new run with --out)")
+    if not (run / "last.npz").is_file():
+        raise UsageError(f"--resume {run}: no checkpoint last.npz there to resume from")
+    trainer = Trainer.resume(run, progress=not args.no_progress)
+    if trainer.finished and (run / "results.json").is_file():
+        return None
+    print(f"resuming {run} at epoch {trainer.epoch + 1}, step {trainer.step + 1}", file=sys.stderr)
+    return trainer
 
 
 def cmd_train(args):
     from .training import Trainer, make_config
 
     if args.resume:
-        run = Path(args.resume)
-        if not (run / "last.npz").is_file():
-            raise UsageError(f"--resume {run}: no checkpoint last.npz there to resume from")
-        trainer = Trainer.resume(run, progress=not args.no_progress)
-        print(f"resuming {run} at epoch {trainer.epoch + 1}, step {trainer.step + 1}", file=sys.stderr)
+        trainer = _resume(args)
+        if trainer is None:
+            print(f"{args.resume} has finished: nothing to resume; its results are in "
+                  f"{Path(args.resume) / 'results.json'}", file=sys.stderr)
+            return
     else:
-        options = {k: getattr(args, k) for k in (
-            "epochs", "batch_size", "lr", "optimizer", "momentum", "nesterov", "schedule", "warmup_epochs",
-            "weight_decay", "dropout", "augment", "label_smoothing", "val_size", "patience", "seed", "device",
-            "dataset", "data_dir", "limit_train")}
-        config = make_config(args.model, **options)
+        model = args.model or "lenet5"
+        config = make_config(model, **{k: getattr(args, k) for k in TRAIN_OPTIONS})
         config["command"] = "tinygrad-mnist " + shlex.join(args.argv)
-        out = _prepare_out(args.out or Path("runs") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+        out = _check_out(args.out or Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}")
         trainer = Trainer(config, out, progress=not args.no_progress)
-        print(f"training {args.model} ({trainer.model.num_parameters():,} parameters) on {config['device']}; "
+        print(f"training {model} ({trainer.model.num_parameters():,} parameters) on {config['device']}; "
               f"run folder {out}", file=sys.stderr)
     results = trainer.fit()
     print(f"test accuracy {100 * results['test_accuracy']:.2f}%  macro F1 {results['macro_f1']:.4f}  "
@@ -214,22 +285,18 @@ def _draw_plots(run_dir):
 
 
 def load_trained(path, device=None):
-    """(model, config) from a checkpoint file, or from a run folder: the weights its results.json
-    reports on (the final ones, or the best with early stopping), else its latest checkpoint."""
+    """(model, config) from a checkpoint file, or from a run folder: the weights its results describe
+    (checkpoint.run_weights: the final ones, or the best with early stopping)."""
     from . import backend
-    from .checkpoint import load_checkpoint
+    from .checkpoint import load_checkpoint, run_weights
     from .models import build_model
 
     path = Path(path)
     if path.is_dir():
-        try:
-            reported = json.loads((path / "results.json").read_text())["weights"]
-        except (OSError, ValueError, KeyError, TypeError):
-            reported = "last"
-        found = [path / f"{name}.npz" for name in (reported, "last", "best") if (path / f"{name}.npz").is_file()]
-        if not found:
-            raise UsageError(f"{path}: no checkpoint (best.npz or last.npz) in this folder")
-        path = found[0]
+        found = run_weights(path)
+        if found is None:
+            raise UsageError(f"{path}: no checkpoint (last.npz or best.npz) in this folder")
+        path = found
     state = load_checkpoint(path)
     if "config" not in state or "model" not in state:
         raise UsageError(f"{path}: not a tinygrad_mnist training checkpoint (no config or model in it)")
@@ -250,10 +317,12 @@ def cmd_evaluate(args):
         config["data_dir"] = args.data_dir
     ds = data.load_dataset(config["dataset"], data_dir=config.get("data_dir"))
     x = model_input(data.to_float(ds.test_images), config)
-    loss, _, probs = evaluate(model, x, ds.test_labels, args.batch_size, config["device"])
-    report = metrics.classification_report(ds.test_labels, probs.argmax(1), len(ds.class_names), list(ds.class_names))
+    test = evaluate(model, x, ds.test_labels, args.batch_size, config["device"])
+    report = metrics.classification_report(ds.test_labels, test.probs.argmax(1), len(ds.class_names),
+                                           list(ds.class_names))
     print(metrics.format_report(report))
-    print(f"test loss {loss:.4f}  test accuracy {100 * report['accuracy']:.2f}%  macro F1 {report['macro_f1']:.4f}")
+    print(f"test loss {test.loss:.4f}  test accuracy {100 * report['accuracy']:.2f}%  "
+          f"macro F1 {report['macro_f1']:.4f}")
 
 
 def cmd_predict(args):
@@ -274,18 +343,33 @@ def cmd_serve(args):
 
 
 def cmd_report(args):
-    from .plots import plot_run
     from .report import write_report
 
     for run in args.runs:
         if not (Path(run) / "config.json").is_file():
             raise UsageError(f"{run}: not a run folder (no config.json)")
-        plot_run(run)
+        _draw_plots(run)
     print(write_report(args.runs, args.out))
 
 
+def cmd_benchmark(args):
+    from . import backend
+    from .benchmark import benchmark
+
+    backend.array_module(args.device)  # a missing GPU is reported before any worker starts
+    args.train = args.train if args.train is not None else not args.time_to_99
+    args.ops = args.ops if args.ops is not None else not args.time_to_99
+    benchmark(args, progress=lambda text: print(text, file=sys.stderr, flush=True))
+
+
+def cmd_compare(args):
+    from .torch_twin import compare
+
+    return compare(args)
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "serve": cmd_serve,
-            "report": cmd_report}
+            "report": cmd_report, "benchmark": cmd_benchmark, "compare": cmd_compare}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,13 +1,12 @@
-"""MNIST-style data: the IDX file format, finding or downloading a dataset, batching, augmentation.
+"""MNIST-style data: the IDX file format, finding or downloading a dataset, splitting, augmentation.
 
-NumPy only, but for the PyTorch-shaped pieces at the end (TensorDataset, DataLoader, MNIST), which
-hand out Tensors.
+NumPy only: nothing here knows about the autograd engine (the PyTorch-shaped TensorDataset, DataLoader
+and MNIST, which hand out Tensors, are in tinygrad_mnist.utils.data, where PyTorch keeps them). Which
+images each training step sees is the training loop's rule (tinygrad_mnist.loop.BatchSampler).
 
     ds = load_mnist()                        # finds the files, or downloads them once
     x_train, y_train, x_val, y_val = train_val_split(ds.train_images, ds.train_labels)
     x = standardize(to_float(x_train), MNIST_MEAN, MNIST_STD)
-    for xb, yb in batches(x, y_train, 128, shuffle=True, rng=np.random.default_rng(0)):
-        ...
 """
 
 import gzip
@@ -16,7 +15,7 @@ import http.client
 import math
 import os
 import struct
-import tempfile
+import sys
 import urllib.error
 import urllib.request
 import zlib
@@ -24,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from . import backend
-from .progress import ProgressBar
-from .tensor import Tensor
+from .files import atomic_write, make_folder, remove_empty_folders
 
 
 class IDXError(ValueError):
@@ -111,12 +109,13 @@ def write_idx(path, array):
         raise ValueError(f"IDX holds 1 to {_MAX_DIMS} dimensions, got shape {array.shape}")
     header = struct.pack(f">BBBB{array.ndim}i", 0, 0, code, array.ndim, *array.shape)
     data = header + array.astype(_IDX_DTYPES[code], copy=False).tobytes()
-    if str(path).endswith(".gz"):
-        # mtime=0 keeps the output byte-identical from run to run.
-        with open(path, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as g:
-            g.write(data)
-    else:
-        Path(path).write_bytes(data)
+    with atomic_write(path) as f:
+        if str(path).endswith(".gz"):
+            # mtime=0 keeps the output byte-identical from run to run.
+            with gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as g:
+                g.write(data)
+        else:
+            f.write(data)
 
 
 # Mean and standard deviation of all training pixels after to_float().
@@ -256,34 +255,32 @@ def _mirrors(spec, mirrors):
     return [m if m.endswith("/") else m + "/" for m in mirrors]
 
 
+class _ChecksumMismatch(Exception):
+    pass
+
+
 def _fetch(url, dest, sha256, progress, timeout):
-    """Download `url` to `dest` through a temp file in the same folder; None on success, the
-    reason on a checksum mismatch, and network errors propagate. Nothing is left behind."""
-    tmp = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part",
-                                      delete=False)
-    done = False
+    """Download `url` to `dest` by files.atomic_write; None on success, the reason on a checksum
+    mismatch, and network errors propagate. A failed download leaves nothing behind."""
+    digest, size, live = hashlib.sha256(), 0, progress and sys.stderr.isatty()
     try:
-        digest = hashlib.sha256()
-        with tmp, urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_write(dest) as f:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-            with ProgressBar(total, desc=dest.name, unit="B", disable=not progress) as bar:
+            with tqdm(total=total, desc=dest.name, unit="B", unit_scale=True, unit_divisor=1024,
+                      disable=not live) as bar:
                 while chunk := response.read(1 << 16):
-                    tmp.write(chunk)
+                    f.write(chunk)
                     digest.update(chunk)
+                    size += len(chunk)
                     bar.update(len(chunk))
-            tmp.flush()
-            os.fsync(tmp.fileno())
-            # NamedTemporaryFile makes the file private (0600); the dataset is not.
-            os.chmod(tmp.name, 0o644)
-        if sha256 is not None and digest.hexdigest() != sha256:
-            return f"checksum mismatch (got sha256 {digest.hexdigest()}, expected {sha256})"
-        os.replace(tmp.name, dest)
-        done = True
-        return None
-    finally:
-        if not done:
-            os.unlink(tmp.name)
+            if sha256 is not None and digest.hexdigest() != sha256:
+                raise _ChecksumMismatch(f"checksum mismatch (got sha256 {digest.hexdigest()}, expected {sha256})")
+    except _ChecksumMismatch as e:
+        return str(e)
+    if progress and not live:  # a log or a pipe gets one line per file instead of a bar
+        print(f"downloaded {dest.name} ({tqdm.format_sizeof(size, 'B', 1024)}) from {url}", file=sys.stderr)
+    return None
 
 
 def _fetch_with_retries(url, dest, sha256, progress, timeout, tries):
@@ -309,23 +306,27 @@ def download_dataset(name="mnist", dest=None, mirrors=None, progress=True, timeo
     """
     spec = _spec(name)
     dest = Path(dest) if dest is not None else cache_dir(name)
-    dest.mkdir(parents=True, exist_ok=True)
     bases = _mirrors(spec, mirrors)
-    for filename, path in _find_files(dest).items():
-        if path is not None:
-            continue
-        failures = []
-        for base in bases:
-            reason = _fetch_with_retries(base + filename, dest / filename, spec.sha256[filename],
-                                         progress, timeout, tries)
-            if reason is None:
-                break
-            failures.append(f"  {base + filename}: {reason}")
-        else:
-            raise DatasetNotFound(
-                f"could not download {name} file {filename}; tried:\n" + "\n".join(failures)
-                + "\n" + _manual_hint(name, dest))
+    created = make_folder(dest)
+    try:
+        for filename, path in _find_files(dest).items():
+            if path is None:
+                _download_file(name, filename, dest, bases, spec.sha256[filename], progress, timeout, tries)
+    except BaseException:
+        remove_empty_folders(created)  # a download that failed before its first file leaves no empty folder
+        raise
     return dest
+
+
+def _download_file(name, filename, dest, bases, sha256, progress, timeout, tries):
+    failures = []
+    for base in bases:
+        reason = _fetch_with_retries(base + filename, dest / filename, sha256, progress, timeout, tries)
+        if reason is None:
+            return
+        failures.append(f"  {base + filename}: {reason}")
+    raise DatasetNotFound(f"could not download {name} file {filename}; tried:\n" + "\n".join(failures)
+                          + "\n" + _manual_hint(name, dest))
 
 
 def _manual_hint(name, folder):
@@ -422,27 +423,6 @@ def standardize(x, mean, std):
     return ((x - np.float32(mean)) / np.float32(std)).astype(np.float32, copy=False)
 
 
-def batches(images, labels, batch_size, shuffle=False, rng=None, drop_last=False):
-    """Yield (x, y) batches that cover every sample once, in an order drawn from `rng` if shuffled.
-
-    `rng` is a np.random.Generator and is required when shuffling, so every order is reproducible.
-    `drop_last` skips a final batch smaller than `batch_size`.
-    """
-    n = len(images)
-    if len(labels) != n:
-        raise ValueError(f"{n} images but {len(labels)} labels")
-    if shuffle and rng is None:
-        raise ValueError("shuffle=True needs rng, a np.random.Generator")
-    order = rng.permutation(n) if shuffle else None
-    stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
-        if order is None:
-            yield images[start:start + batch_size], labels[start:start + batch_size]
-        else:
-            idx = order[start:start + batch_size]
-            yield images[idx], labels[idx]
-
-
 def warp(images, shift, angle, scale=None):
     """Move, rotate and scale each image about its centre, bilinearly sampled, zero outside.
 
@@ -492,70 +472,3 @@ def augment(images, rng, max_shift=2.0, max_rotate=10.0, max_scale=0.0):
     angle = rng.uniform(-max_rotate, max_rotate, size=b)
     scale = 1 + rng.uniform(-max_scale, max_scale, size=b)
     return warp(images, shift, angle, scale)
-
-
-class TensorDataset:
-    """Tensors (or arrays) of one length along axis 0, as torch.utils.data.TensorDataset: dataset[i] is
-    the tuple of their i-th rows. A DataLoader batches it by slicing each whole array at once."""
-
-    def __init__(self, *tensors):
-        if not tensors:
-            raise ValueError("TensorDataset needs at least one tensor")
-        self.tensors = tuple(t if isinstance(t, Tensor) else Tensor(t) for t in tensors)
-        lengths = {len(t) for t in self.tensors}
-        if len(lengths) > 1:
-            raise ValueError(f"TensorDataset: the tensors have different lengths {sorted(lengths)} along axis 0")
-
-    def __getitem__(self, index):
-        return tuple(t[index] for t in self.tensors)
-
-    def __len__(self):
-        return len(self.tensors[0])
-
-
-class MNIST(TensorDataset):
-    """One split of MNIST (or Fashion-MNIST, with name=) as a TensorDataset of images (N, 1, 28, 28)
-    float32 and labels (N,) int64: the tensors torchvision's MNIST gives through ToTensor() (pixels in
-    [0, 1]) and, with normalize=True (the default), Normalize((0.1307,), (0.3081,)). The files are found
-    or downloaded as load_dataset does (`root` is its data_dir)."""
-
-    def __init__(self, root=None, train=True, download=True, normalize=True, name="mnist"):
-        ds = load_dataset(name, data_dir=root, download=download)
-        images, labels = (ds.train_images, ds.train_labels) if train else (ds.test_images, ds.test_labels)
-        x = to_float(images)[:, None]
-        if normalize:
-            mean, std = (MNIST_MEAN, MNIST_STD) if name == "mnist" else (FASHION_MNIST_MEAN, FASHION_MNIST_STD)
-            x = standardize(x, mean, std)
-        super().__init__(x, labels)
-        self.classes, self.train, self.root = list(ds.class_names), train, ds.source_dir
-
-
-class DataLoader:
-    """Batches of a dataset, as torch.utils.data.DataLoader(dataset, batch_size, shuffle, drop_last):
-    `len(loader)` batches, `loader.dataset`. A TensorDataset is batched by indexing each whole array with
-    the batch's indices (no Python per sample); any other dataset (`__len__` and `__getitem__` returning
-    a tuple of arrays, tensors or numbers) is stacked sample by sample. The shuffled order is drawn from
-    `generator` (a np.random.Generator) or else the engine's generator, so manual_seed repeats it."""
-
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, generator=None):
-        if int(batch_size) < 1:
-            raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
-        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, int(batch_size), shuffle, drop_last
-        self.generator = generator
-
-    def __len__(self):
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def __iter__(self):
-        n = len(self.dataset)
-        order = (self.generator or backend.generator("cpu")).permutation(n) if self.shuffle else None
-        for b in range(len(self)):
-            start = b * self.batch_size
-            index = slice(start, start + self.batch_size) if order is None else order[start:start + self.batch_size]
-            if isinstance(self.dataset, TensorDataset):
-                yield tuple(Tensor._wrap(t.data[index]) for t in self.dataset.tensors)
-            else:
-                picks = range(n)[index] if order is None else index
-                samples = [self.dataset[int(i)] for i in picks]
-                yield tuple(Tensor(np.stack([np.asarray(s[k]) for s in samples])) for k in range(len(samples[0])))

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from .tables import table
+
 
 def _check(labels, preds, num_classes):
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
@@ -70,17 +72,12 @@ def classification_report(labels, preds, num_classes=10, class_names=None):
 
 
 def format_report(report):
-    """A text table of a classification_report: one row per class, then macro average and accuracy."""
+    """A table of a classification_report: one row per class, then the macro average and accuracy."""
     rows = report["per_class"]
     total = sum(row["support"] for row in rows)
-    width = max([len("macro avg"), len("accuracy")] + [len(str(row["class"])) for row in rows])
-    line = f"{{:>{width}}}  {{:>9}}  {{:>9}}  {{:>9}}  {{:>9}}"
-    out = [line.format("", "precision", "recall", "f1", "support")]
-    for row in rows:
-        out.append(line.format(str(row["class"]), f"{row['precision']:.4f}", f"{row['recall']:.4f}",
-                               f"{row['f1']:.4f}", row["support"]))
-    out.append("")
-    out.append(line.format("macro avg", f"{report['macro_precision']:.4f}", f"{report['macro_recall']:.4f}",
-                           f"{report['macro_f1']:.4f}", total))
-    out.append(line.format("accuracy", "", "", f"{report['accuracy']:.4f}", total))
-    return "\n".join(out)
+    body = [[row["class"], f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}", row["support"]]
+            for row in rows]
+    body.append(["macro avg", f"{report['macro_precision']:.4f}", f"{report['macro_recall']:.4f}",
+                 f"{report['macro_f1']:.4f}", total])
+    body.append(["accuracy", "", "", f"{report['accuracy']:.4f}", total])
+    return table(["class", "precision", "recall", "f1", "support"], body)

@@ -410,7 +410,7 @@ class ReLU(Function):
     """max(a, 0);  da = g where a > 0, else 0 (0 at a = 0, as PyTorch)."""
     def forward(self, a):
         # Against an array of zeros, not the scalar 0: NumPy vectorises maximum for two arrays only
-        # (2.5× faster here, zeros included).
+        # (docs/BENCHMARKS.md, "Array forms").
         xp = get_array_module(a)
         out = xp.zeros_like(a)
         xp.maximum(a, out, out=out)
@@ -494,12 +494,10 @@ def pad2d(x, padding):
 def weight_grad(g, cols):
     """g colsᵀ: g (O, K) against cols (M, K), both K long (K = Ho·Wo·N, tens of thousands).
 
-    OpenBLAS handles these flat products unevenly, so the form is chosen by shape (2 cores, LeNet-5):
-    - Fewer than 8 output channels (the first layer's 6): one matrix-vector product per channel, which
-      streams the columns; GEMM pads the 6 rows to its tile size and ran 2.5× slower.
-    - Otherwise as (cols gᵀ)ᵀ when cols has more rows than g (the second layer: 151 against 16), which
-      ran 1.3-1.6× faster than g colsᵀ; with fewer rows (3×3 kernels on one channel), g colsᵀ is faster.
-    GPUs' BLAS shows no such gaps, so CuPy always gets the plain product.
+    OpenBLAS handles these flat products unevenly, so the form is chosen by shape (measured in
+    docs/BENCHMARKS.md, "Array forms"): fewer than 8 output channels, one matrix-vector product per
+    channel, which streams the columns, where GEMM would pad the rows to its tile size; otherwise
+    (cols gᵀ)ᵀ when cols has more rows than g. GPUs' BLAS shows no such gaps: CuPy gets the plain product.
     """
     if is_cupy_array(g):
         return g @ cols.T
@@ -508,12 +506,11 @@ def weight_grad(g, cols):
     return (cols @ g.T).T if cols.shape[0] > g.shape[0] else g @ cols.T
 
 
-def output_product(w, cols):
+def forward_gemm(w, cols):
     """w cols: w (O, M) against the columns (M, K) in the forward pass.
 
-    OpenBLAS (2 cores) ran LeNet-5's first layer, 6 rows, 25-35% slower than the same product with 8
-    rows, and 5 or 7 rows slower too (4 or fewer were faster as they are). So on the CPU 5 to 7 rows
-    are padded with zero rows to 8, and the extra rows dropped: the result is the leading rows of a
+    On the CPU 5 to 7 rows are padded with zero rows to 8, which OpenBLAS multiplies faster (measured in
+    docs/BENCHMARKS.md, "Array forms"), and the extra rows dropped: the result is the leading rows of a
     C-ordered array, contiguous like any other.
     """
     o = w.shape[0]
@@ -547,7 +544,7 @@ class Conv2d(Function):
         if b is not None:
             cols[rows] = 1
             weights = xp.concatenate([weights, b[:, None]], axis=1)
-        out = output_product(weights, cols).reshape(o, ho, wo, n)
+        out = forward_gemm(weights, cols).reshape(o, ho, wo, n)
         self.stride, self.padding, self.x_shape = stride, padding, (n, c, *x.shape[1:3])
         self.save_for_backward(cols if any(self.needs_input_grad[1:]) else None, w)
         return out.transpose(3, 0, 1, 2)

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoint import load_checkpoint, run_weights
+from .files import atomic_write
+
 DPI = 120
 # Channels shown per row, in feature maps and in the filters of a multi-channel convolution.
 MAX_CHANNELS = 8
@@ -36,21 +39,17 @@ def read_json(run_dir, name):
 
 
 def load_model_state(run_dir):
-    """The model's arrays from best.npz (or last.npz if there is no best), in file order, by
-    state_dict name; None when the run has no checkpoint."""
-    for name in ("best.npz", "last.npz"):
-        path = Path(run_dir) / name
-        if path.exists():
-            with np.load(path, allow_pickle=False) as npz:
-                return {key[len("model/"):]: npz[key] for key in npz.files if key.startswith("model/")}
-    return None
+    """The model's arrays, by state_dict name in file order, from the checkpoint that holds the weights
+    the run's results describe (checkpoint.run_weights); None when the run has no checkpoint."""
+    path = run_weights(run_dir)
+    return None if path is None else load_checkpoint(path).get("model", {})
 
 
 def run_label(run_dir):
-    """The run folder's name, and the model from config.json when there is one."""
+    """The run folder's name, and the model from config.json unless the name says it already."""
     name = Path(run_dir).resolve().name
     model = read_json(run_dir, "config.json").get("model") if (Path(run_dir) / "config.json").exists() else None
-    return f"{name} ({model})" if model else name
+    return f"{name} ({model})" if model and model not in name else name
 
 
 def plot_curves(run_dir, path):
@@ -74,15 +73,22 @@ def plot_curves(run_dir, path):
     return _save(fig, path)
 
 
+def lr_series(run_dir):
+    """(epochs trained, learning rate, per_step): every step's rate from lr.csv, against the epochs
+    trained at its end; from a run folder older than lr.csv, each epoch's last rate (metrics.csv)."""
+    per_step = (Path(run_dir) / "lr.csv").exists()
+    columns = read_csv_columns(Path(run_dir) / ("lr.csv" if per_step else "metrics.csv"))
+    return columns.get("epochs" if per_step else "epoch"), columns.get("lr"), per_step
+
+
 def plot_lr(run_dir, path):
-    """The learning rate in use during each epoch; log scale when it spans more than 10x."""
-    metrics = read_csv_columns(Path(run_dir) / "metrics.csv")
-    lr = metrics.get("lr")
-    if lr is None or np.isnan(lr).all():
+    """The learning rate over training (lr_series); log scale when it spans more than 10x."""
+    x, lr, per_step = lr_series(run_dir)
+    if lr is None or not len(lr) or np.isnan(lr).all():
         return None
     fig = _figure(6, 3.5)
     ax = fig.subplots()
-    ax.plot(metrics["epoch"], lr, color="C2", **_markers(metrics["epoch"]))
+    ax.plot(x, lr, color="C2", **({} if per_step else _markers(x)))
     known = lr[~np.isnan(lr)]
     if known.min() > 0 and known.max() / known.min() > 10:
         ax.set_yscale("log")
@@ -168,7 +174,7 @@ def plot_filters(run_dir, path):
     there are several), on one symmetric diverging scale so that signs and magnitudes compare."""
     state = load_model_state(run_dir)
     if state is None:
-        raise FileNotFoundError(f"no best.npz or last.npz in {run_dir}")
+        raise FileNotFoundError(f"no checkpoint (last.npz or best.npz) in {run_dir}")
     name, weight = next(((k, v) for k, v in state.items() if v.ndim == 4), (None, None))
     if weight is None:
         return None
@@ -249,7 +255,7 @@ def plot_grad_flow(run_dir, path):
 # (name, input files of which any one will do, function); plot_run and the report use this order.
 PLOTS = [
     ("curves", ("metrics.csv",), plot_curves),
-    ("lr", ("metrics.csv",), plot_lr),
+    ("lr", ("lr.csv", "metrics.csv"), plot_lr),
     ("confusion", ("results.json",), plot_confusion),
     ("samples_correct", ("samples.npz",), lambda run, path: plot_samples(run, path, "correct")),
     ("samples_wrong", ("samples.npz",), lambda run, path: plot_samples(run, path, "wrong")),
@@ -317,7 +323,8 @@ def _figure(width, height):
 def _save(fig, path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=DPI, bbox_inches="tight")
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight")
     return path
 
 

@@ -13,7 +13,9 @@ import os
 import tempfile
 from pathlib import Path
 
+from .files import atomic_write
 from .plots import plot_compare, plot_run, read_csv_columns, read_json, run_label
+from .tables import table
 
 PLOT_TITLES = {
     "curves": "Loss and accuracy",
@@ -44,7 +46,8 @@ img { max-width: 100%; height: auto; display: block; margin: .3rem 0 1.5rem; }
 def write_report(run_dirs, out_path=None):
     """Write the report for one run folder or a list of them and return its path.
 
-    The default path is <run_dir>/report.html for one run and ./report.html for several.
+    The default path is <run_dir>/report.html for one run and <first run_dir>/compare.html for
+    several: the page goes with the runs it shows, never into the current folder.
     """
     if isinstance(run_dirs, (str, os.PathLike)):
         run_dirs = [run_dirs]
@@ -52,7 +55,7 @@ def write_report(run_dirs, out_path=None):
     if not run_dirs:
         raise ValueError("write_report needs at least one run folder")
     if out_path is None:
-        out_path = run_dirs[0] / "report.html" if len(run_dirs) == 1 else Path("report.html")
+        out_path = run_dirs[0] / ("report.html" if len(run_dirs) == 1 else "compare.html")
 
     # The plots are drawn into a scratch folder: the page carries them, the run folders stay as they were.
     with tempfile.TemporaryDirectory() as scratch:
@@ -74,7 +77,8 @@ def write_report(run_dirs, out_path=None):
                       *body, "</body>", "</html>", ""])
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(page, encoding="utf-8")
+    with atomic_write(out_path, "w") as f:
+        f.write(page)
     return out_path
 
 
@@ -247,14 +251,13 @@ def results_markdown(run_dirs, reference=None):
     extra = len(next(iter(reference.values()), ()))
     header = ["run", *(["projects' figure", "must reach"][:extra]), "test accuracy", "macro F1", "epochs",
               "training time", "command"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for run_dir in map(Path, run_dirs):
         results, config = _json(run_dir, "results.json"), _json(run_dir, "config.json") or {}
         if results is None:
             continue
         command = config.get("command")
-        cells = [run_dir.name, *reference.get(run_dir.name, ("",) * extra),
-                 f"{100 * results['test_accuracy']:.2f}%", f"{results['macro_f1']:.4f}", str(results["epochs_run"]),
-                 f"{results['train_seconds']:.0f} s", f"`{command}`" if command else "not recorded"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append([run_dir.name, *reference.get(run_dir.name, ("",) * extra),
+                     f"{100 * results['test_accuracy']:.2f}%", f"{results['macro_f1']:.4f}", str(results["epochs_run"]),
+                     f"{results['train_seconds']:.0f} s", f"`{command}`" if command else "not recorded"])
+    return table(header, rows, pad=False) + "\n"

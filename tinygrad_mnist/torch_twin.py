@@ -1,27 +1,29 @@
 """The same model in PyTorch, side by side with this engine.
 
 `torch_model(name, model)` builds the PyTorch twin of one of `models/` and copies the model's weights
-(and batch-norm running statistics) into it. `compare_steps` trains both in float64 on the same batches
-with the same optimizer and schedule and compares the loss of every step; `train_both` trains both on
-the whole training set and `format_table` prints their test metrics. PyTorch is imported only when one
-of them runs: `python scripts/compare_pytorch.py --help` works without it.
+(and batch-norm running statistics) into it. `EngineStep` and `TorchStep` are one training step of
+each framework, both driven by the shared loop (tinygrad_mnist.loop): the same batches, the same
+optimizer and schedule, made by the same code. `compare_steps` trains both in float64 and compares the
+loss of every step; `train_both` trains both on the whole training set and `format_table` prints their
+test metrics. PyTorch is imported only when one of them runs: `tinygrad-mnist compare --help` works
+without it.
 """
-import argparse
 import functools
-import math
-import sys
 import time
 from collections import namedtuple
 
 import numpy as np
 
-from . import backend, data, metrics, nn
+from . import backend, metrics, nn, optim
 from . import functional as F
+from .loop import BatchSampler, make_optimizer, make_schedule, take_batch, update
 from .models import MODELS, build_model
+from .tables import table
 from .tensor import Tensor
-from .training import evaluate, make_config, make_optimizer, make_schedule, prepare_data
+from .training import evaluate, make_config, prepare_data
 
-INSTALL_HINT = "PyTorch is not installed: pip install torch==2.13.0 (CPU build) or see https://pytorch.org"
+INSTALL_HINT = ("PyTorch is not installed: pip install torch==2.13.0 (the version the parity tests pin), "
+                "or see https://pytorch.org for other builds")
 TOLERANCE = 1e-6  # the largest relative difference of a step's loss that passes, in float64
 
 StepAgreement = namedtuple("StepAgreement", "ours theirs worst_loss worst_state dropout")
@@ -161,85 +163,40 @@ def disable_dropout_(model):
     return bool(layers)
 
 
-def torch_optimizer(config, params):
-    """torch.optim's optimizer for the config, as training.make_optimizer makes ours."""
-    optim = import_torch().optim
-    name, lr, wd = config["optimizer"], config["lr"], config["weight_decay"]
-    if name == "sgd":
-        return optim.SGD(params, lr=lr, momentum=config["momentum"], nesterov=config["nesterov"], weight_decay=wd)
-    kinds = {"adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad}
-    return kinds[config["optimizer"]](params, lr=lr, weight_decay=wd)
-
-
-def torch_schedule(config, optimizer, steps_per_epoch):
-    """torch.optim.lr_scheduler's per-step schedule for the config (or None), as training.make_schedule."""
-    sched = import_torch().optim.lr_scheduler
-    if config["warmup_epochs"]:
-        raise ValueError("warm-up schedules are not mirrored in PyTorch here; leave warmup_epochs at 0")
-    total = config["epochs"] * steps_per_epoch
-    kind = config["schedule"]
-    if kind == "onecycle":
-        return sched.OneCycleLR(optimizer, max_lr=config["lr"], total_steps=total)
-    if kind == "cosine":
-        return sched.CosineAnnealingLR(optimizer, T_max=max(total, 1))
-    if kind == "step":
-        return sched.StepLR(optimizer, step_size=max(total // 3, 1), gamma=0.1)
-    return None
-
-
-def batch_stream(x, y, config, rng, augment=False):
-    """(epoch, x, y) batches in the order the Trainer draws them: a permutation of the training set
-    per epoch from `rng`, then, if augmenting, each batch warped with the same `rng`."""
-    batch_size = config["batch_size"] or len(x)
-    for epoch in range(config["epochs"]):
-        for xb, yb in data.batches(x, y, batch_size, shuffle=True, rng=rng):
-            if augment:
-                xb = data.augment(xb[:, 0], rng)[:, None].astype(x.dtype)
-            yield epoch, xb, yb
-
-
-def _update(loss, optimizer, schedule):
-    """One optimizer step from `loss`; the same calls in both frameworks."""
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    if schedule is not None:
-        schedule.step()
-    return float(loss.item())
-
-
-class _Ours:
-    """One training step of our model."""
+class EngineStep:
+    """One training step of our model: `step(xb, yb)`, for `step = EngineStep(...)`, updates it once
+    and returns the batch's loss."""
 
     def __init__(self, model, config, steps_per_epoch):
         self.model, self.device, self.smoothing = model, config["device"], config["label_smoothing"]
-        self.optimizer = make_optimizer(config, list(model.parameters()))
-        self.schedule = make_schedule(config, self.optimizer, steps_per_epoch)
+        self.optimizer = make_optimizer(config, list(model.parameters()), optim)
+        self.schedule = make_schedule(config, self.optimizer, steps_per_epoch, optim)
 
-    def step(self, xb, yb):
+    def __call__(self, xb, yb):
         loss = F.cross_entropy(self.model(Tensor(xb, device=self.device)), yb, label_smoothing=self.smoothing)
-        return _update(loss, self.optimizer, self.schedule)
+        value = float(loss.item())
+        update(loss, self.optimizer, self.schedule)
+        return value
 
 
-class _Theirs:
-    """One training step of the PyTorch twin."""
+class TorchStep:
+    """One training step of the PyTorch twin, on the config's device, from torch.optim by the same code."""
 
     def __init__(self, twin, config, steps_per_epoch):
         self.torch = import_torch()
-        self.model, self.smoothing = twin, config["label_smoothing"]
-        self.optimizer = torch_optimizer(config, twin.parameters())
-        self.schedule = torch_schedule(config, self.optimizer, steps_per_epoch)
+        self.device, self.smoothing = config["device"], config["label_smoothing"]
+        self.model = twin.to(self.device)
+        self.optimizer = make_optimizer(config, self.model.parameters(), self.torch.optim)
+        self.schedule = make_schedule(config, self.optimizer, steps_per_epoch, self.torch.optim)
 
-    def step(self, xb, yb):
+    def __call__(self, xb, yb):
         torch = self.torch
-        logits = self.model(torch.from_numpy(xb))
-        loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(yb.astype(np.int64)),
-                                                 label_smoothing=self.smoothing)
-        return _update(loss, self.optimizer, self.schedule)
-
-
-def _steps_per_epoch(n, config):
-    return math.ceil(n / min(config["batch_size"] or n, n))
+        logits = self.model(torch.from_numpy(xb).to(self.device))
+        labels = torch.from_numpy(yb.astype(np.int64, copy=False)).to(self.device)
+        loss = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=self.smoothing)
+        value = float(loss.item())
+        update(loss, self.optimizer, self.schedule)
+        return value
 
 
 def _relative(a, b):
@@ -259,16 +216,18 @@ def compare_steps(name, x, y, config, steps=100):
     model = cast_(build_model(name), np.float64).to(config["device"])
     dropout = disable_dropout_(model)
     twin = torch_model(name, model)
-    x, spe = x.astype(np.float64), _steps_per_epoch(len(x), config)
-    ours, theirs = _Ours(model.train(), config, spe), _Theirs(twin.train(), config, spe)
+    x, sampler = x.astype(np.float64), BatchSampler(len(x), config["batch_size"])
+    ours = EngineStep(model.train(), config, sampler.steps_per_epoch)
+    theirs = TorchStep(twin.train(), config, sampler.steps_per_epoch)
     our_losses, their_losses = [], []
     rng = np.random.default_rng(config["seed"])
-    for _, xb, yb in batch_stream(x, y, config, rng):
+    for _, _, index in sampler.epochs(rng, config["epochs"]):
         if len(our_losses) == steps:
             break
-        our_losses.append(ours.step(xb, yb))
-        their_losses.append(theirs.step(xb, yb))
-    theirs_state = {k: v.detach().numpy() for k, v in twin.state_dict().items()}
+        xb, yb = take_batch(x, y, index, rng)
+        our_losses.append(ours(xb, yb))
+        their_losses.append(theirs(xb, yb))
+    theirs_state = {k: v.detach().cpu().numpy() for k, v in twin.state_dict().items()}
     worst_state = max(np.abs(v - theirs_state[k]).max() / max(np.abs(theirs_state[k]).max(), 1e-300)
                       for k, v in model.state_dict().items())
     worst_loss = max(_relative(a, b) for a, b in zip(our_losses, their_losses))
@@ -277,9 +236,10 @@ def compare_steps(name, x, y, config, steps=100):
 
 def _torch_predictions(twin, x, batch_size):
     torch = import_torch()
+    device = next(twin.parameters()).device
     twin.eval()
     with torch.no_grad():
-        return np.concatenate([twin(torch.from_numpy(x[i:i + batch_size])).argmax(1).numpy()
+        return np.concatenate([twin(torch.from_numpy(x[i:i + batch_size]).to(device)).argmax(1).cpu().numpy()
                                for i in range(0, len(x), batch_size)])
 
 
@@ -294,22 +254,24 @@ def train_both(name, config, prepared, log=print):
     backend.manual_seed(config["seed"])
     model = build_model(name, dropout=config["dropout"]).to(config["device"])
     twin = torch_model(name, model)
-    spe = _steps_per_epoch(len(x), config)
+    sampler = BatchSampler(len(x), config["batch_size"])
+
     def our_predictions():
-        return evaluate(model, test_x, test_y, config["eval_batch_size"], config["device"])[2].argmax(1)
+        return evaluate(model, test_x, test_y, config["eval_batch_size"], config["device"]).probs.argmax(1)
 
     rows = []
-    for framework, trainer, predictions in (
-            ("tinygrad_mnist", _Ours(model.train(), config, spe), our_predictions),
-            (f"torch {torch.__version__}", _Theirs(twin.train(), config, spe),
+    for framework, step, predictions in (
+            ("tinygrad_mnist", EngineStep(model.train(), config, sampler.steps_per_epoch), our_predictions),
+            (f"torch {torch.__version__}", TorchStep(twin.train(), config, sampler.steps_per_epoch),
              lambda: _torch_predictions(twin, test_x, config["eval_batch_size"]))):
         rng = np.random.default_rng(config["seed"])
         started, loss_sum, seen, last_epoch = time.perf_counter(), 0.0, 0, 0
-        for epoch, xb, yb in batch_stream(x, y, config, rng, augment=config["augment"]):
+        for epoch, _, index in sampler.epochs(rng, config["epochs"]):
+            xb, yb = take_batch(x, y, index, rng, config["augment"])
             if epoch != last_epoch:
                 log(f"  {framework:>14}  epoch {last_epoch + 1}/{config['epochs']}  train loss {loss_sum / seen:.4f}")
                 loss_sum, seen, last_epoch = 0.0, 0, epoch
-            loss_sum += trainer.step(xb, yb) * len(xb)
+            loss_sum += step(xb, yb) * len(xb)
             seen += len(xb)
         log(f"  {framework:>14}  epoch {last_epoch + 1}/{config['epochs']}  train loss {loss_sum / seen:.4f}")
         seconds = time.perf_counter() - started
@@ -320,36 +282,15 @@ def train_both(name, config, prepared, log=print):
 
 
 def format_table(rows):
-    header = ("model", "framework", "test acc", "macro P", "macro R", "macro F1", "train s")
-    cells = [header] + [(r.model, r.framework, f"{100 * r.accuracy:.2f}%", f"{r.macro_precision:.4f}",
-                         f"{r.macro_recall:.4f}", f"{r.macro_f1:.4f}", f"{r.seconds:.1f}") for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-                     for row in cells)
+    return table(("model", "framework", "test acc", "macro P", "macro R", "macro F1", "train s"),
+                 [(r.model, r.framework, f"{100 * r.accuracy:.2f}%", f"{r.macro_precision:.4f}",
+                   f"{r.macro_recall:.4f}", f"{r.macro_f1:.4f}", f"{r.seconds:.1f}") for r in rows])
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(description="Train a model and its PyTorch twin side by side: step-by-step "
-                                            "agreement in float64, then full training and test metrics.")
-    p.add_argument("--model", default="lenet5", choices=sorted(MODELS) + ["all"])
-    p.add_argument("--epochs", type=int, help="full-training epochs (default: the model's recipe)")
-    p.add_argument("--steps", type=int, default=100, help="steps compared one by one (default 100)")
-    p.add_argument("--batch-size", type=int, help="default: the model's recipe (0: the whole training set)")
-    p.add_argument("--data-dir", help="folder with the MNIST files (default: TINYGRAD_MNIST_DATA, the cache)")
-    p.add_argument("--limit-train", type=int, help="train on the first N training images only (quick runs)")
-    p.add_argument("--val-size", type=int, help="images held out of training as in `train` (default 10000)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--skip-full", action="store_true", help="only the step-by-step check")
-    return p.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    try:
-        torch = import_torch()
-    except TorchMissing as e:
-        print(e, file=sys.stderr)
-        return 2
+def compare(args, out=print):
+    """`tinygrad-mnist compare`: the step-by-step check, then (unless args.skip_full) full training of
+    both frameworks and their table. Returns the exit code: 1 when a model's losses disagree."""
+    torch = import_torch()
     names = sorted(MODELS) if args.model == "all" else [args.model]
     failed, rows = [], []
     for name in names:
@@ -358,23 +299,23 @@ def main(argv=None):
         prepared = prepare_data(config)
         x, y = prepared["train"]
         result = compare_steps(name, x, y, config, args.steps)
-        print(f"{name}: step by step in float64, batch size {config['batch_size'] or len(x)}, "
-              f"{config['optimizer']} lr {config['lr']:g}, schedule {config['schedule']}, no augmentation, "
-              + ("dropout off (p=0 in both: the frameworks draw different masks)" if result.dropout else "no dropout"))
+        out(f"{name}: step by step in float64, batch size {config['batch_size'] or len(x)}, "
+            f"{config['optimizer']} lr {config['lr']:g}, schedule {config['schedule']}, no augmentation, "
+            + ("dropout off (p=0 in both: the frameworks draw different masks)" if result.dropout else "no dropout"))
         ok = result.worst_loss <= TOLERANCE
         failed += [] if ok else [name]
-        print(f"  {len(result.ours)} steps: loss {result.ours[0]:.6f} -> {result.ours[-1]:.6f} (ours), "
-              f"{result.theirs[0]:.6f} -> {result.theirs[-1]:.6f} (torch)")
-        print(f"  worst relative loss difference {result.worst_loss:.3e} (tolerance {TOLERANCE:g}): "
-              f"{'PASS' if ok else 'FAIL'}; worst relative parameter difference after the steps "
-              f"{result.worst_state:.3e}")
+        out(f"  {len(result.ours)} steps: loss {result.ours[0]:.6f} -> {result.ours[-1]:.6f} (ours), "
+            f"{result.theirs[0]:.6f} -> {result.theirs[-1]:.6f} (torch)")
+        out(f"  worst relative loss difference {result.worst_loss:.3e} (tolerance {TOLERANCE:g}): "
+            f"{'PASS' if ok else 'FAIL'}; worst relative parameter difference after the steps "
+            f"{result.worst_state:.3e}")
         if not args.skip_full:
-            print(f"{name}: full training in float32, {config['epochs']} epochs, torch threads "
-                  f"{torch.get_num_threads()}" + (", augmented alike" if config["augment"] else ""))
-            rows += train_both(name, config, prepared)
+            out(f"{name}: full training in float32, {config['epochs']} epochs, torch threads "
+                f"{torch.get_num_threads()}" + (", augmented alike" if config["augment"] else ""))
+            rows += train_both(name, config, prepared, log=out)
     if rows:
-        print(format_table(rows))
+        out(format_table(rows))
     if failed:
-        print(f"FAIL: the losses disagree for {', '.join(failed)}")
+        out(f"FAIL: the losses disagree for {', '.join(failed)}")
         return 1
     return 0

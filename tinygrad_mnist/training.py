@@ -5,24 +5,26 @@ bit, as a run that never stopped: the checkpoint holds the model, optimizer, sch
 generators, the epoch's shuffled order and the step within it.
 """
 import csv
+import dataclasses
 import json
 import math
-import os
 import signal
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+from tqdm import tqdm
 
 from . import backend, checkpoint, data, metrics, optim
 from . import functional as F
+from .files import atomic_write
+from .loop import OPTIMIZERS, SCHEDULES, BatchSampler, EarlyStopping, make_optimizer, make_schedule, take_batch, update
 from .models import RECIPES, build_model
-from .progress import ProgressBar
 from .tensor import Tensor, no_grad, toposort
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
-SCHEDULES = ("constant", "step", "cosine", "onecycle")
 METRICS_HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+LR_HEADER = ["step", "epochs", "lr"]  # per step: the global step, the epochs trained at its end, its rate
 
 DEFAULTS = dict(dataset="mnist", epochs=10, batch_size=128, lr=1e-3, optimizer="adam", momentum=0.0,
                 nesterov=False, schedule="constant", warmup_epochs=0, weight_decay=0.0, dropout=None,
@@ -99,32 +101,6 @@ def model_input(pixels, config):
     return pixels[:, None]
 
 
-def make_optimizer(config, params):
-    name, lr, wd = config["optimizer"], config["lr"], config["weight_decay"]
-    if name == "sgd":
-        return optim.SGD(params, lr=lr, momentum=config["momentum"], nesterov=config["nesterov"], weight_decay=wd)
-    kinds = {"adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad}
-    return kinds[name](params, lr=lr, weight_decay=wd)
-
-
-def make_schedule(config, optimizer, steps_per_epoch):
-    """A per-step schedule (or None), with an optional linear warm-up in front of it."""
-    total = config["epochs"] * steps_per_epoch
-    warmup = config["warmup_epochs"] * steps_per_epoch
-    kind = config["schedule"]
-    if kind == "onecycle":
-        schedule = optim.OneCycleLR(optimizer, max_lr=config["lr"], total_steps=total)
-    elif kind == "cosine":
-        schedule = optim.CosineAnnealingLR(optimizer, T_max=max(total - warmup, 1))
-    elif kind == "step":
-        schedule = optim.StepLR(optimizer, step_size=max(total // 3, 1), gamma=0.1)
-    else:
-        schedule = None
-    if warmup:
-        schedule = optim.LinearWarmup(optimizer, warmup_steps=warmup, after=schedule)
-    return schedule
-
-
 def _logits_in_batches(model, x, batch_size, device):
     """(start, logits) of `model` in eval mode over x, `batch_size` images at a time, recording nothing."""
     model.eval()
@@ -139,17 +115,36 @@ def predict(model, x, batch_size=1000, device="cpu"):
     return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
 
 
+class Evaluation(NamedTuple):
+    loss: float  # mean cross-entropy
+    accuracy: float
+    probs: np.ndarray  # (N, K) class probabilities
+
+
 def evaluate(model, x, y, batch_size=1000, device="cpu"):
-    """(mean loss, accuracy, probabilities) of `model` on x, y, in bounded batches."""
+    """The Evaluation (mean loss, accuracy, probabilities) of `model` on x, y, in bounded batches."""
     loss_sum, probs = 0.0, []
     for start, logits in _logits_in_batches(model, x, batch_size, device):
         yb = y[start:start + batch_size]
         loss_sum += float(F.cross_entropy(logits, yb).item()) * len(yb)
         probs.append(F.softmax(logits, axis=1).numpy())
     if not probs:
-        return float("nan"), float("nan"), np.zeros((0, 10), np.float32)
+        return Evaluation(float("nan"), float("nan"), np.zeros((0, 10), np.float32))
     probs = np.concatenate(probs)
-    return loss_sum / len(x), float((probs.argmax(1) == y).mean()), probs
+    return Evaluation(loss_sum / len(x), float((probs.argmax(1) == y).mean()), probs)
+
+
+@dataclasses.dataclass
+class EpochState:
+    """Where the epoch under way stands; the checkpoint holds it, so a resumed epoch goes on from
+    the next batch with the same order and running sums."""
+    order: np.ndarray  # the epoch's order of the training images
+    grad_norms: np.ndarray  # each parameter's gradient norm, summed over the steps so far
+    loss_sum: float = 0.0  # the training loss summed over the images seen
+    correct: int = 0
+    seen: int = 0
+    seconds: float = 0.0
+    lrs: list = dataclasses.field(default_factory=list)  # the learning rate of each step so far
 
 
 class _Signals:
@@ -189,15 +184,12 @@ class Trainer:
         self.rng = np.random.default_rng(config["seed"])
         self.data = prepare_data(config)
         self.model = build_model(config["model"], dropout=config["dropout"]).to(self.device)
-        n = len(self.data["train"][0])
-        bs = config["batch_size"] or n
-        self.batch_size = min(bs, n)
-        self.steps_per_epoch = math.ceil(n / self.batch_size)
-        self.optimizer = make_optimizer(config, list(self.model.parameters()))
-        self.schedule = make_schedule(config, self.optimizer, self.steps_per_epoch)
+        self.sampler = BatchSampler(len(self.data["train"][0]), config["batch_size"])
+        self.optimizer = make_optimizer(config, list(self.model.parameters()), optim)
+        self.schedule = make_schedule(config, self.optimizer, self.sampler.steps_per_epoch, optim)
         self.param_names = [name for name, _ in self.model.named_parameters()]
         self.epoch, self.step, self.global_step = 0, 0, 0
-        self.stopper = optim.EarlyStopping(config["patience"])  # with patience None it only tracks the best epoch
+        self.stopper = EarlyStopping(config["patience"])  # with patience None it only tracks the best epoch
         self.last_finite_loss = None
         self.epoch_state = None
         self.train_seconds = 0.0
@@ -223,7 +215,7 @@ class Trainer:
         if self.schedule is not None:
             s["schedule"] = self.schedule.state_dict()
         if self.epoch_state is not None:
-            s["epoch_state"] = self.epoch_state
+            s["epoch_state"] = dataclasses.asdict(self.epoch_state)
         return s
 
     def load_state(self, s):
@@ -237,7 +229,12 @@ class Trainer:
         self.train_seconds = p["train_seconds"]
         checkpoint.set_rng_state(self.rng, s["rng"]["data"])
         backend.set_rng_state(s["rng"]["ops"])
-        self.epoch_state = s.get("epoch_state")
+        self.epoch_state = None
+        if "epoch_state" in s:
+            state = dict(s["epoch_state"])
+            if "lr" in state:  # saved before lr.csv, with only the latest step's rate
+                state["lrs"] = [state.pop("lr")]
+            self.epoch_state = EpochState(**state)
 
     def save(self, name):
         path = self.out / name
@@ -245,99 +242,101 @@ class Trainer:
             checkpoint.save_checkpoint(path, self.state())
         except OSError as e:  # a full disk, a folder gone read-only: the write was all or nothing
             raise TrainingError(f"cannot write the checkpoint {path} ({e.strerror or e}); any earlier checkpoint "
-                                f"there is intact: make room, then resume with: tinygrad-mnist train --resume {self.out}") from e
+                                f"there is intact: make room, then resume with: "
+                                f"tinygrad-mnist train --resume {self.out}") from e
         return path
+
+    @property
+    def finished(self):
+        """Every epoch trained, or early stopping said to stop."""
+        return self.epoch_state is None and (self.epoch >= self.config["epochs"] or self.stopper.stopped)
 
     def fit(self):
         """Train for the configured epochs (from wherever a resumed run stopped), then evaluate."""
         self.out.mkdir(parents=True, exist_ok=True)
         if self.epoch == 0 and self.epoch_state is None:
-            (self.out / "config.json").write_text(json.dumps(self.config, indent=2) + "\n")
+            write_json(self.out / "config.json", self.config)
             _write_csv_header(self.out / "metrics.csv", METRICS_HEADER)
             _write_csv_header(self.out / "grad_norms.csv", ["epoch", "step"] + self.param_names)
-        stop = False
+            _write_csv_header(self.out / "lr.csv", LR_HEADER)
+        elif not (self.out / "lr.csv").exists():  # a run begun before lr.csv existed
+            _write_csv_header(self.out / "lr.csv", LR_HEADER)
         with _Signals() as signals:
-            while self.epoch < self.config["epochs"] and not stop:
+            while not self.finished:
                 self.train_epoch(signals)
-                stop = self.end_epoch()
+                self.end_epoch()
         return self.finish()
 
     def train_epoch(self, signals):
-        n, bs = len(self.data["train"][1]), self.batch_size
         if self.epoch_state is None:
-            self.epoch_state = dict(order=self.rng.permutation(n), loss_sum=0.0, correct=0, seen=0,
-                                    grad_norms=np.zeros(len(self.param_names)), seconds=0.0)
+            self.epoch_state = EpochState(order=self.sampler.order(self.rng),
+                                          grad_norms=np.zeros(len(self.param_names)))
         es = self.epoch_state
-        order = es["order"]
-        bar = ProgressBar(total=n, desc=f"epoch {self.epoch + 1}/{self.config['epochs']}", unit="img",
-                          disable=not self.progress)
-        bar.update(es["seen"])
+        # disable=None: a live bar on a terminal only, none in logs and pipes (the epoch's log line stays)
+        bar = tqdm(total=self.sampler.n, initial=es.seen, desc=f"epoch {self.epoch + 1}/{self.config['epochs']}",
+                   unit="img", disable=None if self.progress else True)
         started = time.perf_counter()
         params = list(self.model.parameters())
         self.model.train()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # every loss is checked below
-            for step in range(self.step, self.steps_per_epoch):
-                self.train_step(order[step * bs:(step + 1) * bs], step, params, es, bar)
+            for step, index in self.sampler.batches(es.order, start=self.step):
+                self.train_step(index, step, params, es, bar)
                 if signals.received is not None:
-                    es["seconds"] += time.perf_counter() - started
+                    es.seconds += time.perf_counter() - started
                     self.interrupted(signals.received, bar)
-        es["seconds"] += time.perf_counter() - started
+        es.seconds += time.perf_counter() - started
         bar.close()
 
     def train_step(self, index, step, params, es, bar):
         """One optimizer step on the training images at `index`; updates the epoch's running sums."""
-        train_x, train_y = self.data["train"]
-        xb, yb = train_x[index], train_y[index]
-        if self.config["augment"]:
-            xb = data.augment(xb[:, 0], self.rng)[:, None]
+        xb, yb = take_batch(*self.data["train"], index, self.rng, self.config["augment"])
         logits = self.model(Tensor(xb, device=self.device))
         loss = F.cross_entropy(logits, yb, label_smoothing=self.config["label_smoothing"])
         value = float(loss.item())
         if not math.isfinite(value):
             self.diverged(value, step)
-        es["lr"] = self.lr
-        self.optimizer.zero_grad()
-        loss.backward()
-        es["grad_norms"] += [_norm(p.grad) for p in params]
-        self.optimizer.step()
-        if self.schedule is not None:
-            self.schedule.step()
+        es.lrs.append(self.lr)
+        update(loss, self.optimizer, self.schedule)
+        es.grad_norms += [_norm(p.grad) for p in params]  # the optimizer leaves .grad as backward left it
         self.last_finite_loss = value
-        es["loss_sum"] += value * len(index)
-        es["correct"] += int((logits.data.argmax(axis=1) == backend.to_device(yb, self.device)).sum())
-        es["seen"] += len(index)
+        es.loss_sum += value * len(index)
+        es.correct += int((logits.data.argmax(axis=1) == backend.to_device(yb, self.device)).sum())
+        es.seen += len(index)
         self.step, self.global_step = step + 1, self.global_step + 1
-        bar.update(len(index), loss=value, acc=es["correct"] / es["seen"])
+        bar.set_postfix(loss=f"{value:.3g}", acc=f"{es.correct / es.seen:.3g}", refresh=False)
+        bar.update(len(index))
 
     def end_epoch(self):
-        """Validate, log, checkpoint; True when early stopping says to stop."""
-        es, c = self.epoch_state, self.config
+        """Validate, log, checkpoint, and ask early stopping."""
+        es, c, spe = self.epoch_state, self.config, self.sampler.steps_per_epoch
         val_x, val_y = self.data["val"]
-        val_loss, val_acc = (evaluate(self.model, val_x, val_y, c["eval_batch_size"], self.device)[:2]
-                             if len(val_x) else (None, None))
+        val = evaluate(self.model, val_x, val_y, c["eval_batch_size"], self.device) if len(val_x) else None
+        val_loss, val_acc = (val.loss, val.accuracy) if val else (None, None)
         self.epoch += 1
-        self.train_seconds += es["seconds"]
-        lr_used = es["lr"]
-        train_loss, train_acc = es["loss_sum"] / es["seen"], es["correct"] / es["seen"]
+        self.train_seconds += es.seconds
+        lr_used = es.lrs[-1]
+        train_loss, train_acc = es.loss_sum / es.seen, es.correct / es.seen
         with open(self.out / "metrics.csv", "a", newline="") as f:
             csv.writer(f).writerow([self.epoch, f"{train_loss:.6f}", f"{train_acc:.6f}",
                                     "" if val_loss is None else f"{val_loss:.6f}",
-                                    "" if val_acc is None else f"{val_acc:.6f}", f"{lr_used:.6g}", f"{es['seconds']:.3f}"])
+                                    "" if val_acc is None else f"{val_acc:.6f}", f"{lr_used:.6g}", f"{es.seconds:.3f}"])
         with open(self.out / "grad_norms.csv", "a", newline="") as f:
-            csv.writer(f).writerow([self.epoch, self.global_step]
-                                   + [f"{g / self.steps_per_epoch:.6g}" for g in es["grad_norms"]])
+            csv.writer(f).writerow([self.epoch, self.global_step] + [f"{g / spe:.6g}" for g in es.grad_norms])
+        with open(self.out / "lr.csv", "a", newline="") as f:
+            first = self.global_step - len(es.lrs) + 1
+            csv.writer(f).writerows([first + k, f"{self.epoch - 1 + (k + 1) / spe:.6g}", f"{lr:.6g}"]
+                                    for k, lr in enumerate(es.lrs))
         val_text = "" if val_loss is None else f"  val loss {val_loss:.4f} acc {100 * val_acc:.2f}%"
         self.log(f"epoch {self.epoch}/{c['epochs']}  train loss {train_loss:.4f} acc {100 * train_acc:.2f}%"
-                 f"{val_text}  lr {lr_used:.3g}  {es['seconds']:.1f}s")
+                 f"{val_text}  lr {lr_used:.3g}  {es.seconds:.1f}s")
         self.epoch_state, self.step = None, 0
-        stop = self.stopper.step(val_loss if val_loss is not None else train_loss, self.model)
+        self.stopper.step(val_loss if val_loss is not None else train_loss, self.model)
         self.save("last.npz")
         if self.stopper.best_epoch == self.epoch:
             self.save("best.npz")
-        if stop:
+        if self.stopper.stopped:
             self.log(f"early stopping: no improvement for {self.stopper.bad_epochs} epochs; "
                      f"best epoch {self.stopper.best_epoch}")
-        return stop
 
     def diverged(self, value, step):
         last = (f"the last finite loss was {self.last_finite_loss:.6g}" if self.last_finite_loss is not None
@@ -362,7 +361,8 @@ class Trainer:
         if weights == "best":
             self.stopper.restore(self.model)
         test_x, test_y = self.data["test"]
-        test_loss, _, probs = evaluate(self.model, test_x, test_y, c["eval_batch_size"], self.device)
+        test = evaluate(self.model, test_x, test_y, c["eval_batch_size"], self.device)
+        test_loss, probs = test.loss, test.probs
         preds = probs.argmax(1)
         report = metrics.classification_report(test_y, preds, len(self.data["class_names"]), self.data["class_names"])
         results = dict(model=c["model"], dataset=c["dataset"], test_loss=test_loss,
@@ -370,11 +370,11 @@ class Trainer:
                        class_names=self.data["class_names"], epochs_run=self.epoch,
                        train_seconds=round(self.train_seconds, 3), best_epoch=self.stopper.best_epoch, weights=weights,
                        num_parameters=self.model.num_parameters(), device=self.device)
-        _write_json_atomic(out / "results.json", results)
+        write_json(out / "results.json", results)
         write_samples(out / "samples.npz", data.to_float(self.data["test_raw"]), test_y, preds, probs)
         maps = feature_maps(self.model, test_x[:1], self.device)
         if maps:
-            np.savez(out / "feature_maps.npz", input=data.to_float(self.data["test_raw"][0]), **maps)
+            _write_npz(out / "feature_maps.npz", input=data.to_float(self.data["test_raw"][0]), **maps)
         return results
 
 
@@ -387,10 +387,14 @@ def _write_csv_header(path, header):
         csv.writer(f).writerow(header)
 
 
-def _write_json_atomic(path, obj):
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+def write_json(path, obj):
+    with atomic_write(path, "w") as f:
+        f.write(json.dumps(obj, indent=2) + "\n")
+
+
+def _write_npz(path, **arrays):
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
 
 
 def write_samples(path, images, labels, preds, probs, count=25):
@@ -404,7 +408,7 @@ def write_samples(path, images, labels, preds, probs, count=25):
                        f"{prefix}_labels": labels[index].astype(np.int64),
                        f"{prefix}_preds": preds[index].astype(np.int64),
                        f"{prefix}_probs": probs[index, preds[index]].astype(np.float32)})
-    np.savez(path, **chosen)
+    _write_npz(path, **chosen)
 
 
 def feature_maps(model, x, device="cpu"):

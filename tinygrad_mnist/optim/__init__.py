@@ -3,8 +3,8 @@ schedulers. The schedulers are also reachable here (optim.StepLR), where they li
 from . import lr_scheduler
 from .lr_scheduler import (CosineAnnealingLR, ExponentialLR, LambdaLR, LinearLR, LinearWarmup, LRScheduler,
                            MultiStepLR, OneCycleLR, ReduceLROnPlateau, StepLR)
-from .optimizer import SGD, Adadelta, Adagrad, Adam, AdamW, EarlyStopping, Optimizer, RMSprop
+from .optimizer import SGD, Adadelta, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "EarlyStopping", "lr_scheduler",
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "lr_scheduler",
            "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR", "LambdaLR",
            "OneCycleLR", "ReduceLROnPlateau", "LinearWarmup"]

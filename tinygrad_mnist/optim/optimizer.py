@@ -1,4 +1,4 @@
-"""Optimizers and early stopping, with PyTorch's names and update rules.
+"""Optimizers, with PyTorch's names and update rules.
 
 Optimizers update `p.data` in place from `p.grad.data` with array code (NumPy or CuPy, whichever holds the
 parameter) and record nothing on the tape. Each update reuses per-optimizer scratch arrays instead of
@@ -349,42 +349,3 @@ class Adadelta(Optimizer):
         delta *= group["lr"]
         p -= delta
 
-
-class EarlyStopping:
-    """Call `step(val_loss, model)` once per epoch; it returns True when the loss has not improved by
-    more than min_delta for `patience` epochs in a row (never, with patience None: then it only
-    tracks the best epoch). It keeps a copy of the best epoch's state_dict, which `restore(model)`
-    loads back. `best_epoch` counts calls to step from 1."""
-
-    def __init__(self, patience, min_delta=0.0):
-        _check(patience is None or int(patience) >= 1, f"EarlyStopping: patience must be >= 1, got {patience}")
-        _check(min_delta >= 0, f"EarlyStopping: min_delta must be >= 0, got {min_delta}")
-        self.patience, self.min_delta = (None if patience is None else int(patience)), float(min_delta)
-        self.best_loss, self.best_epoch, self.epoch, self.bad_epochs = math.inf, 0, 0, 0
-        self.best_state = None
-
-    def step(self, val_loss, model):
-        self.epoch += 1
-        val_loss = float(val_loss)
-        if val_loss < self.best_loss - self.min_delta:  # NaN never improves
-            self.best_loss, self.best_epoch, self.bad_epochs = val_loss, self.epoch, 0
-            self.best_state = model.state_dict()
-        else:
-            self.bad_epochs += 1
-        return self.patience is not None and self.bad_epochs >= self.patience
-
-    def restore(self, model):
-        if self.best_state is None:
-            raise RuntimeError("EarlyStopping.restore: no epoch has been recorded yet")
-        model.load_state_dict(self.best_state)
-        return model
-
-    def state_dict(self):
-        return {"best_loss": self.best_loss, "best_epoch": self.best_epoch, "epoch": self.epoch,
-                "bad_epochs": self.bad_epochs, "best_state": dict(self.best_state or {})}
-
-    def load_state_dict(self, state):
-        self.best_loss, self.best_epoch = float(_plain(state["best_loss"])), int(_plain(state["best_epoch"]))
-        self.epoch, self.bad_epochs = int(_plain(state["epoch"])), int(_plain(state["bad_epochs"]))
-        best = state.get("best_state") or {}
-        self.best_state = {k: np.array(v, copy=True) for k, v in best.items()} or None

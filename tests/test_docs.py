@@ -1,0 +1,93 @@
+"""The README and docs/ are true as written: every Python snippet runs, every `tinygrad-mnist` command
+parses, every command and environment variable is documented, every file a run writes is described."""
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+from tinygrad_mnist import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def blocks(path, language):
+    return re.findall(rf"^```{language}\n(.*?)^```", path.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL)
+
+
+def commands(path):
+    """Every `tinygrad-mnist ...` command in the file's sh blocks and tables, as argument lists."""
+    lines = [line for block in blocks(path, "sh") for line in block.splitlines()]
+    lines += [cell for row in path.read_text(encoding="utf-8").splitlines() if row.startswith("| ")
+              for cell in re.findall(r"`(tinygrad-mnist [^`]*)`", row)]
+    found = []
+    for line in lines:
+        for part in line.split("&&"):
+            words = shlex.split(part, comments=True)
+            if words[:1] == ["tinygrad-mnist"]:
+                found.append(words[1:])
+    return found
+
+
+@pytest.mark.parametrize("path", [p for p in DOCS if blocks(p, "python")], ids=lambda p: p.name)
+def test_every_python_snippet_runs_as_written(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "__snippet__"}
+    for snippet in blocks(path, "python"):  # in order, sharing names, as a reader would type them
+        exec(compile(snippet, f"{path.name} snippet", "exec"), namespace)
+
+
+def test_the_readme_has_python_snippets_and_commands_to_check():
+    assert blocks(README, "python") and len(commands(README)) >= 8
+
+
+@pytest.mark.parametrize("argv", [argv for path in DOCS for argv in commands(path)], ids=shlex.join)
+def test_every_documented_command_parses(argv):
+    cli.build_parser().parse_args(argv)  # an unknown option or a bad value exits with status 2
+
+
+def test_the_readme_shows_every_subcommand():
+    shown = {argv[0] for argv in commands(README)}
+    parser = cli.build_parser()
+    subcommands = next(a for a in parser._actions if a.dest == "command").choices
+    assert set(subcommands) <= shown, set(subcommands) - shown
+
+
+def test_each_readme_command_uses_only_run_folders_that_a_command_before_it_made():
+    made = set()
+    for argv in commands(README):
+        out = argv[argv.index("--out") + 1] if argv[0] == "train" and "--out" in argv else None
+        for folder in re.findall(r"(?<![\w/])runs/[\w-]+", " ".join(argv[1:])):
+            assert folder == out or folder in made, f"{shlex.join(argv)}: no command before it makes {folder}"
+        made.add(out)
+    assert {"runs/lenet5", "runs/cnn_bn"} <= made
+
+
+def environment_variables():
+    names = set()
+    for path in (ROOT / "tinygrad_mnist").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        names.update(re.findall(r"environ(?:\.get)?\(?\[?\"([A-Z_]+)\"", text))
+    from tinygrad_mnist.benchmark.workers import THREAD_VARIABLES
+    return names | set(THREAD_VARIABLES)
+
+
+def test_every_environment_variable_is_documented():
+    names = environment_variables()
+    assert {"TINYGRAD_MNIST_DATA", "TINYGRAD_MNIST_MIRRORS", "TINYGRAD_MNIST_DEVICE"} <= names
+    readme = README.read_text(encoding="utf-8")
+    assert not {name for name in names if f"`{name}`" not in readme}
+
+
+def test_every_file_a_run_writes_is_in_the_run_folder_doc(dataset, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    assert cli.main(["train", "--model", "lenet5", "--epochs", "1", "--limit-train", "64", "--val-size", "32",
+                     "--data-dir", str(dataset), "--out", str(run), "--no-progress", "--no-plots"]) == 0
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # the page without its plots is quicker
+    assert cli.main(["report", str(run)]) == 0
+    doc = (ROOT / "docs" / "RUN_FOLDER.md").read_text(encoding="utf-8")
+    for name in ["plots/", *(path.name for path in run.iterdir())]:  # plots/ unless --no-plots
+        assert f"`{name}`" in doc, name
