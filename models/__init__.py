@@ -7,6 +7,7 @@ import inspect
 
 from .cnn import CNNBN, Best, LeNet5, SimpleCNN
 from .mlp import MLP64x32, MLPv1, ReLUMLP
+from .resnet import ResNet
 
 MODELS = {
     "mlp_v1": MLPv1,
@@ -17,6 +18,7 @@ MODELS = {
     "cnn_bn": CNNBN,
     "simple_cnn": SimpleCNN,
     "best": Best,
+    "resnet": ResNet,
 }
 
 RECIPES = {
@@ -30,6 +32,8 @@ RECIPES = {
     "simple_cnn": dict(epochs=5, batch_size=128, lr=3e-3, optimizer="adam", schedule="onecycle"),
     "best": dict(epochs=15, batch_size=128, lr=5e-3, optimizer="adam", schedule="onecycle", augment=True,
                  label_smoothing=0.1, dropout=0.3),
+    "resnet": dict(epochs=12, batch_size=128, lr=5e-3, optimizer="adam", schedule="onecycle", augment=True,
+                   label_smoothing=0.1),
 }
 
 

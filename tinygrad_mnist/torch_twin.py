@@ -127,8 +127,32 @@ def _twins():
             x = self.drop(TF.relu(self.bn5(self.fc1(x.flatten(1)))))
             return self.fc2(x)
 
+    class PreActBlock(tnn.Module):
+        def __init__(self, ours):
+            super().__init__()
+            cin, cout, stride = ours.conv1.in_channels, ours.conv1.out_channels, ours.conv1.stride
+            self.bn1, self.conv1 = tnn.BatchNorm2d(cin), tnn.Conv2d(cin, cout, 3, stride, padding=1, bias=False)
+            self.bn2, self.conv2 = tnn.BatchNorm2d(cout), tnn.Conv2d(cout, cout, 3, padding=1, bias=False)
+            self.shortcut = None if ours.shortcut is None else tnn.Conv2d(cin, cout, 1, stride, bias=False)
+
+        def forward(self, x):
+            a = TF.relu(self.bn1(x))
+            skip = x if self.shortcut is None else self.shortcut(a)
+            return skip + self.conv2(TF.relu(self.bn2(self.conv1(a))))
+
+    class ResNet(tnn.Module):
+        def __init__(self, ours):
+            super().__init__()
+            self.stem = tnn.Conv2d(1, 16, 3, padding=1, bias=False)
+            self.block1, self.block2, self.block3 = (PreActBlock(b) for b in (ours.block1, ours.block2, ours.block3))
+            self.bn, self.fc = tnn.BatchNorm2d(64), tnn.Linear(64, 10)
+
+        def forward(self, x):
+            x = self.block3(self.block2(self.block1(self.stem(x))))
+            return self.fc(TF.relu(self.bn(x)).mean(dim=(2, 3)))
+
     return {"mlp_v1": MLPv1, "mlp_v2": MLPDropout, "mlp_533": MLPDropout, "mlp_64_32": MLP64x32,
-            "lenet5": LeNet5, "cnn_bn": CNNBN, "simple_cnn": SimpleCNN, "best": Best}
+            "lenet5": LeNet5, "cnn_bn": CNNBN, "simple_cnn": SimpleCNN, "best": Best, "resnet": ResNet}
 
 
 def torch_model(name, model):
