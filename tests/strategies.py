@@ -354,13 +354,17 @@ def build_pow(g):
     return g.apply("pow", a, b)
 
 
-def build_maximum(g):
-    """maximum(a, b), b of a broadcasting shape, shifted by a constant where a and b nearly meet (the kink)."""
+def pair_that_broadcasts(g):
+    """A tensor made so far, and one whose shape broadcasts against it: another earlier tensor or a new leaf."""
     a = g.pick()
     shape = g.values[a].shape
     b = g.pick(lambda v: _broadcasts(v.shape, shape)) if g.draw(st.booleans()) else None
-    if b is None:
-        b = g.leaf(broadcast_partner(g.draw, shape))
+    return a, b if b is not None else g.leaf(broadcast_partner(g.draw, shape))
+
+
+def build_maximum(g):
+    """maximum(a, b), b of a broadcasting shape, shifted by a constant where a and b nearly meet (the kink)."""
+    a, b = pair_that_broadcasts(g)
     d = np.sort((g.values[a] - g.values[b]).ravel())
     if np.abs(d).min() < 10 * GAP:
         gaps = np.diff(d)
@@ -373,12 +377,8 @@ def build_maximum(g):
 
 
 def build_where(g):
-    a = g.pick()
-    shape = g.values[a].shape
-    b = g.pick(lambda v: _broadcasts(v.shape, shape)) if g.draw(st.booleans()) else None
-    if b is None:
-        b = g.leaf(broadcast_partner(g.draw, shape))
-    condition = np.asarray(g.random(np.broadcast_shapes(shape, g.values[b].shape)) > 0)
+    a, b = pair_that_broadcasts(g)
+    condition = np.asarray(g.random(np.broadcast_shapes(g.values[a].shape, g.values[b].shape)) > 0)
     return g.apply("where", a, b, condition=condition)
 
 
