@@ -50,7 +50,7 @@ def parser_fails_with(capsys, argv, fragment):
 
 
 def test_an_unknown_model_is_one_line_and_exit_code_2(capsys):
-    parser_fails_with(capsys, ["train", "--model", "resnet"], "invalid choice: 'resnet'")
+    parser_fails_with(capsys, ["train", "--model", "no_such_model"], "invalid choice: 'no_such_model'")
 
 
 def test_an_unknown_option_is_one_line_and_exit_code_2(capsys):
