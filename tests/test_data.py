@@ -8,12 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tinygrad_mnist import data
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from idx_fixtures import dataset_bytes, make_split, serve, sha256_of, write_dataset
 from tinygrad_mnist.data import (
     DATASETS, FILES, MNIST_MEAN, MNIST_STD, FASHION_MNIST_MEAN, FASHION_MNIST_STD,
-    DatasetNotFound, IDXError, augment, cache_dir, find_dataset, load_dataset, load_mnist,
+    DatasetNotFound, IDXError, RandomAffine, augment, cache_dir, find_dataset, load_dataset, load_mnist,
     read_idx, standardize, to_float, train_val_split, warp, write_idx)
 
 
@@ -522,6 +524,84 @@ def test_rotation_turns_content_counter_clockwise():
 def test_small_rotations_keep_the_ink(digits):
     out = warp(digits, np.zeros((16, 2)), np.full(16, 10.0))
     np.testing.assert_allclose(out.sum(axis=(1, 2)), digits.sum(axis=(1, 2)), rtol=0.02)
+
+
+def drawn_transforms(monkeypatch, transform, images, seed=0):
+    """The shifts, angles and scales that `transform` asks warp for, and its output."""
+    seen = {}
+    real_warp = data.warp
+
+    def spy(images, shift, angle, scale=None):
+        seen.update(shift=np.asarray(shift), angle=np.asarray(angle), scale=np.asarray(scale))
+        return real_warp(images, shift, angle, scale)
+    monkeypatch.setattr(data, "warp", spy)
+    return seen, transform(images, np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("degrees, translate, scale", [(20, 0.2, 0.0), (15, 0.1, 0.1), (0, 0.05, 0.2), (45, 0, 0)])
+def test_random_affine_draws_fill_exactly_the_ranges_asked_for(monkeypatch, degrees, translate, scale):
+    images = np.zeros((4000, 28, 28), np.float32)
+    seen, _ = drawn_transforms(monkeypatch, RandomAffine(degrees, translate, scale), images)
+    for values, bound in ((seen["shift"], translate * 28), (seen["angle"], degrees), (seen["scale"] - 1, scale)):
+        assert np.abs(values).max() <= bound
+        assert np.abs(values).max() >= 0.99 * bound  # and reach its ends: the range is the one asked for
+        assert abs(values.mean()) <= 0.05 * bound + 1e-12  # symmetric about no change
+
+
+def test_random_affine_translates_each_axis_by_its_own_fraction_of_its_size(monkeypatch):
+    images = np.zeros((2000, 20, 40), np.float32)
+    seen, out = drawn_transforms(monkeypatch, RandomAffine(0, translate=(0.1, 0.25)), images)
+    assert out.shape == images.shape
+    np.testing.assert_allclose(np.abs(seen["shift"]).max(axis=0), [4.0, 5.0], rtol=0.01)
+
+
+def test_random_affine_moves_a_dot_to_where_its_drawn_transform_sends_it(monkeypatch):
+    dot = np.zeros((64, 28, 28), np.float32)
+    dot[:, 9, 18] = 1  # 4.5 right of and 4.5 above the centre (13.5, 13.5)
+    seen, out = drawn_transforms(monkeypatch, RandomAffine(30, translate=0.1, scale=0.2), dot, seed=3)
+    theta = np.deg2rad(seen["angle"])
+    x, y = 4.5 * seen["scale"], -4.5 * seen["scale"]  # scaled about the centre, y down as displayed
+    # counter-clockwise as displayed, with y pointing down
+    tx = np.cos(theta) * x + np.sin(theta) * y + 13.5 + seen["shift"][:, 0]
+    ty = -np.sin(theta) * x + np.cos(theta) * y + 13.5 + seen["shift"][:, 1]
+    cx, cy = centre_of_mass(out)
+    np.testing.assert_allclose(cx, tx, atol=0.35)  # bilinear splats the dot over its neighbours
+    np.testing.assert_allclose(cy, ty, atol=0.35)
+
+
+def test_frontier_ranges_keep_a_centred_digit_inside_the_frame(digits):
+    # MNIST's digits fit a 20 × 20 box in the middle of the frame; up to 15° and 10% shifts leave
+    # all of the ink inside: without scaling, warping keeps the total ink unless some leaves the frame.
+    centred = np.zeros_like(digits)
+    centred[:, 4:24, 4:24] = digits[:, 4:24, 4:24]
+    out = RandomAffine(15, translate=0.1)(np.repeat(centred, 32, axis=0), np.random.default_rng(0))
+    ink = np.repeat(centred.sum(axis=(1, 2)), 32)
+    np.testing.assert_allclose(out.sum(axis=(1, 2)), ink, rtol=0.005)  # bilinear resampling's rounding only
+
+
+def test_shifts_beyond_the_margin_push_ink_out_of_the_frame(digits):
+    # the property above is not vacuous: 30% shifts move up to 8.4 pixels, past the 4-pixel margin
+    centred = np.zeros_like(digits)
+    centred[:, 4:24, 4:24] = digits[:, 4:24, 4:24]
+    out = RandomAffine(0, translate=0.3)(np.repeat(centred, 32, axis=0), np.random.default_rng(0))
+    lost = 1 - out.sum(axis=(1, 2)) / np.repeat(centred.sum(axis=(1, 2)), 32)
+    assert lost.max() > 0.1
+
+
+def test_random_affine_defaults_replay_the_loops_original_augmentation(digits):
+    np.testing.assert_array_equal(RandomAffine()(digits, np.random.default_rng(4)),
+                                  augment(digits, np.random.default_rng(4)))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(degrees=-1), "rotation range must be 0 to 180"),
+    (dict(translate=1.0), "translate must be a fraction"),
+    (dict(translate=(0.1, -0.1)), "translate must be a fraction"),
+    (dict(scale=1.0), "scale must be in"),
+])
+def test_random_affine_refuses_ranges_it_cannot_draw(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RandomAffine(**kwargs)
 
 
 # The real files, when present

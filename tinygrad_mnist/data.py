@@ -468,7 +468,40 @@ def augment(images, rng, max_shift=2.0, max_rotate=10.0, max_scale=0.0):
     """Random shifts (uniform in ±max_shift pixels, subpixel), rotations (±max_rotate degrees)
     and scalings (1 ± max_scale) of a batch (B, H, W); deterministic given `rng`."""
     b = len(images)
-    shift = rng.uniform(-max_shift, max_shift, size=(b, 2))
+    shift = rng.uniform(-max_shift, max_shift, size=(b, 2))  # max_shift: a number, or an (x, y) array
     angle = rng.uniform(-max_rotate, max_rotate, size=b)
     scale = 1 + rng.uniform(-max_scale, max_scale, size=b)
     return warp(images, shift, angle, scale)
+
+
+class RandomAffine:
+    """torchvision's RandomAffine for whole batches: each image turned by an angle uniform in
+    ±degrees, moved by a shift uniform in ±translate × its width (x) and height (y), and scaled by
+    a factor uniform in 1 ± scale, about its centre, zero outside.
+
+    `RandomAffine(15, translate=0.1, scale=0.1)(images, rng)` transforms a batch (B, H, W) with one
+    vectorised warp (no loop per image), drawing from `rng`, so the same generator state gives the
+    same batch (a resumed run replays its augmentation exactly). Differences from torchvision, for
+    batches: `translate` is one fraction for both axes or an (x, y) pair, shifts are subpixel
+    (bilinear, not rounded to whole pixels), `scale` is the half-width s of the range (1 - s, 1 + s),
+    and there is no shear. The defaults are the training loop's: ±10°, ±2 pixels of 28, no scaling.
+    """
+
+    def __init__(self, degrees=10.0, translate=2 / 28, scale=0.0):
+        pair = np.broadcast_to(np.asarray(translate, dtype=np.float64), (2,))
+        if not 0 <= degrees <= 180:
+            raise ValueError(f"rotation range must be 0 to 180 degrees, got {degrees}")
+        if not ((0 <= pair) & (pair < 1)).all():
+            raise ValueError(f"translate must be a fraction of the image size in [0, 1), got {translate}")
+        if not 0 <= scale < 1:
+            raise ValueError(f"scale must be in [0, 1) (the factor is drawn from 1 ± scale), got {scale}")
+        self.degrees, self.translate, self.scale = float(degrees), tuple(float(t) for t in pair), float(scale)
+
+    def __call__(self, images, rng):
+        h, w = np.shape(images)[1:]
+        max_x, max_y = self.translate[0] * w, self.translate[1] * h
+        max_shift = max_x if max_x == max_y else np.array([max_x, max_y])
+        return augment(images, rng, max_shift=max_shift, max_rotate=self.degrees, max_scale=self.scale)
+
+    def __repr__(self):
+        return f"RandomAffine(degrees={self.degrees:g}, translate={self.translate}, scale={self.scale:g})"

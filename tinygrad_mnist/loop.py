@@ -11,7 +11,7 @@ is an argument (this package's `optim`, or `torch.optim`).
     schedule = make_schedule(config, optimizer, sampler.steps_per_epoch, optim)
     for epoch in range(config["epochs"]):
         for step, index in sampler.batches(sampler.order(rng)):
-            xb, yb = take_batch(x, y, index, rng, config["augment"])
+            xb, yb = take_batch(x, y, index, rng, augmentation(config))
             update(loss_of(xb, yb), optimizer, schedule)
 """
 import math
@@ -53,12 +53,24 @@ class BatchSampler:
                 yield epoch, step, index
 
 
-def take_batch(x, y, index, rng, augment=False):
-    """The images and labels at `index`; with `augment`, each image shifted and rotated by draws from
-    `rng` (the generator that drew the epoch's order, so one seed fixes both)."""
+def augmentation(config):
+    """The config's augmentation, a data.RandomAffine, or None: `augment` turns it on, `rotate`
+    (degrees), `translate` (a fraction of the image size) and `scale` set its ranges. A config
+    saved before those three existed gets their defaults, so its run replays as it was."""
+    if not config["augment"]:
+        return None
+    return data.RandomAffine(config.get("rotate", 10.0), config.get("translate", 2 / 28), config.get("scale", 0.0))
+
+
+def take_batch(x, y, index, rng, augment=None):
+    """The images and labels at `index`; with `augment` (a data.RandomAffine; True: its defaults),
+    each image moved, turned and scaled by draws from `rng` (the generator that drew the epoch's
+    order, so one seed fixes both)."""
     xb, yb = x[index], y[index]
+    if augment is True:
+        augment = data.RandomAffine()
     if augment:
-        xb = data.augment(xb[:, 0], rng)[:, None].astype(x.dtype, copy=False)
+        xb = augment(xb[:, 0], rng)[:, None].astype(x.dtype, copy=False)
     return xb, yb
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import backend, metrics, nn, optim
 from . import functional as F
-from .loop import BatchSampler, make_optimizer, make_schedule, take_batch, update
+from .loop import BatchSampler, augmentation, make_optimizer, make_schedule, take_batch, update
 from .models import MODELS, build_model
 from .tables import table
 from .tensor import Tensor
@@ -291,7 +291,7 @@ def train_both(name, config, prepared, log=print):
         rng = np.random.default_rng(config["seed"])
         started, loss_sum, seen, last_epoch = time.perf_counter(), 0.0, 0, 0
         for epoch, _, index in sampler.epochs(rng, config["epochs"]):
-            xb, yb = take_batch(x, y, index, rng, config["augment"])
+            xb, yb = take_batch(x, y, index, rng, augmentation(config))
             if epoch != last_epoch:
                 log(f"  {framework:>14}  epoch {last_epoch + 1}/{config['epochs']}  train loss {loss_sum / seen:.4f}")
                 loss_sum, seen, last_epoch = 0.0, 0, epoch

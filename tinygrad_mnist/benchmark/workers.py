@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from .. import backend, ops
-from ..loop import BatchSampler, take_batch
+from ..loop import BatchSampler, augmentation, take_batch
 from ..models import build_model
 from ..torch_twin import EngineStep, TorchStep, torch_model
 from ..training import evaluate, make_config, prepare_data
@@ -270,7 +270,7 @@ def time_to_target_worker(spec):
     history, global_step = [], 0
     result = lambda **more: dict(config=config, loaded_s=loaded, history=history, reached=None, **more)  # noqa: E731
     for epoch, k, index in sampler.epochs(rng, config["epochs"]):
-        loss = step(*take_batch(x, y, index, rng, config["augment"]))
+        loss = step(*take_batch(x, y, index, rng, augmentation(config)))
         global_step += 1
         if not math.isfinite(loss):
             return result(error=f"the loss became {loss} at step {global_step}")
