@@ -216,3 +216,49 @@ def test_report_notes_missing_pieces_instead_of_failing(tmp_path, monkeypatch):
     assert "pip install" in page
     assert EMBEDDED_PNG not in page
     assert "<td>0.1</td>" in page  # the metrics table is still there
+
+
+def write_real_samples(run, n=200, seed=0):
+    """samples.npz as the Trainer writes it, from random predictions over n test digits."""
+    from tinygrad_mnist.training import write_samples
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(10), n).astype(np.float32)
+    labels = rng.integers(0, 10, n)
+    write_samples(run / "samples.npz", rng.random((n, 28, 28), dtype=np.float32), labels, probs.argmax(1), probs)
+    return labels, probs
+
+
+def test_samples_keep_the_most_confident_mistakes_first_with_their_test_index(tmp_path):
+    labels, probs = write_real_samples(tmp_path)
+    preds = probs.argmax(1)
+    wrong = np.flatnonzero(preds != labels)
+    with np.load(tmp_path / "samples.npz") as npz:
+        assert int(npz["wrong_total"]) == len(wrong)
+        expected = wrong[np.argsort(-probs[wrong, preds[wrong]], kind="stable")][:25]
+        np.testing.assert_array_equal(npz["wrong_index"], expected)
+        np.testing.assert_array_equal(npz["wrong_probs"], probs[expected, preds[expected]])
+        assert np.all(np.diff(npz["wrong_probs"]) <= 0)
+        np.testing.assert_array_equal(npz["correct_index"], np.flatnonzero(preds == labels)[:25])
+
+
+def test_report_lists_the_ten_most_confident_mistakes_and_the_weights_it_tested(tmp_path):
+    run = make_fake_run(tmp_path / "run")
+    labels, probs = write_real_samples(run)
+    results = json.loads((run / "results.json").read_text())
+    results.update(weights="last", averaged="ema 0.999")
+    (run / "results.json").write_text(json.dumps(results))
+    page = write_report(run).read_text()
+    table = page.split("The ten most confident mistakes")[1].split("</table>")[0]
+    rows = re.findall(r"<tr><td>(\d+)</td><td>(\w+)</td><td>(\w+)</td><td>([\d.]+)</td></tr>", table)
+    assert len(rows) == 10
+    preds = probs.argmax(1)
+    for index, true, pred, prob in rows:
+        assert (int(true), int(pred)) == (labels[int(index)], preds[int(index)])
+        assert float(prob) == pytest.approx(probs[int(index)].max(), abs=1e-4)
+    assert [float(r[3]) for r in rows] == sorted((float(r[3]) for r in rows), reverse=True)
+    assert "final, moving average, decay 0.999" in page
+
+
+def test_report_of_a_run_folder_from_before_the_ranking_says_so(report_run):
+    _, page = report_run
+    assert "predates the ranking of mistakes" in page.read_text()

@@ -92,6 +92,68 @@ def test_a_run_interrupted_mid_epoch_and_resumed_ends_with_bit_identical_weights
         np.testing.assert_array_equal(final[key], value, err_msg=key)
 
 
+def test_an_ema_run_with_strong_augmentation_resumes_to_bit_identical_weights_and_averages(
+        dataset, tmp_path, monkeypatch):
+    config = make_config("cnn_bn", epochs=2, batch_size=64, data_dir=str(dataset), val_size=100, augment=True,
+                         rotate=20.0, translate=0.2, scale=0.1, ema=0.9, seed=5)
+    straight = Trainer(config, tmp_path / "straight", progress=False, log=lambda *a: None)
+    straight_results = straight.fit()
+
+    interrupted = Trainer(config, tmp_path / "interrupted", progress=False, log=lambda *a: None)
+    real_step, calls = interrupted.optimizer.step, []
+
+    def step_then_signal():
+        real_step()
+        calls.append(1)
+        if len(calls) == 11:
+            os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(interrupted.optimizer, "step", step_then_signal)
+    with pytest.raises(TrainingInterrupted):
+        interrupted.fit()
+    resumed = Trainer.resume(tmp_path / "interrupted", progress=False, log=lambda *a: None)
+    resumed_results = resumed.fit()
+    for mine, theirs in ((resumed.model, straight.model), (resumed.ema, straight.ema)):
+        final = mine.state_dict()
+        for key, value in theirs.state_dict().items():
+            np.testing.assert_array_equal(final[key], value, err_msg=key)
+    assert int(resumed.ema.n_averaged.item()) == 16  # every step of both epochs folded in once
+    assert resumed_results["test_accuracy"] == straight_results["test_accuracy"]
+    assert straight_results["averaged"] == "ema 0.9"
+
+
+def test_an_ema_run_is_validated_tested_and_served_with_the_average(dataset, tmp_path):
+    run = tmp_path / "run"
+    assert train(dataset, run, "--model", "lenet5", "--epochs", "2", "--batch-size", "64", "--ema", "0.95") == 0
+    state = load_checkpoint(run / "last.npz")
+    model, _ = cli.load_trained(run)
+    loaded = model.state_dict()
+    for key, value in state["ema"].items():
+        if key.startswith("module."):
+            np.testing.assert_array_equal(loaded[key[len("module."):]], value)
+    assert any(not np.array_equal(state["ema"]["module." + k], v) for k, v in state["model"].items())
+    results = json.loads((run / "results.json").read_text())
+    assert results["averaged"] == "ema 0.95"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--ema", "1.5"], "EMA decay must be in"),
+    (["--rotate", "200"], "rotation range must be 0 to 180"),
+    (["--translate", "1.5"], "translate must be a fraction"),
+    (["--scale", "0.1", "--no-augment"], "leave out --no-augment"),
+])
+def test_bad_ema_and_augmentation_options_are_refused_in_one_line(dataset, tmp_path, capsys, argv, message):
+    assert train(dataset, tmp_path / "run", "--model", "lenet5", "--epochs", "1", *argv) != 0
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_augmentation_ranges_imply_augment_and_reach_the_config(dataset, tmp_path):
+    run = tmp_path / "run"
+    assert train(dataset, run, "--model", "mlp_v2", "--epochs", "1", "--rotate", "20", "--translate", "0.2") == 0
+    config = json.loads((run / "config.json").read_text())
+    assert (config["augment"], config["rotate"], config["translate"], config["scale"]) == (True, 20.0, 0.2, 0.0)
+
+
 def test_a_run_interrupted_before_lr_csv_existed_resumes(dataset, tmp_path, monkeypatch):
     config = make_config("mlp_v2", epochs=2, batch_size=64, data_dir=str(dataset), val_size=100, seed=3)
     trainer = Trainer(config, tmp_path / "run", progress=False, log=lambda *a: None)

@@ -4,8 +4,8 @@
 a `__meta__` member holding the JSON of everything that is not an array (`{"model": {}, "epoch": 3}`)
 and `__format_version__`. Loading uses `allow_pickle=False` and refuses anything that would need pickle.
 
-This module is the one place that knows that layout, and (`run_weights`) which checkpoint of a run
-folder holds the weights its results describe.
+This module is the one place that knows that layout, and (`run_weights`, `inference_weights`) which
+checkpoint of a run folder and which weights in it its results describe.
 """
 import copy
 import json
@@ -79,6 +79,15 @@ def run_weights(run_dir):
         reported = "last"
     names = [reported, "last", "best"] if reported in ("last", "best") else ["last", "best"]
     return next((run_dir / f"{name}.npz" for name in names if (run_dir / f"{name}.npz").is_file()), None)
+
+
+def inference_weights(state):
+    """The model weights a training checkpoint is judged by: the moving average (the "module."
+    entries of its "ema" part) for a run trained with --ema, else its "model" part."""
+    ema = state.get("ema")
+    if ema:
+        return {k[len("module."):]: v for k, v in ema.items() if k.startswith("module.")}
+    return state.get("model", {})
 
 
 def rng_state(rng):

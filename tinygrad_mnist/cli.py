@@ -69,7 +69,7 @@ def _number(text, kind):
 
 DATA_DIR_HELP = "folder holding the four IDX files (default: $TINYGRAD_MNIST_DATA, the cache, a download)"
 TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "nesterov", "schedule", "warmup_epochs",
-                 "weight_decay", "dropout", "augment", "label_smoothing", "val_size", "patience", "seed", "device",
+                 "weight_decay", "dropout", "augment", "rotate", "translate", "scale", "ema", "label_smoothing", "val_size", "patience", "seed", "device",
                  "dataset", "data_dir", "limit_train")
 
 
@@ -97,7 +97,17 @@ def build_parser():
     t.add_argument("--weight-decay", type=non_negative_float)
     t.add_argument("--dropout", type=non_negative_float)
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                   help="random shifts and small rotations of the training digits")
+                   help="random shifts, rotations and scalings of the training digits (ranges below)")
+    t.add_argument("--rotate", type=non_negative_float, metavar="DEGREES",
+                   help="augmentation: turn each digit by up to ± DEGREES (default 10; implies --augment)")
+    t.add_argument("--translate", type=non_negative_float, metavar="FRACTION",
+                   help="augmentation: move each digit by up to ± FRACTION of the image size "
+                        "(default 2/28: two pixels; implies --augment)")
+    t.add_argument("--scale", type=non_negative_float, metavar="FRACTION",
+                   help="augmentation: scale each digit by a factor in 1 ± FRACTION (default 0; implies --augment)")
+    t.add_argument("--ema", type=positive_float, metavar="DECAY",
+                   help="also keep an exponential moving average of the weights (e.g. 0.999), and validate, "
+                        "test and save for inference with it")
     t.add_argument("--label-smoothing", type=non_negative_float)
     t.add_argument("--val-size", type=non_negative_int, help="training images held out for validation (default 10000)")
     t.add_argument("--patience", type=positive_int, help="early stopping: epochs without a better validation loss")
@@ -262,6 +272,11 @@ def cmd_train(args):
             return
     else:
         model = args.model or "lenet5"
+        ranges = [f"--{name}" for name in ("rotate", "translate", "scale") if getattr(args, name) is not None]
+        if ranges and args.augment is False:
+            raise UsageError(f"{', '.join(ranges)} set augmentation ranges: leave out --no-augment")
+        if ranges:
+            args.augment = True
         config = make_config(model, **{k: getattr(args, k) for k in TRAIN_OPTIONS})
         config["command"] = "tinygrad-mnist " + shlex.join(args.argv)
         out = _check_out(args.out or Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -286,9 +301,10 @@ def _draw_plots(run_dir):
 
 def load_trained(path, device=None):
     """(model, config) from a checkpoint file, or from a run folder: the weights its results describe
-    (checkpoint.run_weights: the final ones, or the best with early stopping)."""
+    (checkpoint.run_weights: the final ones, or the best with early stopping; their moving average
+    for a run trained with --ema)."""
     from . import backend
-    from .checkpoint import load_checkpoint, run_weights
+    from .checkpoint import inference_weights, load_checkpoint, run_weights
     from .models import build_model
 
     path = Path(path)
@@ -303,7 +319,7 @@ def load_trained(path, device=None):
     config = dict(state["config"])
     config["device"] = backend.normalize_device(device)
     model = build_model(config["model"], dropout=config.get("dropout")).to(config["device"])
-    model.load_state_dict(state["model"])
+    model.load_state_dict(inference_weights(state))
     model.eval()
     return model, config
 

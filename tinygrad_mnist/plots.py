@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import load_checkpoint, run_weights
+from .checkpoint import inference_weights, load_checkpoint, run_weights
 from .files import atomic_write
 
 DPI = 120
@@ -42,7 +42,7 @@ def load_model_state(run_dir):
     """The model's arrays, by state_dict name in file order, from the checkpoint that holds the weights
     the run's results describe (checkpoint.run_weights); None when the run has no checkpoint."""
     path = run_weights(run_dir)
-    return None if path is None else load_checkpoint(path).get("model", {})
+    return None if path is None else inference_weights(load_checkpoint(path))
 
 
 def run_label(run_dir):
@@ -134,13 +134,15 @@ def plot_confusion(run_dir, path):
 
 
 def plot_samples(run_dir, path, kind="correct", max_images=25):
-    """A grid of test digits the model got right (kind="correct") or wrong (kind="wrong")."""
+    """A grid of test digits the model got right (kind="correct"), or wrong (kind="wrong": the ones it
+    was most confident of first, in run folders that store them so)."""
     if kind not in ("correct", "wrong"):
         raise ValueError(f"kind must be 'correct' or 'wrong', not {kind!r}")
     with np.load(Path(run_dir) / "samples.npz", allow_pickle=False) as npz:
         arrays = {field: npz[f"{kind}_{field}"] if f"{kind}_{field}" in npz.files else np.zeros(0)
                   for field in ("images", "labels", "preds", "probs")}
         total = int(npz[f"{kind}_total"]) if f"{kind}_total" in npz.files else len(arrays["images"])
+        by_confidence = kind == "wrong" and "wrong_order" in npz.files and str(npz["wrong_order"]) == "confidence"
     has_results = (Path(run_dir) / "results.json").exists()
     names = read_json(run_dir, "results.json").get("class_names") if has_results else None
     count = min(max_images, len(arrays["images"]))
@@ -165,7 +167,8 @@ def plot_samples(run_dir, path, kind="correct", max_images=25):
             title = title.replace(" · ", "\n")
         ax.imshow(arrays["images"][k], cmap="gray", vmin=0, vmax=1)
         ax.set_title(_text(title), fontsize=8, color="black" if kind == "correct" else "firebrick")
-    fig.suptitle(f"{heading} (first {count} of {total:,})")
+    which = "most confident" if by_confidence else "first"
+    fig.suptitle(f"{heading} ({which} {count} of {total:,})")
     return _save(fig, path)
 
 

@@ -13,6 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from .files import atomic_write
 from .plots import plot_compare, plot_run, read_csv_columns, read_json, run_label
 from .tables import table
@@ -22,7 +24,7 @@ PLOT_TITLES = {
     "lr": "Learning rate",
     "confusion": "Confusion matrix (test set)",
     "samples_correct": "Correctly classified test images",
-    "samples_wrong": "Misclassified test images",
+    "samples_wrong": "Misclassified test images, the most confident first",
     "filters": "First convolution's filters",
     "feature_maps": "Feature maps",
     "grad_flow": "Gradient norms per parameter",
@@ -95,7 +97,8 @@ def _run_body(run_dir, plot_dir, level):
     if results is None:
         parts.append(_note("results.json is missing: the run has not finished."))
     else:
-        parts += [_results_table(results), _per_class_table(results)]
+        parts += [_results_table(results), _per_class_table(results),
+                  f"<{h}>The ten most confident mistakes</{h}>", _mistakes_table(run_dir, results)]
     parts.append(f"<{h}>Metrics per epoch</{h}>")
     parts.append(_metrics_table(run_dir, (results or {}).get("best_epoch")))
     parts.append(f"<{h}>Plots</{h}>")
@@ -145,8 +148,33 @@ def _results_table(results):
             ["macro F1", _fmt(results.get("macro_f1"), ".4f")],
             ["epochs run", _fmt(results.get("epochs_run"), "d")],
             ["best epoch", _fmt(results.get("best_epoch"), "d")],
-            ["train time", _fmt(results.get("train_seconds"), ".1f") + " s"]]
+            ["train time", _fmt(results.get("train_seconds"), ".1f") + " s"],
+            ["weights tested", _weights(results)]]
     return _table(["metric", "value"], rows, text_columns=1)
+
+
+def _weights(results):
+    """Which weights the test scored: the final or the best epoch's, and their moving average if any."""
+    kind = {"last": "final", "best": "best epoch by validation loss"}.get(results.get("weights"), "—")
+    averaged = results.get("averaged")
+    return f"{kind}, {averaged.replace('ema', 'moving average, decay')}" if averaged else kind
+
+
+def _mistakes_table(run_dir, results, count=10):
+    """The test digits the model got wrong with the highest probability, from samples.npz."""
+    path = Path(run_dir) / "samples.npz"
+    if not path.exists():
+        return _note("samples.npz is missing.")
+    with np.load(path, allow_pickle=False) as npz:
+        if "wrong_index" not in npz.files:
+            return _note("This run folder predates the ranking of mistakes by confidence.")
+        fields = [npz[f"wrong_{name}"][:count] for name in ("index", "labels", "preds", "probs")]
+    if not len(fields[0]):
+        return _note("No test digit was misclassified.")
+    names = (results or {}).get("class_names") or []
+    name = lambda k: names[k] if 0 <= k < len(names) else str(k)
+    rows = [[_fmt(int(i), "d"), name(int(t)), name(int(p)), _fmt(float(q), ".4f")] for i, t, p, q in zip(*fields)]
+    return _table(["test index", "true", "predicted", "probability"], rows, text_columns=0)
 
 
 def _per_class_table(results):

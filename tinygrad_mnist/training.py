@@ -19,7 +19,8 @@ from tqdm import tqdm
 from . import backend, checkpoint, data, metrics, optim
 from . import functional as F
 from .files import atomic_write
-from .loop import OPTIMIZERS, SCHEDULES, BatchSampler, EarlyStopping, make_optimizer, make_schedule, take_batch, update
+from .loop import (OPTIMIZERS, SCHEDULES, BatchSampler, EarlyStopping, augmentation, make_optimizer, make_schedule,
+                   take_batch, update)
 from .models import RECIPES, build_model
 from .tensor import Tensor, no_grad, toposort
 
@@ -28,7 +29,7 @@ LR_HEADER = ["step", "epochs", "lr"]  # per step: the global step, the epochs tr
 
 DEFAULTS = dict(dataset="mnist", epochs=10, batch_size=128, lr=1e-3, optimizer="adam", momentum=0.0,
                 nesterov=False, schedule="constant", warmup_epochs=0, weight_decay=0.0, dropout=None,
-                augment=False, label_smoothing=0.0, val_size=10000, patience=None, seed=0, device=None,
+                augment=False, rotate=10.0, translate=2 / 28, scale=0.0, ema=None, label_smoothing=0.0, val_size=10000, patience=None, seed=0, device=None,
                 data_dir=None, normalize=True, eval_batch_size=1000, limit_train=None)
 
 
@@ -76,6 +77,11 @@ def check_config(c):
     need(c["val_size"] >= 0, f"validation size must be >= 0, got {c['val_size']}")
     need(c["warmup_epochs"] >= 0, f"warm-up epochs must be >= 0, got {c['warmup_epochs']}")
     need(c["patience"] is None or c["patience"] >= 1, f"patience must be >= 1, got {c['patience']}")
+    need(c.get("ema") is None or 0 < c["ema"] < 1, f"EMA decay must be in (0, 1), e.g. 0.999, got {c.get('ema')}")
+    try:
+        augmentation(dict(c, augment=True))
+    except ValueError as e:
+        raise ValueError(f"augmentation: {e}") from None
     need(c["dataset"] in data.DATASETS, f"unknown dataset {c['dataset']!r}; choose one of: {', '.join(data.DATASETS)}")
 
 
@@ -188,6 +194,11 @@ class Trainer:
         self.optimizer = make_optimizer(config, list(self.model.parameters()), optim)
         self.schedule = make_schedule(config, self.optimizer, self.sampler.steps_per_epoch, optim)
         self.param_names = [name for name, _ in self.model.named_parameters()]
+        self.augment = augmentation(config)
+        # With --ema the averaged copy is what validation, early stopping, the test and the checkpoint's
+        # inference weights use; the optimizer trains the model as always.
+        self.ema = (None if not config.get("ema") else optim.swa_utils.AveragedModel(
+            self.model, multi_avg_fn=optim.swa_utils.get_ema_multi_avg_fn(config["ema"]), use_buffers=True))
         self.epoch, self.step, self.global_step = 0, 0, 0
         self.stopper = EarlyStopping(config["patience"])  # with patience None it only tracks the best epoch
         self.last_finite_loss = None
@@ -203,6 +214,11 @@ class Trainer:
         return trainer
 
     @property
+    def eval_model(self):
+        """The weights a run is judged by: the moving average with --ema, else the model itself."""
+        return self.model if self.ema is None else self.ema.module
+
+    @property
     def lr(self):
         return self.optimizer.param_groups[0]["lr"]
 
@@ -214,6 +230,8 @@ class Trainer:
                  rng=dict(data=checkpoint.rng_state(self.rng), ops=backend.get_rng_state()))
         if self.schedule is not None:
             s["schedule"] = self.schedule.state_dict()
+        if self.ema is not None:
+            s["ema"] = self.ema.state_dict()
         if self.epoch_state is not None:
             s["epoch_state"] = dataclasses.asdict(self.epoch_state)
         return s
@@ -223,6 +241,8 @@ class Trainer:
         self.optimizer.load_state_dict(s["optimizer"])
         if self.schedule is not None:
             self.schedule.load_state_dict(s["schedule"])
+        if self.ema is not None:
+            self.ema.load_state_dict(s["ema"])
         self.stopper.load_state_dict(s["early_stopping"])
         p = s["progress"]
         self.epoch, self.step, self.global_step = p["epoch"], p["step"], p["global_step"]
@@ -289,7 +309,7 @@ class Trainer:
 
     def train_step(self, index, step, params, es, bar):
         """One optimizer step on the training images at `index`; updates the epoch's running sums."""
-        xb, yb = take_batch(*self.data["train"], index, self.rng, self.config["augment"])
+        xb, yb = take_batch(*self.data["train"], index, self.rng, self.augment)
         logits = self.model(Tensor(xb, device=self.device))
         loss = F.cross_entropy(logits, yb, label_smoothing=self.config["label_smoothing"])
         value = float(loss.item())
@@ -297,6 +317,8 @@ class Trainer:
             self.diverged(value, step)
         es.lrs.append(self.lr)
         update(loss, self.optimizer, self.schedule)
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         es.grad_norms += [_norm(p.grad) for p in params]  # the optimizer leaves .grad as backward left it
         self.last_finite_loss = value
         es.loss_sum += value * len(index)
@@ -310,7 +332,7 @@ class Trainer:
         """Validate, log, checkpoint, and ask early stopping."""
         es, c, spe = self.epoch_state, self.config, self.sampler.steps_per_epoch
         val_x, val_y = self.data["val"]
-        val = evaluate(self.model, val_x, val_y, c["eval_batch_size"], self.device) if len(val_x) else None
+        val = evaluate(self.eval_model, val_x, val_y, c["eval_batch_size"], self.device) if len(val_x) else None
         val_loss, val_acc = (val.loss, val.accuracy) if val else (None, None)
         self.epoch += 1
         self.train_seconds += es.seconds
@@ -330,7 +352,7 @@ class Trainer:
         self.log(f"epoch {self.epoch}/{c['epochs']}  train loss {train_loss:.4f} acc {100 * train_acc:.2f}%"
                  f"{val_text}  lr {lr_used:.3g}  {es.seconds:.1f}s")
         self.epoch_state, self.step = None, 0
-        self.stopper.step(val_loss if val_loss is not None else train_loss, self.model)
+        self.stopper.step(val_loss if val_loss is not None else train_loss, self.eval_model)
         self.save("last.npz")
         if self.stopper.best_epoch == self.epoch:
             self.save("best.npz")
@@ -355,13 +377,14 @@ class Trainer:
 
     def finish(self):
         """Evaluate on the test set and write the results: the final weights of a fixed schedule, or,
-        with early stopping, the best ones by validation loss (best.npz is kept either way)."""
-        c, out = self.config, self.out
+        with early stopping, the best ones by validation loss (best.npz is kept either way); with
+        --ema, the moving average of those (results.json says so under "averaged")."""
+        c, out, model = self.config, self.out, self.eval_model
         weights = "best" if c["patience"] is not None else "last"
         if weights == "best":
-            self.stopper.restore(self.model)
+            self.stopper.restore(model)
         test_x, test_y = self.data["test"]
-        test = evaluate(self.model, test_x, test_y, c["eval_batch_size"], self.device)
+        test = evaluate(model, test_x, test_y, c["eval_batch_size"], self.device)
         test_loss, probs = test.loss, test.probs
         preds = probs.argmax(1)
         report = metrics.classification_report(test_y, preds, len(self.data["class_names"]), self.data["class_names"])
@@ -369,10 +392,11 @@ class Trainer:
                        test_accuracy=report["accuracy"], **{k: v for k, v in report.items() if k != "accuracy"},
                        class_names=self.data["class_names"], epochs_run=self.epoch,
                        train_seconds=round(self.train_seconds, 3), best_epoch=self.stopper.best_epoch, weights=weights,
+                       averaged=None if self.ema is None else f"ema {c['ema']:g}",
                        num_parameters=self.model.num_parameters(), device=self.device)
         write_json(out / "results.json", results)
         write_samples(out / "samples.npz", data.to_float(self.data["test_raw"]), test_y, preds, probs)
-        maps = feature_maps(self.model, test_x[:1], self.device)
+        maps = feature_maps(model, test_x[:1], self.device)
         if maps:
             _write_npz(out / "feature_maps.npz", input=data.to_float(self.data["test_raw"][0]), **maps)
         return results
@@ -398,16 +422,22 @@ def _write_npz(path, **arrays):
 
 
 def write_samples(path, images, labels, preds, probs, count=25):
-    """The first `count` correctly and wrongly classified test digits, for the plot grids."""
+    """Test digits for the plot grids: the first `count` classified correctly, and the `count` wrong
+    ones the model was most sure of (highest probability of its prediction first), each with its
+    index in the test set."""
     right = preds == labels
+    confidence = probs[np.arange(len(preds)), preds]
+    wrong = np.flatnonzero(~right)
     chosen = {}
-    for prefix, mask in (("correct", right), ("wrong", ~right)):
-        index = np.flatnonzero(mask)[:count]
+    for prefix, mask, index in (("correct", right, np.flatnonzero(right)[:count]),
+                                ("wrong", ~right, wrong[np.argsort(-confidence[wrong], kind="stable")][:count])):
         chosen.update({f"{prefix}_total": np.array(int(mask.sum())),
+                       f"{prefix}_index": index.astype(np.int64),
                        f"{prefix}_images": images[index].astype(np.float32),
                        f"{prefix}_labels": labels[index].astype(np.int64),
                        f"{prefix}_preds": preds[index].astype(np.int64),
-                       f"{prefix}_probs": probs[index, preds[index]].astype(np.float32)})
+                       f"{prefix}_probs": confidence[index].astype(np.float32)})
+    chosen["wrong_order"] = np.array("confidence")
     _write_npz(path, **chosen)
 
 
