@@ -100,3 +100,23 @@ class TestOnCuda:
         back = on_cuda.to("cpu")
         assert back.device == "cpu"
         np.testing.assert_array_equal(back.numpy(), x)
+
+    def test_an_ema_of_a_cuda_model_stays_on_cuda_and_matches_the_same_average_on_cpu(self):
+        from tinygrad_mnist import nn
+        from tinygrad_mnist.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+        models = {device: nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)).to(np.float64)
+                  for device in ("cpu", "cuda")}
+        models["cuda"].load_state_dict(models["cpu"].state_dict())
+        models["cuda"].to("cuda")
+        emas = {d: AveragedModel(m, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
+                for d, m in models.items()}
+        for step in range(5):
+            x = np.random.default_rng(step).standard_normal((8, 4))
+            for device, model in models.items():
+                model(Tensor(x, device=device))  # moves the running statistics
+                for p in model.parameters():
+                    p.data += 0.1
+                emas[device].update_parameters(model)
+        assert all(t.device == "cuda" for t in emas["cuda"].module.parameters())
+        for key, value in emas["cpu"].state_dict().items():
+            np.testing.assert_allclose(emas["cuda"].state_dict()[key], value, rtol=1e-12, err_msg=key)

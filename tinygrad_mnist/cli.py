@@ -69,7 +69,8 @@ def _number(text, kind):
 
 DATA_DIR_HELP = "folder holding the four IDX files (default: $TINYGRAD_MNIST_DATA, the cache, a download)"
 TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "nesterov", "schedule", "warmup_epochs",
-                 "weight_decay", "dropout", "augment", "rotate", "translate", "scale", "ema", "label_smoothing", "val_size", "patience", "seed", "device",
+                 "weight_decay", "dropout", "augment", "rotate", "translate", "scale", "ema", "label_smoothing",
+                 "val_size", "patience", "seed", "device",
                  "dataset", "data_dir", "limit_train")
 
 
