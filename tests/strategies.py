@@ -18,6 +18,7 @@ tensor is an op's earlier input and is reached again through a later one, as x i
 """
 import functools
 import math
+import warnings
 from collections import namedtuple
 
 import numpy as np
@@ -72,7 +73,7 @@ OURS = {
     "tanh": lambda a: a.tanh(),
     "sigmoid": lambda a: a.sigmoid(),
     "linear": lambda x, w, *b: F.linear(x, w, *b),
-    "conv2d": lambda x, w, *b, stride, padding: F.conv2d(x, w, *b, stride=stride, padding=padding),
+    "conv2d": lambda x, w, *b, **options: F.conv2d(x, w, *b, **options),
     "maxpool2d": lambda x, kernel_size, stride: F.max_pool2d(x, kernel_size, stride),
     "logsoftmax": lambda a, axis: F.log_softmax(a, axis=axis),
     "crossentropy": lambda z, labels, label_smoothing: F.cross_entropy(z, labels, label_smoothing=label_smoothing),
@@ -113,6 +114,11 @@ def theirs():
         weight, bias = _batch_norm(affine, affine_inputs)
         return TF.batch_norm(x, array(mean, x), array(var, x), weight, bias, training=training, eps=1e-3)
 
+    def conv2d(x, w, *b, **options):
+        with warnings.catch_warnings():  # torch's note that padding='same' with an even reach copies the input
+            warnings.filterwarnings("ignore", "Using padding='same'")
+            return TF.conv2d(x, w, *b, **options)
+
     return {
         "add": lambda a, b: a + b,
         "sub": lambda a, b: a - b,
@@ -131,7 +137,7 @@ def theirs():
         "tanh": torch.tanh,
         "sigmoid": torch.sigmoid,
         "linear": lambda x, w, *b: TF.linear(x, w, *b),
-        "conv2d": lambda x, w, *b, stride, padding: TF.conv2d(x, w, *b, stride=stride, padding=padding),
+        "conv2d": conv2d,
         "maxpool2d": lambda x, kernel_size, stride: TF.max_pool2d(x, kernel_size, stride),
         "logsoftmax": lambda a, axis: TF.log_softmax(a, dim=axis),
         "crossentropy": lambda z, labels, label_smoothing: TF.cross_entropy(z, torch.from_numpy(labels),
@@ -507,15 +513,40 @@ def build_linear(g):
     return g.apply("linear", x, w, *([g.pick_or_leaf((fan_out,))] if bias else []))
 
 
+def conv2d_settings(draw, channels, height, width, max_kernel=3, max_per_group=2):
+    """(weight shape, options) of a random conv2d on `channels` maps of height×width, among everything
+    PyTorch takes: stride, padding and dilation as ints or (rows, columns) pairs, padding 'valid' or
+    'same' (then stride 1; an even reach puts the odd zero at the bottom or right), groups dividing the
+    channels (out channels a multiple of it). The kernel always fits the padded input."""
+    groups = draw(st.sampled_from([d for d in range(1, channels + 1) if channels % d == 0]))
+    dilation = draw(st.sampled_from([1, 2, 3, (1, 2), (2, 1)]))
+    sides = st.integers(0, 2)
+    padding = draw(draw(st.sampled_from([sides, st.tuples(sides, sides), st.just("valid"), st.just("same")])))
+    steps = st.integers(1, 3)
+    stride = 1 if padding == "same" else draw(st.one_of(steps, st.tuples(steps, steps)))
+    as_pair = lambda v: v if isinstance(v, tuple) else (v, v)
+
+    def kernel(side, p, d):  # a reach d·(k-1) + 1 within the padded side; 'same' pads for any kernel
+        return draw(st.integers(1, max_kernel if padding == "same" else min(max_kernel, (side + 2 * p - 1) // d + 1)))
+    pad = (0, 0) if isinstance(padding, str) else as_pair(padding)
+    kh, kw = (kernel(side, p, d) for side, p, d in zip((height, width), pad, as_pair(dilation)))
+    out_channels = groups * draw(st.integers(1, max_per_group))
+    return (out_channels, channels // groups, kh, kw), dict(stride=stride, padding=padding, dilation=dilation,
+                                                             groups=groups)
+
+
 def build_conv2d(g):
     x = g.image(g.pick())
     _, c, h, w = g.values[x].shape
-    padding, stride = g.draw(st.integers(0, 1)), g.draw(st.integers(1, 2))
-    kh, kw = (g.draw(st.integers(1, min(side + 2 * padding, 3))) for side in (h, w))
-    out_channels = g.draw(st.integers(1, 3))
-    weight = g.pick_or_leaf((out_channels, c, kh, kw))
-    bias = [g.pick_or_leaf((out_channels,))] if g.draw(st.booleans()) else []
-    return g.apply("conv2d", x, weight, *bias, stride=stride, padding=padding)
+    if g.draw(st.booleans()):  # the fast form: square stride and padding, no dilation, one group
+        padding, stride = g.draw(st.integers(0, 1)), g.draw(st.integers(1, 2))
+        kh, kw = (g.draw(st.integers(1, min(side + 2 * padding, 3))) for side in (h, w))
+        shape, options = (g.draw(st.integers(1, 3)), c, kh, kw), dict(stride=stride, padding=padding)
+    else:
+        shape, options = conv2d_settings(g.draw, c, h, w)
+    weight = g.pick_or_leaf(shape)
+    bias = [g.pick_or_leaf(shape[:1])] if g.draw(st.booleans()) else []
+    return g.apply("conv2d", x, weight, *bias, **options)
 
 
 def build_maxpool2d(g):

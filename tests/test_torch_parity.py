@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import tinygrad_mnist.functional as F
 from tinygrad_mnist import Tensor, manual_seed
 
+from strategies import conv2d_settings
 from test_reference import conv_cases
 
 torch = pytest.importorskip("torch")
@@ -53,6 +54,29 @@ def test_conv2d_matches_torch(case):
         arrays.append(random_array(seed + 2, w_shape[:1]))
     assert_matches_torch(lambda *a: F.conv2d(*a, stride=stride, padding=padding),
                          lambda *a: TF.conv2d(*a, stride=stride, padding=padding), *arrays)
+
+
+@st.composite
+def general_conv_cases(draw):
+    """(x shape, weight shape, conv2d options, with bias, seed) over every setting PyTorch takes."""
+    x_shape = (draw(st.integers(1, 2)), draw(st.integers(1, 6)), draw(st.integers(1, 8)), draw(st.integers(1, 8)))
+    w_shape, options = conv2d_settings(draw, *x_shape[1:], max_kernel=4, max_per_group=3)
+    return x_shape, w_shape, options, draw(st.booleans()), draw(seeds)
+
+
+@SETTINGS
+@given(case=general_conv_cases())
+@example(case=((2, 3, 7, 6), (4, 3, 4, 2), dict(padding="same"), True, 0))  # the odd zero at the bottom, right
+@example(case=((1, 4, 9, 9), (4, 1, 3, 3), dict(padding="same", dilation=(2, 3), groups=4), False, 1))  # depthwise
+@example(case=((2, 6, 8, 7), (6, 2, 2, 3), dict(stride=(2, 1), padding=(1, 2), dilation=2, groups=3), True, 2))
+@example(case=((1, 2, 5, 5), (2, 2, 3, 3), dict(padding="valid", stride=(1, 2)), True, 3))
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")  # torch's note on its copy
+def test_conv2d_with_dilation_groups_and_same_padding_matches_torch(case):
+    x_shape, w_shape, options, with_bias, seed = case
+    arrays = [random_array(seed, x_shape), random_array(seed + 1, w_shape)]
+    if with_bias:
+        arrays.append(random_array(seed + 2, w_shape[:1]))
+    assert_matches_torch(lambda *a: F.conv2d(*a, **options), lambda *a: TF.conv2d(*a, **options), *arrays)
 
 
 @SETTINGS

@@ -23,22 +23,66 @@ def linear(x, weight, bias=None):
     return ops.Linear.apply(x, weight, *([bias] if bias is not None else []))
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """2-D cross-correlation of x (N, C, H, W) with weight (O, C, kh, kw), zero padding, square stride."""
-    if isinstance(padding, str) or _square(dilation, "dilation") != 1 or groups != 1:
-        raise ValueError(f"conv2d: padding={padding!r}, dilation={dilation!r}, groups={groups!r}: only numeric "
-                         "padding, dilation=1 and groups=1 are supported (see docs/FROM_PYTORCH.md)")
-    stride, padding = _square(stride, "stride"), _square(padding, "padding")
+def _pair(value, name):
+    """An int or a pair of ints as (rows, columns)."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2:
+        raise ValueError(f"{name}={value!r}: expected an int or a pair of ints (rows, columns)")
+    return tuple(int(v) for v in pair)
+
+
+def conv_padding(padding, kernel_size, stride, dilation):
+    """(top, bottom, left, right) for conv2d's `padding`: an int, a (rows, columns) pair, 'valid' (none) or
+    'same' (the output as large as the input: d·(k-1) zeros per axis, the odd one on the bottom or right,
+    as PyTorch puts it; stride 1 only)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding != "same":
+            raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'same', 'valid'}}")
+        if stride != (1, 1):
+            raise ValueError(f"padding='same' is not supported for strided convolutions (stride={stride}): "
+                             "give the padding as numbers")
+        total = [d * (k - 1) for d, k in zip(dilation, kernel_size)]
+        return (total[0] // 2, total[0] - total[0] // 2, total[1] // 2, total[1] - total[1] // 2)
+    ph, pw = _pair(padding, "padding")
+    if ph < 0 or pw < 0:
+        raise ValueError(f"conv2d: negative padding is not supported, got padding={padding!r}")
+    return (ph, ph, pw, pw)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation of input (N, C, H, W) with weight (O, C/groups, kh, kw), zero padding, as
+    torch.nn.functional.conv2d: stride, padding and dilation an int or a (rows, columns) pair, padding
+    also 'valid' or 'same'; groups splits the channels into that many independent convolutions."""
+    x = input
     if x.ndim != 4 or weight.ndim != 4:
-        raise ValueError(f"conv2d: expected x (N, C, H, W) and weight (O, C, kh, kw), got {x.shape} and {weight.shape}")
-    if x.shape[1] != weight.shape[1]:
-        raise ValueError(f"conv2d: input has {x.shape[1]} channels, weight {weight.shape} expects {weight.shape[1]}")
-    if stride < 1 or padding < 0:
-        raise ValueError(f"conv2d: stride must be >= 1 and padding >= 0, got stride={stride} padding={padding}")
-    kh, kw = weight.shape[2:]
-    if x.shape[2] + 2 * padding < kh or x.shape[3] + 2 * padding < kw:
-        raise ValueError(f"conv2d: kernel {kh}x{kw} is larger than the padded input {x.shape[2:]} (padding {padding})")
-    return ops.Conv2d.apply(x, weight, *([bias] if bias is not None else []), stride=stride, padding=padding)
+        raise ValueError(f"conv2d: expected x (N, C, H, W) and weight (O, C/groups, kh, kw), got {x.shape} and "
+                         f"{weight.shape}")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"conv2d: groups must be a positive integer, got {groups!r}")
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    if min(stride) < 1 or min(dilation) < 1:
+        raise ValueError(f"conv2d: stride and dilation must be >= 1, got stride={stride} dilation={dilation}")
+    o, c_per_group, kh, kw = weight.shape
+    if o % groups:
+        raise ValueError(f"conv2d: given groups={groups}, expected weight {tuple(weight.shape)} to have a number "
+                         f"of output channels divisible by {groups}")
+    if x.shape[1] != c_per_group * groups:
+        raise ValueError(f"conv2d: given groups={groups}, weight {tuple(weight.shape)} expects input with "
+                         f"{c_per_group * groups} channels, but got {x.shape[1]} channels (input {tuple(x.shape)})")
+    if bias is not None and tuple(bias.shape) != (o,):
+        raise ValueError(f"conv2d: bias of shape {tuple(bias.shape)} for {o} output channels: expected ({o},)")
+    top, bottom, left, right = conv_padding(padding, (kh, kw), stride, dilation)
+    reach = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
+    if x.shape[2] + top + bottom < reach[0] or x.shape[3] + left + right < reach[1]:
+        raise ValueError(f"conv2d: kernel {kh}x{kw} (dilation {dilation}, reaching {reach[0]}x{reach[1]}) is "
+                         f"larger than the padded input {x.shape[2:]} (padding {padding!r})")
+    biases = [bias] if bias is not None else []
+    if stride[0] == stride[1] and top == bottom == left == right and dilation == (1, 1) and groups == 1:
+        return ops.Conv2d.apply(x, weight, *biases, stride=stride[0], padding=top)  # the fast form
+    return ops.Conv2d.apply(x, weight, *biases, stride=stride, padding=(top, bottom, left, right),
+                            dilation=dilation, groups=groups)
 
 
 def pad(input, pad, mode="constant", value=0.0):
