@@ -74,7 +74,7 @@ OURS = {
     "sigmoid": lambda a: a.sigmoid(),
     "linear": lambda x, w, *b: F.linear(x, w, *b),
     "conv2d": lambda x, w, *b, **options: F.conv2d(x, w, *b, **options),
-    "maxpool2d": lambda x, kernel_size, stride: F.max_pool2d(x, kernel_size, stride),
+    "maxpool2d": lambda x, kernel_size, stride, **options: F.max_pool2d(x, kernel_size, stride, **options),
     "logsoftmax": lambda a, axis: F.log_softmax(a, axis=axis),
     "crossentropy": lambda z, labels, label_smoothing: F.cross_entropy(z, labels, label_smoothing=label_smoothing),
     "dropout": lambda x, p, seed: ops.Dropout.apply(x, mask=dropout_mask(p, seed, x.shape).astype(x.dtype)),
@@ -90,8 +90,8 @@ OURS = {
     "prod": lambda a, dim, keepdim: a.prod(dim=dim, keepdim=keepdim),
     "gelu": lambda a, approximate: F.gelu(a, approximate=approximate),
     "pad": lambda a, pad, value: F.pad(a, pad, value=value),
-    "avgpool2d": lambda x, kernel_size, stride, padding, count_include_pad: F.avg_pool2d(
-        x, kernel_size, stride, padding, count_include_pad=count_include_pad),
+    "avgpool2d": lambda x, kernel_size, stride, padding, **options: F.avg_pool2d(x, kernel_size, stride, padding,
+                                                                                  **options),
 }
 
 
@@ -138,7 +138,7 @@ def theirs():
         "sigmoid": torch.sigmoid,
         "linear": lambda x, w, *b: TF.linear(x, w, *b),
         "conv2d": conv2d,
-        "maxpool2d": lambda x, kernel_size, stride: TF.max_pool2d(x, kernel_size, stride),
+        "maxpool2d": lambda x, kernel_size, stride, **options: TF.max_pool2d(x, kernel_size, stride, **options),
         "logsoftmax": lambda a, axis: TF.log_softmax(a, dim=axis),
         "crossentropy": lambda z, labels, label_smoothing: TF.cross_entropy(z, torch.from_numpy(labels),
                                                                            label_smoothing=label_smoothing),
@@ -155,8 +155,8 @@ def theirs():
         "prod": lambda a, dim, keepdim: torch.prod(a) if dim is None else torch.prod(a, dim, keepdim),
         "gelu": lambda a, approximate: TF.gelu(a, approximate=approximate),
         "pad": lambda a, pad, value: TF.pad(a, pad, value=value),
-        "avgpool2d": lambda x, kernel_size, stride, padding, count_include_pad: TF.avg_pool2d(
-            x, kernel_size, stride, padding, count_include_pad=count_include_pad),
+        "avgpool2d": lambda x, kernel_size, stride, padding, **options: TF.avg_pool2d(x, kernel_size, stride,
+                                                                                    padding, **options),
     }
 
 
@@ -461,7 +461,8 @@ def build_avgpool2d(g):
     h, w = g.values[x].shape[2:]
     kernel = g.draw(st.integers(1, min(h, w, 3)))
     return g.apply("avgpool2d", x, kernel_size=kernel, stride=g.draw(st.sampled_from([None, 1, 2])),
-                   padding=g.draw(st.integers(0, kernel // 2)), count_include_pad=g.draw(st.booleans()))
+                   padding=g.draw(st.integers(0, kernel // 2)), count_include_pad=g.draw(st.booleans()),
+                   ceil_mode=g.draw(st.booleans()))
 
 
 def build_matmul(g):
@@ -552,8 +553,10 @@ def build_conv2d(g):
 def build_maxpool2d(g):
     x = g.distinct(g.image(g.pick()))
     h, w = g.values[x].shape[2:]
-    kernel = g.draw(st.integers(1, min(h, w, 3)))
-    return g.apply("maxpool2d", x, kernel_size=kernel, stride=g.draw(st.sampled_from([None, 1, 2])))
+    dilation = g.draw(st.sampled_from([1, 1, 2]))
+    kernel = g.draw(st.integers(1, max(1, min(3, (min(h, w) - 1) // dilation + 1))))
+    return g.apply("maxpool2d", x, kernel_size=kernel, stride=g.draw(st.sampled_from([None, 1, 2])),
+                   dilation=dilation, ceil_mode=g.draw(st.booleans()))
 
 
 def build_logsoftmax(g):

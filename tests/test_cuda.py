@@ -55,9 +55,27 @@ GENERAL_CONVOLUTIONS = {  # weight shape for an input (2, 6, 9, 8), and the opti
     "uneven": ((3, 6, 2, 2), dict(padding=(0, 2), stride=(1, 3), dilation=(3, 1))),
 }
 
+CEIL_MODE_POOLS = {  # PyTorch's partial last windows, and max-pool taps `dilation` apart
+    "max-dilated": lambda x: F.max_pool2d(x, 3, 2, padding=1, dilation=2, ceil_mode=True),
+    "avg-exclude-pad": lambda x: F.avg_pool2d(x, 3, 2, padding=1, ceil_mode=True, count_include_pad=False),
+    "avg-include-pad": lambda x: F.avg_pool2d(x, 2, 3, ceil_mode=True),
+}
+
 
 @requires_cuda
 class TestOnCuda:
+    @pytest.mark.parametrize("name", sorted(CEIL_MODE_POOLS))
+    def test_pooling_with_ceil_mode_on_cuda_matches_cpu(self, name):
+        x = np.random.default_rng(0).standard_normal((2, 3, 9, 8))
+        results = []
+        for device in ("cpu", "cuda"):
+            t = Tensor(x, requires_grad=True, device=device)
+            out = CEIL_MODE_POOLS[name](t)
+            out.backward(Tensor(np.random.default_rng(1).standard_normal(out.shape), device=device))
+            results.append((out.numpy(), t.grad.numpy()))
+        for what, c, g in zip(["output", "gradient"], *results):
+            np.testing.assert_allclose(g, c, rtol=1e-10, atol=1e-12, err_msg=what)
+
     @pytest.mark.parametrize("name", sorted(GENERAL_CONVOLUTIONS))
     def test_conv2d_with_dilation_groups_or_same_padding_on_cuda_matches_cpu(self, name):
         w_shape, options = GENERAL_CONVOLUTIONS[name]

@@ -254,9 +254,12 @@ def case_conv2d(draw, device):
 
 def case_maxpool2d(draw, device):
     n, c, h, w = image_batch(draw, device)
-    kernel = draw(st.integers(1, min(h, w, 3)))
+    dilation = draw(st.sampled_from([1, 1, 2]))
+    kernel = draw(st.integers(1, max(1, min(3, (min(h, w) - 1) // dilation + 1))))
     stride = draw(st.one_of(st.none(), st.integers(1, 3)))
-    return lambda x: F.max_pool2d(x, kernel, stride), [leaf(distinct(draw, (n, c, h, w)), device)]
+    ceil_mode = draw(st.booleans())  # a partial last window, as PyTorch counts them
+    return (lambda x: F.max_pool2d(x, kernel, stride, dilation=dilation, ceil_mode=ceil_mode),
+            [leaf(distinct(draw, (n, c, h, w)), device)])
 
 
 def case_logsoftmax(draw, device):
@@ -327,8 +330,8 @@ def case_avgpool2d(draw, device):
     kernel = draw(st.integers(1, min(h, w, 3)))
     stride = draw(st.one_of(st.none(), st.integers(1, 3)))
     padding = draw(st.integers(0, kernel // 2))
-    include = draw(st.booleans())
-    return (lambda x: F.avg_pool2d(x, kernel, stride, padding, count_include_pad=include),
+    include, ceil_mode = draw(st.booleans()), draw(st.booleans())
+    return (lambda x: F.avg_pool2d(x, kernel, stride, padding, ceil_mode=ceil_mode, count_include_pad=include),
             [leaf(values(draw, (n, c, h, w)), device)])
 
 

@@ -88,6 +88,23 @@ def test_max_pool2d_matches_torch(kernel, stride, height, width, seed):
 
 
 @SETTINGS
+@given(kernel=st.integers(1, 3), stride=st.integers(1, 3), padding=st.integers(0, 1), dilation=st.integers(1, 2),
+       height=st.integers(5, 8), width=st.integers(5, 8), seed=seeds)  # the widest reach, 5, fits
+@example(kernel=2, stride=2, padding=0, dilation=1, height=5, width=7, seed=0)  # one partial window per side
+@example(kernel=3, stride=2, padding=1, dilation=1, height=6, width=6, seed=1)  # it would start in the right pad
+def test_pooling_with_ceil_mode_and_dilation_matches_torch(kernel, stride, padding, dilation, height, width, seed):
+    x = random_array(seed, (2, 2, height, width))
+    padding = min(padding, (dilation * (kernel - 1) + 1) // 2)
+    options = dict(padding=padding, dilation=dilation, ceil_mode=True)
+    assert_matches_torch(lambda t: F.max_pool2d(t, kernel, stride, **options),
+                         lambda t: TF.max_pool2d(t, kernel, stride, **options), x)
+    for include in (True, False):
+        options = dict(padding=min(padding, kernel // 2), ceil_mode=True, count_include_pad=include)
+        assert_matches_torch(lambda t: F.avg_pool2d(t, kernel, stride, **options),
+                             lambda t: TF.avg_pool2d(t, kernel, stride, **options), x)
+
+
+@SETTINGS
 @given(lead=st.lists(st.integers(1, 4), max_size=2).map(tuple), fan_in=st.integers(1, 5),
        fan_out=st.integers(1, 5), with_bias=st.booleans(), seed=seeds)
 @example(lead=(2, 3), fan_in=4, fan_out=5, with_bias=True, seed=0)  # batched 3-D input

@@ -97,46 +97,66 @@ def pad(input, pad, mode="constant", value=0.0):
     return ops.Pad.apply(input, widths=tuple(widths), value=value)
 
 
-def _pool_args(name, x, kernel_size, stride, padding):
+def _pool_args(name, x, kernel_size, stride, padding, dilation=1):
     k = _square(kernel_size, "kernel_size")
     s = k if stride is None else _square(stride, "stride")
-    p = _square(padding, "padding")
+    p, d = _square(padding, "padding"), _square(dilation, "dilation")
+    reach = d * (k - 1) + 1
     if x.ndim != 4:
         raise ValueError(f"{name}: expected x (N, C, H, W), got shape {x.shape}")
-    if not 0 <= p <= k // 2:
-        raise ValueError(f"{name}: padding must lie in [0, kernel_size // 2] = [0, {k // 2}], got {p}")
-    if k < 1 or s < 1 or k > min(x.shape[2:]) + 2 * p:
-        raise ValueError(f"{name}: kernel_size {k} and stride {s} do not fit an input of {x.shape[2:]}")
-    return k, s, p
+    if d < 1:
+        raise ValueError(f"{name}: dilation must be >= 1, got {d}")
+    if not 0 <= p <= reach // 2:
+        raise ValueError(f"{name}: padding must lie in [0, half the kernel's reach] = [0, {reach // 2}], got {p}")
+    if k < 1 or s < 1 or reach > min(x.shape[2:]) + 2 * p:
+        raise ValueError(f"{name}: kernel_size {k} (dilation {d}) and stride {s} do not fit an input of {x.shape[2:]}")
+    return k, s, p, d
+
+
+def _ceil_extra(side, k, s, p, d, ceil_mode):
+    """The zeros to add after `side` so that floor-mode windows give PyTorch's output size: with ceil_mode
+    one more window takes a partial last stretch, if that window starts inside the input or its left
+    padding; without it, none."""
+    if not ceil_mode:
+        return 0
+    reach = d * (k - 1) + 1
+    out = -(-(side + 2 * p - reach) // s) + 1
+    if (out - 1) * s >= side + p:
+        out -= 1
+    return max(0, (out - 1) * s + reach - (side + 2 * p))
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
-    """Maximum over kernel_size² windows every `stride` (default kernel_size) pixels, the input padded
-    with -inf; rows and columns that do not fill a window are dropped. Where a window's maximum ties,
-    its gradient is split evenly."""
-    if dilation != 1 or ceil_mode or return_indices:
-        raise ValueError("max_pool2d: dilation, ceil_mode and return_indices are not supported")
-    k, s, p = _pool_args("max_pool2d", x, kernel_size, stride, padding)
-    if p:
-        x = ops.Pad.apply(x, widths=((0, 0), (0, 0), (p, p), (p, p)), value=float("-inf"))
-    return ops.MaxPool2d.apply(x, kernel_size=k, stride=s)
+    """Maximum over kernel_size² windows every `stride` (default kernel_size) pixels, their taps `dilation`
+    apart, the input padded with -inf; rows and columns that do not fill a window are dropped, or with
+    ceil_mode take one more partial window (as PyTorch). Where a window's maximum ties, its gradient is
+    split evenly."""
+    if return_indices:
+        raise ValueError("max_pool2d: return_indices is not supported")
+    k, s, p, d = _pool_args("max_pool2d", x, kernel_size, stride, padding, dilation)
+    eh, ew = (_ceil_extra(side, k, s, p, d, ceil_mode) for side in x.shape[2:])
+    if p or eh or ew:
+        x = ops.Pad.apply(x, widths=((0, 0), (0, 0), (p, p + eh), (p, p + ew)), value=float("-inf"))
+    return ops.MaxPool2d.apply(x, kernel_size=k, stride=s, **({"dilation": d} if d != 1 else {}))
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
     """Mean over kernel_size² windows every `stride` (default kernel_size) pixels, the input padded with
     zeros that count in the mean unless count_include_pad=False (then each window divides by its real
-    pixels), as torch.nn.functional.avg_pool2d."""
-    if ceil_mode:
-        raise ValueError("avg_pool2d: ceil_mode is not supported")
-    k, s, p = _pool_args("avg_pool2d", x, kernel_size, stride, padding)
+    pixels), as torch.nn.functional.avg_pool2d; with ceil_mode a partial last window divides by the part
+    of it that lies within the padded input."""
+    k, s, p, _ = _pool_args("avg_pool2d", x, kernel_size, stride, padding)
+    eh, ew = (_ceil_extra(side, k, s, p, 1, ceil_mode) for side in x.shape[2:])
     divisor = k * k if divisor_override is None else divisor_override
-    if p:
-        if not count_include_pad and divisor_override is None:  # each window's count of real pixels
+    if p or eh or ew:
+        if divisor_override is None and (not count_include_pad or eh or ew):  # each window's count of pixels
             xp = backend.get_array_module(x.data)
-            ones = xp.pad(xp.ones((1, 1) + x.shape[2:], x.dtype), ((0, 0), (0, 0), (p, p), (p, p)))
+            ones = xp.pad(xp.ones((1, 1) + x.shape[2:], x.dtype), ((0, 0), (0, 0), (p, p), (p, p)),
+                          constant_values=1 if count_include_pad else 0)
+            ones = xp.pad(ones, ((0, 0), (0, 0), (0, eh), (0, ew)))
             divisor = ops.AvgPool2d.apply(Tensor._wrap(ones), kernel_size=k, stride=s, divisor=1).data
-        x = ops.Pad.apply(x, widths=((0, 0), (0, 0), (p, p), (p, p)), value=0.0)
+        x = ops.Pad.apply(x, widths=((0, 0), (0, 0), (p, p + eh), (p, p + ew)), value=0.0)
     return ops.AvgPool2d.apply(x, kernel_size=k, stride=s, divisor=divisor)
 
 

@@ -638,14 +638,15 @@ class Conv2d(Function):
 
 @register
 class MaxPool2d(Function):
-    """out[n,c,y,x] = max of the window at (y·s, x·s);  dx = g / k at each of the k tied maxima of a window."""
-    def forward(self, x, kernel_size, stride):
+    """out[n,c,y,x] = max of the window at (y·s, x·s), its taps d apart;  dx = g / k at each of the k tied
+    maxima of a window."""
+    def forward(self, x, kernel_size, stride, dilation=1):
         xp = get_array_module(x)
-        k = kernel_size
-        ho, wo = (x.shape[2] - k) // stride + 1, (x.shape[3] - k) // stride + 1
-        self.where = [(Ellipsis, *where) for _, _, where in offsets(k, k, ho, wo, stride)]
-        self.overlapping = stride < k  # then neighbouring windows share pixels
-        self.tiled = stride == k and ho * k == x.shape[2] and wo * k == x.shape[3]  # each pixel in one window
+        k, reach = kernel_size, dilation * (kernel_size - 1) + 1
+        ho, wo = (x.shape[2] - reach) // stride + 1, (x.shape[3] - reach) // stride + 1
+        self.where = [(Ellipsis, *where) for _, _, where in offsets(k, k, ho, wo, stride, dilation)]
+        self.overlapping = stride < reach  # then neighbouring windows may share pixels
+        self.tiled = dilation == 1 and stride == k and ho * k == x.shape[2] and wo * k == x.shape[3]  # one window each
         out = x[self.where[0]].copy(order="K")  # keep the layout the convolution left
         for where in self.where[1:]:
             xp.maximum(out, x[where], out=out)
