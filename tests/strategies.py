@@ -18,6 +18,7 @@ tensor is an op's earlier input and is reached again through a later one, as x i
 """
 import functools
 import math
+import warnings
 from collections import namedtuple
 
 import numpy as np
@@ -72,8 +73,8 @@ OURS = {
     "tanh": lambda a: a.tanh(),
     "sigmoid": lambda a: a.sigmoid(),
     "linear": lambda x, w, *b: F.linear(x, w, *b),
-    "conv2d": lambda x, w, *b, stride, padding: F.conv2d(x, w, *b, stride=stride, padding=padding),
-    "maxpool2d": lambda x, kernel_size, stride: F.max_pool2d(x, kernel_size, stride),
+    "conv2d": lambda x, w, *b, **options: F.conv2d(x, w, *b, **options),
+    "maxpool2d": lambda x, kernel_size, stride, **options: F.max_pool2d(x, kernel_size, stride, **options),
     "logsoftmax": lambda a, axis: F.log_softmax(a, axis=axis),
     "crossentropy": lambda z, labels, label_smoothing: F.cross_entropy(z, labels, label_smoothing=label_smoothing),
     "dropout": lambda x, p, seed: ops.Dropout.apply(x, mask=dropout_mask(p, seed, x.shape).astype(x.dtype)),
@@ -89,8 +90,8 @@ OURS = {
     "prod": lambda a, dim, keepdim: a.prod(dim=dim, keepdim=keepdim),
     "gelu": lambda a, approximate: F.gelu(a, approximate=approximate),
     "pad": lambda a, pad, value: F.pad(a, pad, value=value),
-    "avgpool2d": lambda x, kernel_size, stride, padding, count_include_pad: F.avg_pool2d(
-        x, kernel_size, stride, padding, count_include_pad=count_include_pad),
+    "avgpool2d": lambda x, kernel_size, stride, padding, **options: F.avg_pool2d(x, kernel_size, stride, padding,
+                                                                                  **options),
 }
 
 
@@ -113,6 +114,11 @@ def theirs():
         weight, bias = _batch_norm(affine, affine_inputs)
         return TF.batch_norm(x, array(mean, x), array(var, x), weight, bias, training=training, eps=1e-3)
 
+    def conv2d(x, w, *b, **options):
+        with warnings.catch_warnings():  # torch's note that padding='same' with an even reach copies the input
+            warnings.filterwarnings("ignore", "Using padding='same'")
+            return TF.conv2d(x, w, *b, **options)
+
     return {
         "add": lambda a, b: a + b,
         "sub": lambda a, b: a - b,
@@ -131,8 +137,8 @@ def theirs():
         "tanh": torch.tanh,
         "sigmoid": torch.sigmoid,
         "linear": lambda x, w, *b: TF.linear(x, w, *b),
-        "conv2d": lambda x, w, *b, stride, padding: TF.conv2d(x, w, *b, stride=stride, padding=padding),
-        "maxpool2d": lambda x, kernel_size, stride: TF.max_pool2d(x, kernel_size, stride),
+        "conv2d": conv2d,
+        "maxpool2d": lambda x, kernel_size, stride, **options: TF.max_pool2d(x, kernel_size, stride, **options),
         "logsoftmax": lambda a, axis: TF.log_softmax(a, dim=axis),
         "crossentropy": lambda z, labels, label_smoothing: TF.cross_entropy(z, torch.from_numpy(labels),
                                                                            label_smoothing=label_smoothing),
@@ -149,8 +155,8 @@ def theirs():
         "prod": lambda a, dim, keepdim: torch.prod(a) if dim is None else torch.prod(a, dim, keepdim),
         "gelu": lambda a, approximate: TF.gelu(a, approximate=approximate),
         "pad": lambda a, pad, value: TF.pad(a, pad, value=value),
-        "avgpool2d": lambda x, kernel_size, stride, padding, count_include_pad: TF.avg_pool2d(
-            x, kernel_size, stride, padding, count_include_pad=count_include_pad),
+        "avgpool2d": lambda x, kernel_size, stride, padding, **options: TF.avg_pool2d(x, kernel_size, stride,
+                                                                                    padding, **options),
     }
 
 
@@ -455,7 +461,8 @@ def build_avgpool2d(g):
     h, w = g.values[x].shape[2:]
     kernel = g.draw(st.integers(1, min(h, w, 3)))
     return g.apply("avgpool2d", x, kernel_size=kernel, stride=g.draw(st.sampled_from([None, 1, 2])),
-                   padding=g.draw(st.integers(0, kernel // 2)), count_include_pad=g.draw(st.booleans()))
+                   padding=g.draw(st.integers(0, kernel // 2)), count_include_pad=g.draw(st.booleans()),
+                   ceil_mode=g.draw(st.booleans()))
 
 
 def build_matmul(g):
@@ -507,22 +514,49 @@ def build_linear(g):
     return g.apply("linear", x, w, *([g.pick_or_leaf((fan_out,))] if bias else []))
 
 
+def conv2d_settings(draw, channels, height, width, max_kernel=3, max_per_group=2):
+    """(weight shape, options) of a random conv2d on `channels` maps of height×width, among everything
+    PyTorch takes: stride, padding and dilation as ints or (rows, columns) pairs, padding 'valid' or
+    'same' (then stride 1; an even reach puts the odd zero at the bottom or right), groups dividing the
+    channels (out channels a multiple of it). The kernel always fits the padded input."""
+    groups = draw(st.sampled_from([d for d in range(1, channels + 1) if channels % d == 0]))
+    dilation = draw(st.sampled_from([1, 2, 3, (1, 2), (2, 1)]))
+    sides = st.integers(0, 2)
+    padding = draw(draw(st.sampled_from([sides, st.tuples(sides, sides), st.just("valid"), st.just("same")])))
+    steps = st.integers(1, 3)
+    stride = 1 if padding == "same" else draw(st.one_of(steps, st.tuples(steps, steps)))
+    as_pair = lambda v: v if isinstance(v, tuple) else (v, v)
+
+    def kernel(side, p, d):  # a reach d·(k-1) + 1 within the padded side; 'same' pads for any kernel
+        return draw(st.integers(1, max_kernel if padding == "same" else min(max_kernel, (side + 2 * p - 1) // d + 1)))
+    pad = (0, 0) if isinstance(padding, str) else as_pair(padding)
+    kh, kw = (kernel(side, p, d) for side, p, d in zip((height, width), pad, as_pair(dilation)))
+    out_channels = groups * draw(st.integers(1, max_per_group))
+    return (out_channels, channels // groups, kh, kw), dict(stride=stride, padding=padding, dilation=dilation,
+                                                             groups=groups)
+
+
 def build_conv2d(g):
     x = g.image(g.pick())
     _, c, h, w = g.values[x].shape
-    padding, stride = g.draw(st.integers(0, 1)), g.draw(st.integers(1, 2))
-    kh, kw = (g.draw(st.integers(1, min(side + 2 * padding, 3))) for side in (h, w))
-    out_channels = g.draw(st.integers(1, 3))
-    weight = g.pick_or_leaf((out_channels, c, kh, kw))
-    bias = [g.pick_or_leaf((out_channels,))] if g.draw(st.booleans()) else []
-    return g.apply("conv2d", x, weight, *bias, stride=stride, padding=padding)
+    if g.draw(st.booleans()):  # the fast form: square stride and padding, no dilation, one group
+        padding, stride = g.draw(st.integers(0, 1)), g.draw(st.integers(1, 2))
+        kh, kw = (g.draw(st.integers(1, min(side + 2 * padding, 3))) for side in (h, w))
+        shape, options = (g.draw(st.integers(1, 3)), c, kh, kw), dict(stride=stride, padding=padding)
+    else:
+        shape, options = conv2d_settings(g.draw, c, h, w)
+    weight = g.pick_or_leaf(shape)
+    bias = [g.pick_or_leaf(shape[:1])] if g.draw(st.booleans()) else []
+    return g.apply("conv2d", x, weight, *bias, **options)
 
 
 def build_maxpool2d(g):
     x = g.distinct(g.image(g.pick()))
     h, w = g.values[x].shape[2:]
-    kernel = g.draw(st.integers(1, min(h, w, 3)))
-    return g.apply("maxpool2d", x, kernel_size=kernel, stride=g.draw(st.sampled_from([None, 1, 2])))
+    dilation = g.draw(st.sampled_from([1, 1, 2]))
+    kernel = g.draw(st.integers(1, max(1, min(3, (min(h, w) - 1) // dilation + 1))))
+    return g.apply("maxpool2d", x, kernel_size=kernel, stride=g.draw(st.sampled_from([None, 1, 2])),
+                   dilation=dilation, ceil_mode=g.draw(st.booleans()))
 
 
 def build_logsoftmax(g):

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import tinygrad_mnist.functional as F
 from tinygrad_mnist import DeviceError, Tensor, cuda_available, gradcheck
 from test_grad_ops import CASES, COMPOSITES, SETTINGS
 
@@ -47,8 +48,49 @@ def replaying(draw):
     return first, lambda strategy: next(replay)
 
 
+GENERAL_CONVOLUTIONS = {  # weight shape for an input (2, 6, 9, 8), and the options
+    "dilated": ((4, 6, 3, 3), dict(dilation=2, padding=1)),
+    "grouped": ((6, 3, 3, 2), dict(groups=2, stride=(2, 1))),
+    "depthwise-same": ((6, 1, 4, 3), dict(groups=6, padding="same", dilation=(1, 2))),
+    "uneven": ((3, 6, 2, 2), dict(padding=(0, 2), stride=(1, 3), dilation=(3, 1))),
+}
+
+CEIL_MODE_POOLS = {  # PyTorch's partial last windows, and max-pool taps `dilation` apart
+    "max-dilated": lambda x: F.max_pool2d(x, 3, 2, padding=1, dilation=2, ceil_mode=True),
+    "avg-exclude-pad": lambda x: F.avg_pool2d(x, 3, 2, padding=1, ceil_mode=True, count_include_pad=False),
+    "avg-include-pad": lambda x: F.avg_pool2d(x, 2, 3, ceil_mode=True),
+}
+
+
 @requires_cuda
 class TestOnCuda:
+    @pytest.mark.parametrize("name", sorted(CEIL_MODE_POOLS))
+    def test_pooling_with_ceil_mode_on_cuda_matches_cpu(self, name):
+        x = np.random.default_rng(0).standard_normal((2, 3, 9, 8))
+        results = []
+        for device in ("cpu", "cuda"):
+            t = Tensor(x, requires_grad=True, device=device)
+            out = CEIL_MODE_POOLS[name](t)
+            out.backward(Tensor(np.random.default_rng(1).standard_normal(out.shape), device=device))
+            results.append((out.numpy(), t.grad.numpy()))
+        for what, c, g in zip(["output", "gradient"], *results):
+            np.testing.assert_allclose(g, c, rtol=1e-10, atol=1e-12, err_msg=what)
+
+    @pytest.mark.parametrize("name", sorted(GENERAL_CONVOLUTIONS))
+    def test_conv2d_with_dilation_groups_or_same_padding_on_cuda_matches_cpu(self, name):
+        w_shape, options = GENERAL_CONVOLUTIONS[name]
+        rng = np.random.default_rng(0)
+        arrays = [rng.standard_normal((2, 6, 9, 8)), rng.standard_normal(w_shape), rng.standard_normal(w_shape[:1])]
+        results = []
+        for device in ("cpu", "cuda"):
+            inputs = [Tensor(a, requires_grad=True, device=device) for a in arrays]
+            out = F.conv2d(*inputs, **options)
+            out.backward(Tensor(np.random.default_rng(1).standard_normal(out.shape), device=device))
+            assert all(t.grad.device == device for t in inputs)
+            results.append([out.numpy()] + [t.grad.numpy() for t in inputs])
+        for what, c, g in zip(["output", "gradient of x", "gradient of w", "gradient of b"], *results):
+            np.testing.assert_allclose(g, c, rtol=1e-10, atol=1e-12, err_msg=what)
+
     @pytest.mark.parametrize("name", sorted(CASES))
     @SETTINGS
     @given(data=st.data())

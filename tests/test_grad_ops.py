@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 import tinygrad_mnist.functional as F
 from tinygrad_mnist import OPS, Tensor, gradcheck, manual_seed
 
+from strategies import conv2d_settings
+
 EXAMPLES = 100
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -233,25 +235,31 @@ def case_linear(draw, device):
 
 
 def case_conv2d(draw, device):
-    n, c, h, w = image_batch(draw, device)
-    padding = draw(st.integers(0, 2))
-    kh = draw(st.integers(1, min(h + 2 * padding, 4)))
-    kw = draw(st.integers(1, min(w + 2 * padding, 4)))
-    stride = draw(st.integers(1, 3))
-    out_channels = draw(st.sampled_from([1, 2, 3, 6, 9]))  # every form of weight_grad and forward_gemm
+    if draw(st.booleans()):  # every PyTorch setting: dilation, groups, 'same' and 'valid', pairs
+        n, c, h, w = image_batch(draw, device, max_channels=4)
+        w_shape, options = conv2d_settings(draw, c, h, w)
+    else:  # the fast form: square stride and padding, no dilation, one group
+        n, c, h, w = image_batch(draw, device)
+        padding = draw(st.integers(0, 2))
+        kh = draw(st.integers(1, min(h + 2 * padding, 4)))
+        kw = draw(st.integers(1, min(w + 2 * padding, 4)))
+        out_channels = draw(st.sampled_from([1, 2, 3, 6, 9]))  # every form of weight_grad and forward_gemm
+        w_shape, options = (out_channels, c, kh, kw), dict(stride=draw(st.integers(1, 3)), padding=padding)
     x = leaf(values(draw, (n, c, h, w)), device)
-    weight = leaf(values(draw, (out_channels, c, kh, kw)), device)
+    weight = leaf(values(draw, w_shape), device)
     if draw(st.booleans()):
-        return (lambda x, k, b: F.conv2d(x, k, b, stride=stride, padding=padding),
-                [x, weight, leaf(values(draw, (out_channels,)), device)])
-    return lambda x, k: F.conv2d(x, k, stride=stride, padding=padding), [x, weight]
+        return lambda x, k, b: F.conv2d(x, k, b, **options), [x, weight, leaf(values(draw, w_shape[:1]), device)]
+    return lambda x, k: F.conv2d(x, k, **options), [x, weight]
 
 
 def case_maxpool2d(draw, device):
     n, c, h, w = image_batch(draw, device)
-    kernel = draw(st.integers(1, min(h, w, 3)))
+    dilation = draw(st.sampled_from([1, 1, 2]))
+    kernel = draw(st.integers(1, max(1, min(3, (min(h, w) - 1) // dilation + 1))))
     stride = draw(st.one_of(st.none(), st.integers(1, 3)))
-    return lambda x: F.max_pool2d(x, kernel, stride), [leaf(distinct(draw, (n, c, h, w)), device)]
+    ceil_mode = draw(st.booleans())  # a partial last window, as PyTorch counts them
+    return (lambda x: F.max_pool2d(x, kernel, stride, dilation=dilation, ceil_mode=ceil_mode),
+            [leaf(distinct(draw, (n, c, h, w)), device)])
 
 
 def case_logsoftmax(draw, device):
@@ -322,8 +330,8 @@ def case_avgpool2d(draw, device):
     kernel = draw(st.integers(1, min(h, w, 3)))
     stride = draw(st.one_of(st.none(), st.integers(1, 3)))
     padding = draw(st.integers(0, kernel // 2))
-    include = draw(st.booleans())
-    return (lambda x: F.avg_pool2d(x, kernel, stride, padding, count_include_pad=include),
+    include, ceil_mode = draw(st.booleans()), draw(st.booleans())
+    return (lambda x: F.avg_pool2d(x, kernel, stride, padding, ceil_mode=ceil_mode, count_include_pad=include),
             [leaf(values(draw, (n, c, h, w)), device)])
 
 
@@ -427,3 +435,12 @@ def test_conv2d_gradient_along_random_directions(data):
     x = leaf(values(data.draw, (2, 3, 9, 8)), "cpu")
     w = leaf(values(data.draw, (4, 3, 3, 3)), "cpu")
     assert gradcheck(lambda x, w: F.conv2d(x, w, stride=2, padding=1), x, w, directions=4)
+
+
+@settings(max_examples=10, deadline=None)
+@given(data=st.data())
+def test_dilated_grouped_conv2d_gradient_along_random_directions(data):
+    x = leaf(values(data.draw, (2, 6, 10, 9)), "cpu")
+    w, b = leaf(values(data.draw, (4, 3, 3, 2)), "cpu"), leaf(values(data.draw, (4,)), "cpu")
+    assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=(2, 1), dilation=(2, 3), groups=2),
+                     x, w, b, directions=4)

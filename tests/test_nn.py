@@ -396,6 +396,21 @@ def test_conv2d_matches_torch(stride, padding):
                                rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")  # torch's note on its copy
+@pytest.mark.parametrize("settings", [dict(groups=2, padding="same", dilation=(1, 2)),
+                                      dict(groups=6, stride=(2, 1), padding=(1, 0), bias=False),
+                                      dict(groups=3, padding="valid", dilation=2)], ids=["same", "depthwise", "valid"])
+def test_conv2d_with_groups_loads_a_torch_state_dict_strictly_and_computes_the_same(settings):
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.Conv2d(6, 12, (3, 2), **settings).double()
+    ours = nn.Conv2d(6, 12, (3, 2), dtype=np.float64, **settings)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()}, strict=True)
+    assert repr(ours) == repr(theirs)
+    x = np.random.default_rng(0).standard_normal((2, 6, 9, 8))
+    np.testing.assert_allclose(ours(Tensor(x)).numpy(), theirs(torch.from_numpy(x)).detach().numpy(),
+                               rtol=1e-10, atol=1e-12)
+
+
 def test_batchnorm2d_matches_torch_in_train_and_eval():
     torch = pytest.importorskip("torch")
     ours = nn.BatchNorm2d(3, momentum=0.2, dtype=np.float64)

@@ -210,9 +210,34 @@ def test_loading_a_pickle_is_refused(tmp_path):
         torch.load(tmp_path / "p.npz")
 
 
-@pytest.mark.parametrize("kwargs", [dict(padding="same"), dict(dilation=2), dict(groups=2)])
-def test_convolution_settings_not_supported_are_refused_clearly(kwargs):
-    with pytest.raises(ValueError, match="only numeric padding, dilation=1 and groups=1"):
-        nn.Conv2d(2, 2, 3, **kwargs)
-    with pytest.raises(ValueError, match="only numeric padding, dilation=1 and groups=1"):
-        torch.functional.conv2d(torch.zeros(1, 2, 5, 5), torch.zeros(2, 2, 3, 3), **kwargs)
+LAYER_REFUSALS = {
+    "in-channels-in-groups": (dict(groups=3), "in_channels must be divisible by groups"),
+    "out-channels-in-groups": (dict(groups=2, out_channels=3), "out_channels must be divisible by groups"),
+    "same-with-a-stride": (dict(padding="same", stride=2), "padding='same' is not supported for strided"),
+    "unknown-padding-string": (dict(padding="full"), "Invalid padding string 'full'"),
+    "no-groups": (dict(groups=0), "groups must be a positive integer"),
+    "reflect-padding": (dict(padding_mode="reflect"), "padding_mode='reflect' is not supported, only 'zeros'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LAYER_REFUSALS))
+def test_conv2d_layer_refuses_the_settings_pytorch_refuses(case):
+    kwargs, message = LAYER_REFUSALS[case]
+    with pytest.raises(ValueError, match=message):
+        nn.Conv2d(**{"in_channels": 4, "out_channels": 4, "kernel_size": 3, **kwargs})
+
+
+FUNCTIONAL_REFUSALS = {  # on an input (1, 4, 5, 5): weight shape, options, message
+    "out-channels-in-groups": ((4, 4, 3, 3), dict(groups=3), "output channels divisible by 3"),
+    "input-channels-in-groups": ((4, 3, 3, 3), dict(groups=2), "expects input with 6 channels, but got 4"),
+    "same-with-a-stride": ((4, 4, 3, 3), dict(padding="same", stride=(1, 2)), "not supported for strided"),
+    "no-dilation": ((4, 4, 3, 3), dict(dilation=0), "stride and dilation must be >= 1"),
+    "dilated-past-the-input": ((4, 4, 3, 3), dict(dilation=3), "reaching 7x7.* larger than the padded input"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FUNCTIONAL_REFUSALS))
+def test_conv2d_function_refuses_the_settings_pytorch_refuses(case):
+    w_shape, options, message = FUNCTIONAL_REFUSALS[case]
+    with pytest.raises(ValueError, match=message):
+        torch.functional.conv2d(torch.zeros(1, 4, 5, 5), torch.zeros(*w_shape), **options)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import tinygrad_mnist.functional as F
 from tinygrad_mnist import Tensor, manual_seed
 
+from strategies import conv2d_settings
 from test_reference import conv_cases
 
 torch = pytest.importorskip("torch")
@@ -55,12 +56,52 @@ def test_conv2d_matches_torch(case):
                          lambda *a: TF.conv2d(*a, stride=stride, padding=padding), *arrays)
 
 
+@st.composite
+def general_conv_cases(draw):
+    """(x shape, weight shape, conv2d options, with bias, seed) over every setting PyTorch takes."""
+    x_shape = (draw(st.integers(1, 2)), draw(st.integers(1, 6)), draw(st.integers(1, 8)), draw(st.integers(1, 8)))
+    w_shape, options = conv2d_settings(draw, *x_shape[1:], max_kernel=4, max_per_group=3)
+    return x_shape, w_shape, options, draw(st.booleans()), draw(seeds)
+
+
+@SETTINGS
+@given(case=general_conv_cases())
+@example(case=((2, 3, 7, 6), (4, 3, 4, 2), dict(padding="same"), True, 0))  # the odd zero at the bottom, right
+@example(case=((1, 4, 9, 9), (4, 1, 3, 3), dict(padding="same", dilation=(2, 3), groups=4), False, 1))  # depthwise
+@example(case=((2, 6, 8, 7), (6, 2, 2, 3), dict(stride=(2, 1), padding=(1, 2), dilation=2, groups=3), True, 2))
+@example(case=((1, 2, 5, 5), (2, 2, 3, 3), dict(padding="valid", stride=(1, 2)), True, 3))
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")  # torch's note on its copy
+def test_conv2d_with_dilation_groups_and_same_padding_matches_torch(case):
+    x_shape, w_shape, options, with_bias, seed = case
+    arrays = [random_array(seed, x_shape), random_array(seed + 1, w_shape)]
+    if with_bias:
+        arrays.append(random_array(seed + 2, w_shape[:1]))
+    assert_matches_torch(lambda *a: F.conv2d(*a, **options), lambda *a: TF.conv2d(*a, **options), *arrays)
+
+
 @SETTINGS
 @given(kernel=st.integers(1, 3), stride=st.one_of(st.none(), st.integers(1, 3)),
        height=st.integers(3, 8), width=st.integers(3, 8), seed=seeds)
 def test_max_pool2d_matches_torch(kernel, stride, height, width, seed):
     x = random_array(seed, (2, 2, height, width))  # continuous values: no two tie
     assert_matches_torch(lambda t: F.max_pool2d(t, kernel, stride), lambda t: TF.max_pool2d(t, kernel, stride), x)
+
+
+@SETTINGS
+@given(kernel=st.integers(1, 3), stride=st.integers(1, 3), padding=st.integers(0, 1), dilation=st.integers(1, 2),
+       height=st.integers(5, 8), width=st.integers(5, 8), seed=seeds)  # the widest reach, 5, fits
+@example(kernel=2, stride=2, padding=0, dilation=1, height=5, width=7, seed=0)  # one partial window per side
+@example(kernel=3, stride=2, padding=1, dilation=1, height=6, width=6, seed=1)  # it would start in the right pad
+def test_pooling_with_ceil_mode_and_dilation_matches_torch(kernel, stride, padding, dilation, height, width, seed):
+    x = random_array(seed, (2, 2, height, width))
+    padding = min(padding, (dilation * (kernel - 1) + 1) // 2)
+    options = dict(padding=padding, dilation=dilation, ceil_mode=True)
+    assert_matches_torch(lambda t: F.max_pool2d(t, kernel, stride, **options),
+                         lambda t: TF.max_pool2d(t, kernel, stride, **options), x)
+    for include in (True, False):
+        options = dict(padding=min(padding, kernel // 2), ceil_mode=True, count_include_pad=include)
+        assert_matches_torch(lambda t: F.avg_pool2d(t, kernel, stride, **options),
+                             lambda t: TF.avg_pool2d(t, kernel, stride, **options), x)
 
 
 @SETTINGS

@@ -23,22 +23,66 @@ def linear(x, weight, bias=None):
     return ops.Linear.apply(x, weight, *([bias] if bias is not None else []))
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """2-D cross-correlation of x (N, C, H, W) with weight (O, C, kh, kw), zero padding, square stride."""
-    if isinstance(padding, str) or _square(dilation, "dilation") != 1 or groups != 1:
-        raise ValueError(f"conv2d: padding={padding!r}, dilation={dilation!r}, groups={groups!r}: only numeric "
-                         "padding, dilation=1 and groups=1 are supported (see docs/FROM_PYTORCH.md)")
-    stride, padding = _square(stride, "stride"), _square(padding, "padding")
+def _pair(value, name):
+    """An int or a pair of ints as (rows, columns)."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2:
+        raise ValueError(f"{name}={value!r}: expected an int or a pair of ints (rows, columns)")
+    return tuple(int(v) for v in pair)
+
+
+def conv_padding(padding, kernel_size, stride, dilation):
+    """(top, bottom, left, right) for conv2d's `padding`: an int, a (rows, columns) pair, 'valid' (none) or
+    'same' (the output as large as the input: d·(k-1) zeros per axis, the odd one on the bottom or right,
+    as PyTorch puts it; stride 1 only)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding != "same":
+            raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'same', 'valid'}}")
+        if stride != (1, 1):
+            raise ValueError(f"padding='same' is not supported for strided convolutions (stride={stride}): "
+                             "give the padding as numbers")
+        total = [d * (k - 1) for d, k in zip(dilation, kernel_size)]
+        return (total[0] // 2, total[0] - total[0] // 2, total[1] // 2, total[1] - total[1] // 2)
+    ph, pw = _pair(padding, "padding")
+    if ph < 0 or pw < 0:
+        raise ValueError(f"conv2d: negative padding is not supported, got padding={padding!r}")
+    return (ph, ph, pw, pw)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation of input (N, C, H, W) with weight (O, C/groups, kh, kw), zero padding, as
+    torch.nn.functional.conv2d: stride, padding and dilation an int or a (rows, columns) pair, padding
+    also 'valid' or 'same'; groups splits the channels into that many independent convolutions."""
+    x = input
     if x.ndim != 4 or weight.ndim != 4:
-        raise ValueError(f"conv2d: expected x (N, C, H, W) and weight (O, C, kh, kw), got {x.shape} and {weight.shape}")
-    if x.shape[1] != weight.shape[1]:
-        raise ValueError(f"conv2d: input has {x.shape[1]} channels, weight {weight.shape} expects {weight.shape[1]}")
-    if stride < 1 or padding < 0:
-        raise ValueError(f"conv2d: stride must be >= 1 and padding >= 0, got stride={stride} padding={padding}")
-    kh, kw = weight.shape[2:]
-    if x.shape[2] + 2 * padding < kh or x.shape[3] + 2 * padding < kw:
-        raise ValueError(f"conv2d: kernel {kh}x{kw} is larger than the padded input {x.shape[2:]} (padding {padding})")
-    return ops.Conv2d.apply(x, weight, *([bias] if bias is not None else []), stride=stride, padding=padding)
+        raise ValueError(f"conv2d: expected x (N, C, H, W) and weight (O, C/groups, kh, kw), got {x.shape} and "
+                         f"{weight.shape}")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"conv2d: groups must be a positive integer, got {groups!r}")
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    if min(stride) < 1 or min(dilation) < 1:
+        raise ValueError(f"conv2d: stride and dilation must be >= 1, got stride={stride} dilation={dilation}")
+    o, c_per_group, kh, kw = weight.shape
+    if o % groups:
+        raise ValueError(f"conv2d: given groups={groups}, expected weight {tuple(weight.shape)} to have a number "
+                         f"of output channels divisible by {groups}")
+    if x.shape[1] != c_per_group * groups:
+        raise ValueError(f"conv2d: given groups={groups}, weight {tuple(weight.shape)} expects input with "
+                         f"{c_per_group * groups} channels, but got {x.shape[1]} channels (input {tuple(x.shape)})")
+    if bias is not None and tuple(bias.shape) != (o,):
+        raise ValueError(f"conv2d: bias of shape {tuple(bias.shape)} for {o} output channels: expected ({o},)")
+    top, bottom, left, right = conv_padding(padding, (kh, kw), stride, dilation)
+    reach = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
+    if x.shape[2] + top + bottom < reach[0] or x.shape[3] + left + right < reach[1]:
+        raise ValueError(f"conv2d: kernel {kh}x{kw} (dilation {dilation}, reaching {reach[0]}x{reach[1]}) is "
+                         f"larger than the padded input {x.shape[2:]} (padding {padding!r})")
+    biases = [bias] if bias is not None else []
+    if stride[0] == stride[1] and top == bottom == left == right and dilation == (1, 1) and groups == 1:
+        return ops.Conv2d.apply(x, weight, *biases, stride=stride[0], padding=top)  # the fast form
+    return ops.Conv2d.apply(x, weight, *biases, stride=stride, padding=(top, bottom, left, right),
+                            dilation=dilation, groups=groups)
 
 
 def pad(input, pad, mode="constant", value=0.0):
@@ -53,46 +97,66 @@ def pad(input, pad, mode="constant", value=0.0):
     return ops.Pad.apply(input, widths=tuple(widths), value=value)
 
 
-def _pool_args(name, x, kernel_size, stride, padding):
+def _pool_args(name, x, kernel_size, stride, padding, dilation=1):
     k = _square(kernel_size, "kernel_size")
     s = k if stride is None else _square(stride, "stride")
-    p = _square(padding, "padding")
+    p, d = _square(padding, "padding"), _square(dilation, "dilation")
+    reach = d * (k - 1) + 1
     if x.ndim != 4:
         raise ValueError(f"{name}: expected x (N, C, H, W), got shape {x.shape}")
-    if not 0 <= p <= k // 2:
-        raise ValueError(f"{name}: padding must lie in [0, kernel_size // 2] = [0, {k // 2}], got {p}")
-    if k < 1 or s < 1 or k > min(x.shape[2:]) + 2 * p:
-        raise ValueError(f"{name}: kernel_size {k} and stride {s} do not fit an input of {x.shape[2:]}")
-    return k, s, p
+    if d < 1:
+        raise ValueError(f"{name}: dilation must be >= 1, got {d}")
+    if not 0 <= p <= reach // 2:
+        raise ValueError(f"{name}: padding must lie in [0, half the kernel's reach] = [0, {reach // 2}], got {p}")
+    if k < 1 or s < 1 or reach > min(x.shape[2:]) + 2 * p:
+        raise ValueError(f"{name}: kernel_size {k} (dilation {d}) and stride {s} do not fit an input of {x.shape[2:]}")
+    return k, s, p, d
+
+
+def _ceil_extra(side, k, s, p, d, ceil_mode):
+    """The zeros to add after `side` so that floor-mode windows give PyTorch's output size: with ceil_mode
+    one more window takes a partial last stretch, if that window starts inside the input or its left
+    padding; without it, none."""
+    if not ceil_mode:
+        return 0
+    reach = d * (k - 1) + 1
+    out = -(-(side + 2 * p - reach) // s) + 1
+    if (out - 1) * s >= side + p:
+        out -= 1
+    return max(0, (out - 1) * s + reach - (side + 2 * p))
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
-    """Maximum over kernel_size² windows every `stride` (default kernel_size) pixels, the input padded
-    with -inf; rows and columns that do not fill a window are dropped. Where a window's maximum ties,
-    its gradient is split evenly."""
-    if dilation != 1 or ceil_mode or return_indices:
-        raise ValueError("max_pool2d: dilation, ceil_mode and return_indices are not supported")
-    k, s, p = _pool_args("max_pool2d", x, kernel_size, stride, padding)
-    if p:
-        x = ops.Pad.apply(x, widths=((0, 0), (0, 0), (p, p), (p, p)), value=float("-inf"))
-    return ops.MaxPool2d.apply(x, kernel_size=k, stride=s)
+    """Maximum over kernel_size² windows every `stride` (default kernel_size) pixels, their taps `dilation`
+    apart, the input padded with -inf; rows and columns that do not fill a window are dropped, or with
+    ceil_mode take one more partial window (as PyTorch). Where a window's maximum ties, its gradient is
+    split evenly."""
+    if return_indices:
+        raise ValueError("max_pool2d: return_indices is not supported")
+    k, s, p, d = _pool_args("max_pool2d", x, kernel_size, stride, padding, dilation)
+    eh, ew = (_ceil_extra(side, k, s, p, d, ceil_mode) for side in x.shape[2:])
+    if p or eh or ew:
+        x = ops.Pad.apply(x, widths=((0, 0), (0, 0), (p, p + eh), (p, p + ew)), value=float("-inf"))
+    return ops.MaxPool2d.apply(x, kernel_size=k, stride=s, **({"dilation": d} if d != 1 else {}))
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
     """Mean over kernel_size² windows every `stride` (default kernel_size) pixels, the input padded with
     zeros that count in the mean unless count_include_pad=False (then each window divides by its real
-    pixels), as torch.nn.functional.avg_pool2d."""
-    if ceil_mode:
-        raise ValueError("avg_pool2d: ceil_mode is not supported")
-    k, s, p = _pool_args("avg_pool2d", x, kernel_size, stride, padding)
+    pixels), as torch.nn.functional.avg_pool2d; with ceil_mode a partial last window divides by the part
+    of it that lies within the padded input."""
+    k, s, p, _ = _pool_args("avg_pool2d", x, kernel_size, stride, padding)
+    eh, ew = (_ceil_extra(side, k, s, p, 1, ceil_mode) for side in x.shape[2:])
     divisor = k * k if divisor_override is None else divisor_override
-    if p:
-        if not count_include_pad and divisor_override is None:  # each window's count of real pixels
+    if p or eh or ew:
+        if divisor_override is None and (not count_include_pad or eh or ew):  # each window's count of pixels
             xp = backend.get_array_module(x.data)
-            ones = xp.pad(xp.ones((1, 1) + x.shape[2:], x.dtype), ((0, 0), (0, 0), (p, p), (p, p)))
+            ones = xp.pad(xp.ones((1, 1) + x.shape[2:], x.dtype), ((0, 0), (0, 0), (p, p), (p, p)),
+                          constant_values=1 if count_include_pad else 0)
+            ones = xp.pad(ones, ((0, 0), (0, 0), (0, eh), (0, ew)))
             divisor = ops.AvgPool2d.apply(Tensor._wrap(ones), kernel_size=k, stride=s, divisor=1).data
-        x = ops.Pad.apply(x, widths=((0, 0), (0, 0), (p, p), (p, p)), value=0.0)
+        x = ops.Pad.apply(x, widths=((0, 0), (0, 0), (p, p + eh), (p, p + ew)), value=0.0)
     return ops.AvgPool2d.apply(x, kernel_size=k, stride=s, divisor=divisor)
 
 

@@ -395,39 +395,55 @@ def _pair(value):
 
 
 class Conv2d(Module):
-    """2-D cross-correlation of (N, C, H, W) inputs with a (out_channels, in_channels, kh, kw) weight,
-    zero padding and a square stride."""
+    """2-D cross-correlation of (N, C, H, W) inputs with a (out_channels, in_channels/groups, kh, kw) weight
+    and zero padding, as torch.nn.Conv2d (its arguments in its order; `init` and `rng` are ours)."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-                 init="kaiming_uniform", rng=None, dtype=np.float32, device=None, dilation=1, groups=1):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True, padding_mode="zeros", device=None, dtype=np.float32, init="kaiming_uniform", rng=None):
         super().__init__()
-        if isinstance(padding, str) or dilation not in (1, (1, 1)) or groups != 1:
-            raise ValueError(f"Conv2d: padding={padding!r}, dilation={dilation!r}, groups={groups!r}: only numeric "
-                             "padding, dilation=1 and groups=1 are supported (see docs/FROM_PYTORCH.md)")
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"Conv2d: groups must be a positive integer, got {groups!r}")
+        if in_channels % groups:
+            raise ValueError(f"Conv2d: in_channels must be divisible by groups, got {in_channels} and {groups}")
+        if out_channels % groups:
+            raise ValueError(f"Conv2d: out_channels must be divisible by groups, got {out_channels} and {groups}")
+        if padding_mode != "zeros":
+            raise ValueError(f"Conv2d: padding_mode={padding_mode!r} is not supported, only 'zeros' "
+                             "(see docs/FROM_PYTORCH.md)")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
-        self.weight = _empty((self.out_channels, self.in_channels, *self.kernel_size), dtype, device)
+        self.kernel_size, self.stride, self.dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
+        self.padding = padding if isinstance(padding, str) else _pair(padding)
+        self.groups, self.padding_mode = groups, padding_mode
+        # A bad padding string, or 'same' with a stride, fails here rather than at the first forward.
+        F.conv_padding(self.padding, self.kernel_size, self.stride, self.dilation)
+        self.weight = _empty((self.out_channels, self.in_channels // groups, *self.kernel_size), dtype, device)
         self.bias = _empty((self.out_channels,), dtype, device) if bias else None
         _init_weight_and_bias(self.weight, self.bias, init, rng)
 
     def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0, 0):
             s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
         return s + ("" if self.bias is not None else ", bias=False")
 
 
 class MaxPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__()
-        self.kernel_size, self.padding = kernel_size, padding
+        self.kernel_size, self.padding, self.dilation = kernel_size, padding, dilation
         self.stride = kernel_size if stride is None else stride
+        self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
     def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                            self.return_indices)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}" + (f", padding={self.padding}"

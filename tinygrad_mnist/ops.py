@@ -468,27 +468,37 @@ class Linear(Function):
         return dx, dw, g2.sum(axis=0) if self.needs_input_grad[2] else None
 
 
-def windows(x, kh, kw, stride):
-    """Every kh×kw window of x (C, H, W, N), as a strided view (C, kh, kw, Ho, Wo, N): no copy."""
+def _pair(value):
+    return value if isinstance(value, tuple) else (value, value)
+
+
+def windows(x, kh, kw, stride, dilation=1):
+    """Every kh×kw window of x (C, H, W, N), as a strided view (C, kh, kw, Ho, Wo, N): no copy. `stride`
+    and `dilation` (the distance between a window's taps) are ints, or (rows, columns) pairs."""
+    (s_h, s_w), (d_h, d_w) = _pair(stride), _pair(dilation)
     c, h, w, n = x.shape
-    ho, wo = (h - kh) // stride + 1, (w - kw) // stride + 1
+    ho, wo = (h - d_h * (kh - 1) - 1) // s_h + 1, (w - d_w * (kw - 1) - 1) // s_w + 1
     sc, sh, sw, sn = x.strides
     as_strided = get_array_module(x).lib.stride_tricks.as_strided
-    return as_strided(x, (c, kh, kw, ho, wo, n), (sc, sh, sw, sh * stride, sw * stride, sn))
+    return as_strided(x, (c, kh, kw, ho, wo, n), (sc, sh * d_h, sw * d_w, sh * s_h, sw * s_w, sn))
 
 
-def offsets(kh, kw, ho, wo, stride):
-    """For each kernel offset (i, j), the slice of the input that it meets across all output pixels."""
-    return [(i, j, (slice(i, i + (ho - 1) * stride + 1, stride), slice(j, j + (wo - 1) * stride + 1, stride)))
+def offsets(kh, kw, ho, wo, stride, dilation=1):
+    """For each kernel offset (i, j), the slice of the input that it meets across all output pixels
+    (`stride` and `dilation` as in `windows`)."""
+    (s_h, s_w), (d_h, d_w) = _pair(stride), _pair(dilation)
+    return [(i, j, (slice(i * d_h, i * d_h + (ho - 1) * s_h + 1, s_h),
+                    slice(j * d_w, j * d_w + (wo - 1) * s_w + 1, s_w)))
             for i in range(kh) for j in range(kw)]
 
 
 def pad2d(x, padding):
-    """x (C, H, W, N) with `padding` zeros around H and W."""
-    if padding == 0:
+    """x (C, H, W, N) with `padding` zeros around H and W: an int, or (top, bottom, left, right)."""
+    if padding == 0 or padding == (0, 0, 0, 0):
         return x
+    top, bottom, left, right = (padding,) * 4 if isinstance(padding, int) else padding
     xp = get_array_module(x)
-    return xp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    return xp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
 
 
 def weight_grad(g, cols):
@@ -530,8 +540,15 @@ class Conv2d(Function):
     done in (C, H, W, N) order, batch innermost, so that every copy moves N contiguous numbers at a
     time; the output keeps that layout behind its NCHW shape, and the next convolution or pooling
     reads it without a copy.
+
+    With `dilation` d, `groups`, a (rows, columns) stride or uneven padding (top, bottom, left, right),
+    the general form below runs instead: the window's taps lie d apart, and the channels split into
+    `groups` independent convolutions, w (O, C/groups, kh, kw), one GEMM each.
     """
-    def forward(self, x, w, b=None, stride=1, padding=0):
+    def forward(self, x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+        self.general = not (isinstance(stride, int) and isinstance(padding, int) and dilation == 1 and groups == 1)
+        if self.general:
+            return self.general_forward(x, w, b, stride, padding, dilation, groups)
         xp = get_array_module(x)
         o, c, kh, kw = w.shape
         x = xp.ascontiguousarray(x.transpose(1, 2, 3, 0))  # free after a conv or pool
@@ -550,6 +567,8 @@ class Conv2d(Function):
         return out.transpose(3, 0, 1, 2)
 
     def backward(self, g):
+        if self.general:
+            return self.general_backward(g)
         cols, w = self.saved
         o = w.shape[0]
         g = g.transpose(1, 2, 3, 0)  # (O, Ho, Wo, N): no copy when g is laid out like the output
@@ -575,17 +594,59 @@ class Conv2d(Function):
             dx[:, rows, columns] += dcols[:, i, j]
         return dx[:, p:p + h, p:p + wd].transpose(3, 0, 1, 2)
 
+    def general_forward(self, x, w, b, stride, padding, dilation, groups):
+        """out = W_g X_g for each group g, X_g the im2col columns of its C/groups channels; then + b."""
+        xp = get_array_module(x)
+        o, _, kh, kw = w.shape
+        padding = (padding,) * 4 if isinstance(padding, int) else tuple(padding)
+        x = xp.ascontiguousarray(x.transpose(1, 2, 3, 0))  # (C, H, W, N), as in the form above
+        win = windows(pad2d(x, padding), kh, kw, stride, dilation)
+        c, _, _, ho, wo, n = win.shape
+        cols = xp.ascontiguousarray(win).reshape(groups, -1, ho * wo * n)  # (groups, C/groups·kh·kw, K)
+        out = (w.reshape(groups, o // groups, -1) @ cols).reshape(o, ho, wo, n)
+        if b is not None:
+            out += b[:, None, None, None]
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        self.x_shape = (n, c, *x.shape[1:3])
+        self.save_for_backward(cols if self.needs_input_grad[1] else None, w)
+        return out.transpose(3, 0, 1, 2)
+
+    def general_backward(self, g):
+        """Per group: dW_g = G_g X_gᵀ and dX_g = W_gᵀ G_g, summed back onto the pixels by col2im;  db = Σ g."""
+        cols, w = self.saved
+        xp = get_array_module(g)
+        o, _, kh, kw = w.shape
+        n, c, h, wd = self.x_shape
+        top, bottom, left, right = self.padding
+        g = g.transpose(1, 2, 3, 0)  # (O, Ho, Wo, N)
+        ho, wo = g.shape[1:3]
+        g3 = g.reshape(self.groups, o // self.groups, -1)
+        dx = dw = db = None
+        if self.needs_input_grad[0]:
+            w3 = w.reshape(self.groups, o // self.groups, -1)
+            dcols = (w3.transpose(0, 2, 1) @ g3).reshape(c, kh, kw, ho, wo, n)
+            dpad = xp.zeros((c, top + h + bottom, left + wd + right, n), dtype=g.dtype)
+            for i, j, (rows, columns) in offsets(kh, kw, ho, wo, self.stride, self.dilation):
+                dpad[:, rows, columns] += dcols[:, i, j]
+            dx = dpad[:, top:top + h, left:left + wd].transpose(3, 0, 1, 2)
+        if self.needs_input_grad[1]:
+            dw = (g3 @ cols.transpose(0, 2, 1)).reshape(w.shape)
+        if len(self.needs_input_grad) == 3 and self.needs_input_grad[2]:
+            db = g.sum(axis=(1, 2, 3))
+        return (dx, dw, db)[:len(self.needs_input_grad)]
+
 
 @register
 class MaxPool2d(Function):
-    """out[n,c,y,x] = max of the window at (y·s, x·s);  dx = g / k at each of the k tied maxima of a window."""
-    def forward(self, x, kernel_size, stride):
+    """out[n,c,y,x] = max of the window at (y·s, x·s), its taps d apart;  dx = g / k at each of the k tied
+    maxima of a window."""
+    def forward(self, x, kernel_size, stride, dilation=1):
         xp = get_array_module(x)
-        k = kernel_size
-        ho, wo = (x.shape[2] - k) // stride + 1, (x.shape[3] - k) // stride + 1
-        self.where = [(Ellipsis, *where) for _, _, where in offsets(k, k, ho, wo, stride)]
-        self.overlapping = stride < k  # then neighbouring windows share pixels
-        self.tiled = stride == k and ho * k == x.shape[2] and wo * k == x.shape[3]  # each pixel in one window
+        k, reach = kernel_size, dilation * (kernel_size - 1) + 1
+        ho, wo = (x.shape[2] - reach) // stride + 1, (x.shape[3] - reach) // stride + 1
+        self.where = [(Ellipsis, *where) for _, _, where in offsets(k, k, ho, wo, stride, dilation)]
+        self.overlapping = stride < reach  # then neighbouring windows may share pixels
+        self.tiled = dilation == 1 and stride == k and ho * k == x.shape[2] and wo * k == x.shape[3]  # one window each
         out = x[self.where[0]].copy(order="K")  # keep the layout the convolution left
         for where in self.where[1:]:
             xp.maximum(out, x[where], out=out)
