@@ -91,3 +91,11 @@ def test_every_file_a_run_writes_is_in_the_run_folder_doc(dataset, tmp_path, mon
     doc = (ROOT / "docs" / "RUN_FOLDER.md").read_text(encoding="utf-8")
     for name in ["plots/", *(path.name for path in run.iterdir())]:  # plots/ unless --no-plots
         assert f"`{name}`" in doc, name
+
+
+def test_the_readme_op_table_lists_exactly_the_registered_ops():
+    from tinygrad_mnist.ops import OPS
+    section = README.read_text().split("### The op table")[1]
+    listed = section.split("`")[1].split()
+    assert sorted(listed) == sorted(OPS)
+    assert f"{len(OPS)} ops" in section.split("\n\n")[1]
