@@ -35,6 +35,7 @@ def full_run(dataset, tmp_path_factory):
         mp.setattr(bench, "SCALING_BATCH_SIZES", BATCHES)
         mp.setattr(bench, "SCALING_WIDTHS", (1, 2))
         mp.setattr(bench, "SCALING_WIDTH_BATCH", 32)
+        mp.setattr(bench, "OP_ROUNDS", 1)
         assert cli.main(["benchmark", *argv]) == 0
     return dict(stdout=stdout.getvalue(), markdown=(out / "BENCHMARKS.md").read_text(), out=out, argv=argv,
                 results=json.loads((out / "results.json").read_text()))
@@ -118,7 +119,8 @@ def test_the_op_table_times_every_op_forward_and_backward_against_torch(full_run
         for row in rows_of(op_section, op):
             cells = row.split("|")[1:-1]
             assert len(cells) == len(OPS_HEADERS)
-            assert float(cells[4]) > 0 and float(cells[7]) > 0
+            assert float(cells[2]) > 0 and float(cells[3]) > 0 and float(cells[5]) > 0 and float(cells[6]) > 0
+            assert float(cells[4]) >= 0 and float(cells[7]) >= 0  # a ratio of two noisy single timings may round to 0
     assert [cells_of(r)[1].split(",")[0] for r in rows_of(op_section, "conv2d")] == ["(16", "(16", "(32", "(32"]
 
 
@@ -230,8 +232,8 @@ def test_time_to_target_runs_each_seed_in_its_own_process_and_reports_each_and_t
     assert [s["seed"] for s in run["seeds"]] == [4, 5, 6]
     assert [s["config"]["seed"] for s in run["seeds"]] == [4, 5, 6]
     seconds = sorted(s["reached"]["seconds"] for s in run["seeds"])
-    assert f"3 of 3 seeds reached 0.00% test accuracy; median {seconds[1]:.1f} ({seconds[0]:.1f}–{seconds[2]:.1f}) s" \
-        in out
+    median = f"median {seconds[1]:.1f} ({seconds[0]:.1f}–{seconds[2]:.1f}) s"
+    assert f"3 of 3 seeds reached 0.00% test accuracy; {median}" in out
     for seed in (4, 5, 6):
         assert cells_of(rows_of(out, str(seed))[0])[1] == "yes"
 

@@ -132,8 +132,8 @@ def run(args, progress=print):
     if args.time_to_99:
         time_to_target_runs(args)  # what cannot run is reported before anything runs
     models = list(MODELS) if "all" in args.model else list(dict.fromkeys(args.model))
-    largest = max([*(batch_sizes if args.train or args.profile else []), *(SCALING_BATCH_SIZES if args.scaling else [])],
-                  default=0)
+    trained = [*(batch_sizes if args.train or args.profile else []), *(SCALING_BATCH_SIZES if args.scaling else [])]
+    largest = max(trained, default=0)
     if args.limit is not None and args.limit < largest:
         raise BenchmarkError(f"--limit {args.limit} is below batch size {largest}: its epoch would train smaller "
                              f"batches than its row says; raise --limit to at least {largest}")

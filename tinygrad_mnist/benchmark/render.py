@@ -135,7 +135,8 @@ def time_to_target_text(run):
     a row per seed (its first evaluation at or above the target; else its best, and why it stopped)."""
     target, seeds = run["target"], run["seeds"]
     c = seeds[0]["config"]
-    recipe = (f"{c['model']}: {c['epochs']} epoch{'s' if c['epochs'] != 1 else ''} at most, batch {c['batch_size']}, {c['optimizer']} lr {c['lr']:g}, "
+    recipe = (f"{c['model']}: {c['epochs']} epoch{'s' if c['epochs'] != 1 else ''} at most, batch {c['batch_size']}, "
+              f"{c['optimizer']} lr {c['lr']:g}, "
               f"schedule {c['schedule']}" + (", augmented" if c["augment"] else ""))
     rows, reached = [], []
     for t in seeds:
@@ -219,7 +220,8 @@ def render_markdown(results, scaling_plot=None):
     ]
     samples = next((r["samples"] for e in (results["epochs"] or []) + (results["scaling"] or {}).get("batch", [])
                     for r in e["engine"]), 0)
-    epoch_setup = (f"Each epoch runs in a fresh process: {samples:,} training images, Adam lr {s['lr']:g}, float32, device {s['device']}, {s['threads']} thread(s), the same "
+    epoch_setup = (f"Each epoch runs in a fresh process: {samples:,} training images, Adam lr {s['lr']:g}, float32, "
+                   f"device {s['device']}, {s['threads']} thread(s), the same "
                    f"shuffled order and the same initial weights in both frameworks, after {s['warmup_steps']} "
                    "untimed warm-up steps. Engine and PyTorch alternate (A B, then B A); each ratio is the median "
                    "of the rounds' own engine / torch ratios, each from two epochs run back to back. Peak memory, "
