@@ -1,4 +1,5 @@
-"""The convolutional networks: LeNet-5, the two small CNNs of the projects, and our best model.
+"""The convolutional networks: LeNet-5, the two small CNNs of the projects, our best model, and the
+net of PyTorch's own MNIST example.
 
 Each block ends in max-pool then ReLU, which is the same function as ReLU then max-pool, with the
 same gradients (ReLU is monotone, and both orders give 0 to every pixel of a window whose maximum is
@@ -9,19 +10,24 @@ from tinygrad_mnist import nn
 
 
 class LeNet5(nn.Module):
-    """Conv(1→6, 5) MaxPool2 ReLU · Conv(6→16, 5) MaxPool2 ReLU · 256-120-84-10."""
+    """Conv(1→6, 5) MaxPool2 ReLU · Conv(6→16, 5) MaxPool2 ReLU · 256-120-84-10.
 
-    def __init__(self):
+    `width` multiplies the channels of both convolutions (6w and 16w; the fully connected layers keep
+    120 and 84 units): the benchmark's scaling table grows the convolutions' work with it."""
+
+    def __init__(self, width=1):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 6, 5)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.fc1 = nn.Linear(16 * 4 * 4, 120)
+        if not (isinstance(width, int) and width >= 1):
+            raise ValueError(f"LeNet5: width must be a positive integer, got {width!r}")
+        self.conv1 = nn.Conv2d(1, 6 * width, 5)
+        self.conv2 = nn.Conv2d(6 * width, 16 * width, 5)
+        self.fc1 = nn.Linear(16 * width * 4 * 4, 120)
         self.fc2 = nn.Linear(120, 84)
         self.fc3 = nn.Linear(84, 10)
 
     def forward(self, x):
-        x = F.max_pool2d(self.conv1(x), 2).relu()   # 6 × 12 × 12
-        x = F.max_pool2d(self.conv2(x), 2).relu()   # 16 × 4 × 4
+        x = F.max_pool2d(self.conv1(x), 2).relu()   # 6w × 12 × 12
+        x = F.max_pool2d(self.conv2(x), 2).relu()   # 16w × 4 × 4
         x = x.flatten(1)
         x = self.fc1(x).relu()
         x = self.fc2(x).relu()
@@ -88,3 +94,30 @@ class Best(nn.Module):
         x = F.max_pool2d(self.bn4(self.conv4(x)), 2).relu()   # 64 × 7 × 7
         x = self.drop(self.bn5(self.fc1(x.flatten(1))).relu())
         return self.fc2(x)
+
+
+class PyTorchExample(nn.Module):
+    """The net of PyTorch's MNIST example (pytorch/examples, mnist/main.py): Conv(1→32, 3) ReLU ·
+    Conv(32→64, 3) ReLU · MaxPool2 · Dropout 0.25 · 9216-128 ReLU · Dropout 0.5 · 128-10 · log-softmax.
+
+    The convolutions run on 26×26 and 24×24 images with no pooling between them: the widest layers
+    of any model here. The output is log-probabilities, as in the example; the training loss
+    (cross-entropy, a log-softmax and then the negative log-likelihood) leaves them unchanged,
+    since log_softmax(log_softmax(z)) = log_softmax(z), so it is the example's nll_loss exactly.
+    Its two dropout rates are the example's: `--dropout` has no single rate to set here."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3)
+        self.conv2 = nn.Conv2d(32, 64, 3)
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(64 * 12 * 12, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = self.conv1(x).relu()                    # 32 × 26 × 26
+        x = self.conv2(x).relu()                    # 64 × 24 × 24
+        x = self.dropout1(F.max_pool2d(x, 2))       # 64 × 12 × 12
+        x = self.dropout2(self.fc1(x.flatten(1)).relu())
+        return F.log_softmax(self.fc2(x), dim=1)

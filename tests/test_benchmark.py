@@ -6,27 +6,38 @@ import sys
 
 import pytest
 
+import tinygrad_mnist.benchmark as bench
 from tinygrad_mnist import cli
 from tinygrad_mnist.benchmark import NO_TORCH, render_markdown
 from tinygrad_mnist.benchmark.measure import OpTimer
-from tinygrad_mnist.benchmark.render import EPOCH_HEADERS, FORMS_HEADERS, OPS_HEADERS
+from tinygrad_mnist.benchmark.render import EPOCH_HEADERS, FORMS_HEADERS, OPS_HEADERS, TIME_TO_TARGET_HEADERS
 from tinygrad_mnist.torch_twin import INSTALL_HINT
 
 
 QUICK = ["--rounds", "1", "--limit", "96", "--batch-size", "32", "--warmup-steps", "1", "--op-reps", "1"]
+MODELS = ("lenet5", "mlp_64_32")  # without dropout, so that both frameworks' losses agree
+BATCHES = (16, 32)
 
 
 @pytest.fixture(scope="module")
 def full_run(dataset, tmp_path_factory):
-    """One run of both models and the op table, with its stdout, markdown and JSON."""
+    """One run of two models at two batch sizes, the scaling table (at small batch sizes and widths), the op
+    table and the profile, with its stdout, markdown, JSON and plot."""
     pytest.importorskip("torch")
+    pytest.importorskip("matplotlib")
     out = tmp_path_factory.mktemp("bench")
-    argv = ["--data-dir", str(dataset), "--model", "all", *QUICK, "--profile", "--profile-steps", "2",
-            "--markdown", str(out / "BENCHMARKS.md"), "--json", str(out / "results.json")]
+    argv = ["--data-dir", str(dataset), "--model", ",".join(MODELS), *QUICK, "--batch-size", "16,32", "--train",
+            "--ops", "--scaling", "--profile", "--profile-steps", "2", "--markdown", str(out / "BENCHMARKS.md"),
+            "--json", str(out / "results.json")]
     stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout):
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(stdout):
+        # scaling cells that the epoch table already measured (lenet5 at 16 and 32) are measured once
+        mp.setattr(bench, "SCALING_BATCH_SIZES", BATCHES)
+        mp.setattr(bench, "SCALING_WIDTHS", (1, 2))
+        mp.setattr(bench, "SCALING_WIDTH_BATCH", 32)
+        mp.setattr(bench, "OP_ROUNDS", 1)
         assert cli.main(["benchmark", *argv]) == 0
-    return dict(stdout=stdout.getvalue(), markdown=(out / "BENCHMARKS.md").read_text(),
+    return dict(stdout=stdout.getvalue(), markdown=(out / "BENCHMARKS.md").read_text(), out=out, argv=argv,
                 results=json.loads((out / "results.json").read_text()))
 
 
@@ -34,13 +45,70 @@ def rows_of(text, first_cell):
     return [line for line in text.splitlines() if line.startswith(f"| {first_cell} ")]
 
 
-def test_the_epoch_table_has_the_expected_columns_and_a_row_per_model(full_run):
+def cells_of(row):
+    return [c.strip() for c in row.split("|")[1:-1]]
+
+
+def test_the_epoch_table_has_the_expected_columns_and_a_row_per_model_and_batch_size(full_run):
     for header in EPOCH_HEADERS:
         assert header in full_run["stdout"]
-    for model in ("lenet5", "mlp"):
-        cells = rows_of(full_run["stdout"], model)[0].split("|")[1:-1]
-        assert len(cells) == len(EPOCH_HEADERS)
-        assert float(cells[3].split()[0]) > 0  # the engine / torch ratio
+    epoch_section = full_run["stdout"].split("Seconds per epoch")[0]
+    for model in MODELS:
+        rows = [cells_of(row) for row in rows_of(epoch_section, model)]
+        assert [int(cells[1]) for cells in rows] == list(BATCHES)
+        for cells in rows:
+            assert len(cells) == len(EPOCH_HEADERS)
+            assert float(cells[2]) > 0 and float(cells[3]) > 0  # ms/step of each framework
+            assert float(cells[4]) > 0 and float(cells[7]) > 0  # the time and the peak-memory ratios
+
+
+def test_ms_per_step_is_the_epoch_time_over_its_steps(full_run):
+    for entry in full_run["results"]["epochs"]:
+        ours = entry["engine"][0]
+        assert ours["steps"] == -(-96 // entry["batch_size"])  # 96 images: 6 steps of 16, 3 of 32
+        row = next(cells_of(r) for r in rows_of(full_run["stdout"], entry["model"])
+                   if cells_of(r)[1] == str(entry["batch_size"]))
+        assert float(row[2]) == pytest.approx(1e3 * ours["seconds"] / ours["steps"], rel=0.01)
+
+
+def test_the_peak_memory_of_both_frameworks_is_measured_in_their_own_worker_processes(full_run):
+    for entry in full_run["results"]["epochs"]:
+        for result in (entry["engine"][0], entry["torch"][0]):
+            assert result["peak_mib"] >= 0 and "peak RSS" in result["memory_method"]
+    assert "Peak memory: peak RSS" in full_run["stdout"]
+
+
+def test_the_scaling_table_gives_seconds_per_epoch_against_batch_size_and_width(full_run):
+    scaling = full_run["results"]["scaling"]
+    assert [c["batch_size"] for c in scaling["batch"]] == list(BATCHES)
+    assert [(c["width"], c["batch_size"]) for c in scaling["width"]] == [(1, 32), (2, 32)]
+    assert scaling["batch"][1]["engine"] == scaling["width"][0]["engine"]  # the same cell, measured once
+    ours = scaling["width"][1]["engine"][0]
+    text = full_run["stdout"].split("Against the width")[1]
+    row = cells_of(rows_of(text, "×2")[0])
+    assert row[1] == "12, 32"  # LeNet-5's 6 and 16 channels, doubled
+    assert float(row[2]) == pytest.approx(ours["seconds"] * 60000 / 96, rel=0.01)  # per 60,000-image epoch
+    assert float(row[3]) > 0 and float(row[4]) > 0
+
+
+def test_the_scaling_plot_is_written_beside_the_markdown_and_shown_on_the_page(full_run):
+    plot = full_run["out"] / "scaling.png"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "## Scaling: seconds per epoch against the work" in full_run["markdown"]
+    assert "](scaling.png)" in full_run["markdown"]
+
+
+def test_the_page_opens_with_the_command_that_regenerates_it(full_run):
+    head = full_run["markdown"].split("## Machine")[0]
+    assert f"```sh\ntinygrad-mnist benchmark {' '.join(full_run['argv'])}\n```" in head
+
+
+def test_from_json_renders_the_same_page_and_plot_without_measuring(full_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "run", lambda *a, **k: pytest.fail("--from-json measured"))
+    assert cli.main(["benchmark", "--from-json", str(full_run["out"] / "results.json"),
+                     "--markdown", str(tmp_path / "B.md")]) == 0
+    assert (tmp_path / "B.md").read_text() == full_run["markdown"]
+    assert (tmp_path / "scaling.png").is_file()
 
 
 def test_the_op_table_times_every_op_forward_and_backward_against_torch(full_run):
@@ -51,16 +119,17 @@ def test_the_op_table_times_every_op_forward_and_backward_against_torch(full_run
         for row in rows_of(op_section, op):
             cells = row.split("|")[1:-1]
             assert len(cells) == len(OPS_HEADERS)
-            assert float(cells[4]) > 0 and float(cells[7]) > 0
-    assert len(rows_of(op_section, "conv2d")) == 2
+            assert float(cells[2]) > 0 and float(cells[3]) > 0 and float(cells[5]) > 0 and float(cells[6]) > 0
+            assert float(cells[4]) >= 0 and float(cells[7]) >= 0  # a ratio of two noisy single timings may round to 0
+    assert [cells_of(r)[1].split(",")[0] for r in rows_of(op_section, "conv2d")] == ["(16", "(16", "(32", "(32"]
 
 
 def test_the_forms_table_times_both_forms_of_each_choice_in_ops(full_run):
     for header in FORMS_HEADERS:
         assert header in full_run["stdout"]
     rows = full_run["results"]["forms"]["rows"]
-    assert [r["form"].split(":")[0] for r in rows] == ["conv1 weight gradient", "conv2 weight gradient"] + [
-        f"forward product with {k} output channels" for k in (5, 6, 7)] + ["ReLU forward"]
+    assert [r["form"].split(":")[0] for r in rows] == 2 * (["conv1 weight gradient", "conv2 weight gradient"] + [
+        f"forward product with {k} output channels" for k in (5, 6, 7)] + ["ReLU forward"])  # per batch size
     assert all(r["chosen_ms"] > 0 and r["alternative_ms"] > 0 for r in rows)
     assert "## Array forms" in full_run["markdown"]
 
@@ -82,7 +151,8 @@ def test_the_op_timer_times_each_op_forward_and_backward_through_the_tape_s_hook
 
 
 def test_the_profile_splits_each_frameworks_step_into_its_ops(full_run):
-    profile = full_run["results"]["profile"]
+    assert [p["batch_size"] for p in full_run["results"]["profile"]] == list(BATCHES)
+    profile = full_run["results"]["profile"][1]
     engine = dict(profile["engine"]["rows"])
     for op in ("conv2d (32,1,28,28)", "conv2d (32,6,12,12)", "maxpool2d (32,6,24,24)", "crossentropy (32,10)"):
         assert engine[f"{op} forward"] > 0 and engine[f"{op} backward"] > 0
@@ -90,7 +160,7 @@ def test_the_profile_splits_each_frameworks_step_into_its_ops(full_run):
     assert sum(engine.values()) <= profile["engine"]["step_ms"]  # the entries are disjoint parts of the step
     assert any(name.startswith("aten::") for name, _ in profile["torch"]["rows"])
     for framework in ("engine", "torch"):
-        assert f"Where a LeNet-5 training step goes, {framework}" in full_run["stdout"]
+        assert f"Where a LeNet-5 training step goes at batch 32, {framework}" in full_run["stdout"]
     assert "## Where a training step's time goes" in full_run["markdown"]
     assert rows_of(full_run["markdown"], "whole step") and rows_of(full_run["markdown"], "rest (not in any entry)")
 
@@ -98,7 +168,7 @@ def test_the_profile_splits_each_frameworks_step_into_its_ops(full_run):
 def test_both_frameworks_train_the_same_model_from_the_same_weights_on_the_same_batches(full_run):
     for entry in full_run["results"]["epochs"]:
         ours, theirs = entry["engine"][0], entry["torch"][0]
-        assert ours["samples"] == theirs["samples"] == 96
+        assert ours["samples"] == theirs["samples"] == 96 and ours["steps"] == theirs["steps"]
         assert ours["loss"] == pytest.approx(theirs["loss"], rel=1e-3)
 
 
@@ -111,8 +181,8 @@ def test_every_worker_runs_with_the_requested_thread_count(full_run):
 
 def test_the_markdown_page_holds_the_machine_the_command_and_every_table(full_run):
     page = full_run["markdown"]
-    for section in ("# Benchmarks", "## Machine", "## Command", "## One training epoch", "## Per-op timings",
-                    "## Time to 99% test accuracy"):
+    for section in ("# Benchmarks", "## Machine", "## One training epoch", "## Scaling", "## Per-op timings",
+                    "## Array forms", "## Where a training step's time goes", "## Time to a test accuracy"):
         assert section in page
     assert "tinygrad-mnist benchmark --data-dir" in page
     assert "Peak memory" in page and "Not measured by the command above." in page
@@ -129,12 +199,12 @@ def torch_hidden(tmp_path, monkeypatch):
 
 def test_without_torch_the_torch_columns_say_torch_not_installed_and_how_to_install_it(dataset, torch_hidden,
                                                                                      capsys):
-    assert cli.main(["benchmark", "--data-dir", str(dataset), "--model", "mlp", *QUICK]) == 0
+    assert cli.main(["benchmark", "--data-dir", str(dataset), "--model", "mlp_64_32", *QUICK]) == 0
     captured = capsys.readouterr()
     assert INSTALL_HINT in captured.err
     out = captured.out
-    epoch_cells = [c.strip() for c in rows_of(out, "mlp")[0].split("|")[1:-1]]
-    assert epoch_cells[2] == NO_TORCH and epoch_cells[3] == "–"
+    epoch_cells = cells_of(rows_of(out, "mlp_64_32")[0])
+    assert epoch_cells[3] == NO_TORCH and epoch_cells[4] == "–" and epoch_cells[7] == "–"
     for row in rows_of(out, "relu"):
         assert NO_TORCH in row
 
@@ -144,24 +214,78 @@ def test_time_to_target_stops_at_the_first_evaluation_that_reaches_it(dataset, c
             "--batch-size", "16", "--eval-every", "2", "--target", "0"]
     assert cli.main(["benchmark", *argv]) == 0
     out = capsys.readouterr().out
-    assert "0.00% test accuracy reached after" in out and "(epoch 1, step 2;" in out
+    assert "1 of 1 seeds reached 0.00% test accuracy" in out
+    row = cells_of(rows_of(out, "0")[0])  # seed 0
+    assert row[1] == "yes" and row[4:6] == ["1", "2"]  # epoch 1, step 2
     assert "One training epoch" not in out and "Per-op timings" not in out
 
 
-def test_time_to_target_says_so_when_the_target_is_not_reached(dataset, capsys):
-    argv = ["--data-dir", str(dataset), "--time-to-99", "--epochs", "1", "--limit", "32", "--target", "1"]
+def test_time_to_target_runs_each_seed_in_its_own_process_and_reports_each_and_the_median(dataset, tmp_path,
+                                                                                           capsys):
+    argv = ["--data-dir", str(dataset), "--time-to-99", "mlp_v2", "--seeds", "3", "--seed", "4", "--epochs", "1",
+            "--limit", "64", "--target", "0", "--json", str(tmp_path / "r.json")]
     assert cli.main(["benchmark", *argv]) == 0
-    assert "100.00% test accuracy not reached (all epochs run" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    for header in TIME_TO_TARGET_HEADERS:
+        assert header in out
+    (run,) = json.loads((tmp_path / "r.json").read_text())["time_to_target"]
+    assert [s["seed"] for s in run["seeds"]] == [4, 5, 6]
+    assert [s["config"]["seed"] for s in run["seeds"]] == [4, 5, 6]
+    seconds = sorted(s["reached"]["seconds"] for s in run["seeds"])
+    median = f"median {seconds[1]:.1f} ({seconds[0]:.1f}–{seconds[2]:.1f}) s"
+    assert f"3 of 3 seeds reached 0.00% test accuracy; {median}" in out
+    for seed in (4, 5, 6):
+        assert cells_of(rows_of(out, str(seed))[0])[1] == "yes"
+
+
+def test_several_time_to_target_runs_pair_models_targets_and_seeds_by_position(dataset, tmp_path):
+    argv = ["--data-dir", str(dataset), "--time-to-99", "mlp_v2,mlp_64_32", "--target", "0,1", "--seeds", "1",
+            "--epochs", "1", "--limit", "64", "--markdown", str(tmp_path / "B.md")]
+    assert cli.main(["benchmark", *argv]) == 0
+    page = (tmp_path / "B.md").read_text()
+    assert "### 0.00%, mlp_v2" in page and "0 of 1 seeds reached 100.00% test accuracy" in page
+    assert "### 100.00%, mlp_64_32" in page and "no (all epochs run)" in page
+
+
+def test_time_to_target_says_so_when_the_target_is_not_reached(dataset, capsys):
+    argv = ["--data-dir", str(dataset), "--time-to-99", "--epochs", "1", "--limit", "32", "--target", "0.995"]
+    assert cli.main(["benchmark", *argv]) == 0
+    out = capsys.readouterr().out
+    assert "0 of 1 seeds reached 99.50% test accuracy." in out and "no (all epochs run)" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--time-to-99", "lenet5,mlp_v2,resnet", "--target", "0.99,0.995"], "pair up by position: 2 targets for 3 runs"),
+    (["--time-to-99", "lenet5", "--batch-size", "32,64"], "trains at one batch size, and --batch-size gives 2"),
+    (["--model", "lenet5", "--limit", "100", "--batch-size", "128"], "--limit 100 is below batch size 128"),
+    (["--scaling", "--limit", "100"], "--limit 100 is below batch size 512"),
+    (["--json", "no/such/folder/r.json"], "the folder"),
+])
+def test_what_cannot_run_is_reported_before_anything_is_measured(argv, message, monkeypatch, capsys):
+    monkeypatch.setattr(bench, "spawn", lambda *a, **k: pytest.fail("a worker started"))
+    assert cli.main(["benchmark", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_model_all_means_every_model_in_models(monkeypatch):
+    from tinygrad_mnist.models import MODELS as ALL
+    asked = []
+    monkeypatch.setattr(bench, "run_epochs", lambda cells, *a: asked.extend(cells) or [])
+    args = cli.build_parser().parse_args(["benchmark", "--no-ops", "--train", "--batch-size", "32,512"])
+    args.argv = []
+    bench.run(args)
+    assert [(c["model"], c["batch_size"]) for c in asked] == [(m, b) for m in ALL for b in (32, 512)]
+    assert "pytorch_example" in ALL and "resnet" in ALL
 
 
 def test_the_markdown_page_says_which_parts_were_not_measured():
     results = dict(machine=dict(cpu="Test CPU", cores=2, python="3", numpy="2", blas="openblas", torch="2"),
-                   settings=dict(threads=1, rounds=3, batch_size=128, lr=1e-3, limit=None, device="cpu",
+                   settings=dict(threads=1, rounds=3, batch_sizes=[128], lr=1e-3, limit=None, device="cpu",
                                  warmup_steps=5, op_reps=20),
                    load_before=[0.5, 0.5, 0.5], load_after=None, command="tinygrad-mnist benchmark --no-train",
-                   epochs=None, ops=dict(rows=[dict(op="relu", shapes="(128,120)", engine_fwd_ms=0.02,
-                                                    engine_bwd_ms=0.03)], torch_error=NO_TORCH),
-                   time_to_99=None)
+                   epochs=None, scaling=None, ops=dict(rows=[dict(op="relu", shapes="(128,120)", engine_fwd_ms=0.02,
+                                                                  engine_bwd_ms=0.03)], torch_error=NO_TORCH),
+                   forms=None, profile=None, time_to_target=None)
     page = render_markdown(results)
     epoch_section = page.split("## One training epoch")[1].split("##")[0]
     assert "Not measured by the command above." in epoch_section

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from idx_fixtures import write_dataset
-from tinygrad_mnist import cli, torch_twin
+from tinygrad_mnist import Tensor, cli, torch_twin
 from tinygrad_mnist.models import MODELS, build_model
 from tinygrad_mnist.training import make_config
 
@@ -60,3 +60,20 @@ def test_without_torch_compare_prints_the_install_hint_and_exits_2(monkeypatch, 
     assert cli.main(["compare", "--model", "lenet5"]) == 2
     assert capsys.readouterr().err == f"tinygrad-mnist compare: error: {torch_twin.INSTALL_HINT}\n"
 
+
+
+@pytest.mark.parametrize("width", [2, 4])
+def test_the_lenet5_twin_follows_its_width_and_computes_the_same_logits(width, batch):
+    torch = pytest.importorskip("torch")
+    model = build_model("lenet5", width=width)
+    assert (model.conv1.out_channels, model.conv2.out_channels) == (6 * width, 16 * width)
+    twin = torch_twin.torch_model("lenet5", model)
+    x = batch[0]
+    with torch.no_grad():
+        theirs = twin(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model(Tensor(x)).numpy(), theirs, rtol=1e-4, atol=1e-5)
+
+
+def test_a_lenet5_width_below_1_is_refused():
+    with pytest.raises(ValueError, match="width must be a positive integer"):
+        build_model("lenet5", width=0)

@@ -60,6 +60,18 @@ def fraction(text):
     return value
 
 
+def comma_list(kind, choices=None):
+    """An argparse type: comma-separated values, each parsed by `kind` (and one of `choices`, if given)."""
+    def parse(text):
+        values = [kind(part) for part in text.split(",")]
+        for value in values:
+            if choices is not None and value not in choices:
+                raise argparse.ArgumentTypeError(f"unknown {value!r}; choose from {', '.join(choices)}")
+        return values
+    parse.__name__ = f"comma-separated {getattr(kind, '__name__', 'value')} list"
+    return parse
+
+
 def _number(text, kind):
     try:
         return kind(text)
@@ -76,7 +88,7 @@ TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "nestero
 
 def build_parser():
     from . import backend
-    from .benchmark import BENCH_MODELS
+    from .benchmark import DEFAULT_BATCH_SIZES
     from .data import DATASETS
     from .loop import OPTIMIZERS, SCHEDULES
     from .models import MODELS, RECIPES
@@ -147,34 +159,50 @@ def build_parser():
     r.add_argument("--out", help="HTML file to write (default: RUN_DIR/report.html, or for several runs "
                                  "FIRST_RUN_DIR/compare.html)")
 
-    b = sub.add_parser("benchmark", help="this engine against PyTorch: epoch and op timings, time to 99%%")
-    b.add_argument("--model", choices=[*BENCH_MODELS, "all"], default="all", help="model(s) of the epoch benchmark")
-    b.add_argument("--batch-size", type=positive_int, help="default 128 (time-to-99: the recipe's)")
+    b = sub.add_parser("benchmark", help="this engine against PyTorch: every model and batch size, scaling, ops, "
+                                          "time to 99%%")
+    b.add_argument("--model", type=comma_list(str, [*sorted(MODELS), "all"]), default=["all"], metavar="MODEL[,MODEL]",
+                   help="model(s) of the epoch table (default all: every model in models/)")
+    b.add_argument("--batch-size", type=comma_list(positive_int), metavar="N[,N]",
+                   help=f"batch size(s) of the epoch, op and profile tables (default "
+                        f"{','.join(map(str, DEFAULT_BATCH_SIZES))}); time-to-99: one, else the recipe's")
     b.add_argument("--device", choices=backend.DEVICES, default="cpu")
     b.add_argument("--rounds", type=positive_int, default=3, help="alternating engine/PyTorch rounds (default 3)")
     b.add_argument("--threads", type=positive_int, default=1,
                    help="threads for both frameworks (default 1: like for like, and steady on a shared machine)")
     b.add_argument("--limit", type=positive_int, help="use the first N training images only")
     b.add_argument("--lr", type=positive_float, help="default 1e-3 (time-to-99: the recipe's)")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--seed", type=int, default=0, help="the seed (time-to-99: the first of --seeds seeds)")
     b.add_argument("--warmup-steps", type=non_negative_int, default=5,
                    help="untimed steps before the timed epoch (default 5)")
     b.add_argument("--op-reps", type=positive_int, default=20, help="repetitions per op timing (default 20)")
     b.add_argument("--data-dir", help=DATA_DIR_HELP)
     b.add_argument("--train", action=argparse.BooleanOptionalAction, default=None,
-                   help="the epoch benchmark (default: on, unless --time-to-99 is given)")
+                   help="the epoch table (default: on, unless --scaling or --time-to-99 is given)")
     b.add_argument("--ops", action=argparse.BooleanOptionalAction, default=None,
-                   help="the per-op table and the array forms (default: on, unless --time-to-99 is given)")
+                   help="the per-op table and the array forms (default: on, unless --scaling or --time-to-99 is given)")
+    b.add_argument("--scaling", action="store_true",
+                   help="seconds per epoch of LeNet-5 against the batch size (32-512) and the width (x1, x2, x4), "
+                        "with a plot")
+    b.add_argument("--scaling-plot", metavar="PATH", help="where the scaling plot goes (default: scaling.png beside "
+                                                          "--markdown)")
     b.add_argument("--profile", action="store_true", help="profile LeNet-5 training steps by op in both frameworks")
     b.add_argument("--profile-steps", type=positive_int, default=200, help="steps to profile (default 200)")
-    b.add_argument("--time-to-99", nargs="?", const="lenet5", choices=sorted(RECIPES), metavar="MODEL",
-                   help="train MODEL's recipe (default lenet5) until the test accuracy reaches --target")
+    b.add_argument("--time-to-99", nargs="?", const=["lenet5"], type=comma_list(str, sorted(RECIPES)),
+                   metavar="MODEL[,MODEL]",
+                   help="train MODEL's recipe (default lenet5) until the test accuracy reaches --target; several "
+                        "models pair up with several --target and --seeds values by position")
+    b.add_argument("--seeds", type=comma_list(positive_int), default=[1], metavar="K[,K]",
+                   help="time-to-99: train on K seeds, each in a fresh process (default 1)")
     b.add_argument("--epochs", type=positive_int, help="time-to-99: most epochs (default: the recipe's)")
     b.add_argument("--schedule", choices=SCHEDULES, help="time-to-99: lr schedule (default: the recipe's)")
     b.add_argument("--eval-every", type=non_negative_int, default=0, help="time-to-99: also evaluate every K steps")
-    b.add_argument("--target", type=fraction, default=0.99, help="time-to-99: test accuracy to reach (default 0.99)")
+    b.add_argument("--target", type=comma_list(fraction), default=[0.99], metavar="ACC[,ACC]",
+                   help="time-to-99: test accuracy to reach (default 0.99; 0.995 for 99.5%%)")
     b.add_argument("--markdown", metavar="PATH", help="rewrite PATH (e.g. docs/BENCHMARKS.md) from the results")
-    b.add_argument("--json", metavar="PATH", help="write the raw results as JSON")
+    b.add_argument("--json", metavar="PATH", help="write the raw results as JSON (before anything else is written)")
+    b.add_argument("--from-json", metavar="PATH", help="measure nothing: print and write the tables, the plot and "
+                                                       "--markdown from the --json of an earlier run")
 
     c = sub.add_parser("compare", help="a model and its PyTorch twin: step-by-step agreement, then full training")
     c.add_argument("--model", default="lenet5", choices=sorted(MODELS) + ["all"])
@@ -374,8 +402,9 @@ def cmd_benchmark(args):
     from .benchmark import benchmark
 
     backend.array_module(args.device)  # a missing GPU is reported before any worker starts
-    args.train = args.train if args.train is not None else not args.time_to_99
-    args.ops = args.ops if args.ops is not None else not args.time_to_99
+    others = bool(args.time_to_99 or args.scaling)
+    args.train = args.train if args.train is not None else not others
+    args.ops = args.ops if args.ops is not None else not others
     benchmark(args, progress=lambda text: print(text, file=sys.stderr, flush=True))
 
 

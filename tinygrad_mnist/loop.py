@@ -20,7 +20,7 @@ import numpy as np
 
 from . import data
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 
 
@@ -89,7 +89,8 @@ def make_optimizer(config, params, optim):
     name, lr, wd = config["optimizer"], config["lr"], config["weight_decay"]
     if name == "sgd":
         return optim.SGD(params, lr=lr, momentum=config["momentum"], nesterov=config["nesterov"], weight_decay=wd)
-    kinds = {"adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad}
+    kinds = {"adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad,
+             "adadelta": optim.Adadelta}
     return kinds[name](params, lr=lr, weight_decay=wd)
 
 

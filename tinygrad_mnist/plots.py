@@ -312,12 +312,40 @@ def plot_compare(run_dirs, path):
     return _save(fig, path)
 
 
-def _figure(width, height):
+def plot_scaling(series, path):
+    """The benchmark's scaling plot: seconds per epoch against the batch size, and against LeNet-5's width,
+    engine and PyTorch side by side. `series` maps "batch" and "width" to dict(x=..., engine=..., torch=...,
+    title=...), with torch None where PyTorch was not measured."""
+    fig = _figure(10, 4)
+    for ax, (kind, s) in zip(fig.subplots(1, 2), series.items()):
+        ax.plot(s["x"], s["engine"], "o-", label="engine")
+        if s["torch"] is not None:
+            ax.plot(s["x"], s["torch"], "s--", label="PyTorch")
+        if kind == "batch":
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(s["x"], [str(x) for x in s["x"]])
+        ax.set_xlabel({"batch": "batch size", "width": "width (channels × k)"}[kind])
+        ax.set_ylabel("seconds per epoch")
+        ax.set_ylim(bottom=0)
+        ax.set_title(_text(s["title"]), fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=9)
+    fig.suptitle("LeNet-5 training epoch: how the cost grows with the work")
+    return _save(fig, path)
+
+
+def require_matplotlib():
+    """Raise ImportError, with the install command, where matplotlib is missing."""
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        import matplotlib  # noqa: F401
     except ImportError as error:
         raise ImportError("plots need matplotlib: pip install 'tinygrad_mnist[plots]'") from error
+
+
+def _figure(width, height):
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig

@@ -77,8 +77,9 @@ def _twins():
     class LeNet5(tnn.Module):
         def __init__(self, ours):
             super().__init__()
-            self.conv1, self.conv2 = tnn.Conv2d(1, 6, 5), tnn.Conv2d(6, 16, 5)
-            self.fc1, self.fc2, self.fc3 = tnn.Linear(256, 120), tnn.Linear(120, 84), tnn.Linear(84, 10)
+            c1, c2 = ours.conv1.out_channels, ours.conv2.out_channels  # 6 and 16 times the width
+            self.conv1, self.conv2 = tnn.Conv2d(1, c1, 5), tnn.Conv2d(c1, c2, 5)
+            self.fc1, self.fc2, self.fc3 = tnn.Linear(c2 * 16, 120), tnn.Linear(120, 84), tnn.Linear(84, 10)
 
         def forward(self, x):
             x = TF.relu(TF.max_pool2d(self.conv1(x), 2))
@@ -151,8 +152,21 @@ def _twins():
             x = self.block3(self.block2(self.block1(self.stem(x))))
             return self.fc(TF.relu(self.bn(x)).mean(dim=(2, 3)))
 
+    class PyTorchExample(tnn.Module):  # pytorch/examples mnist/main.py's Net, with its layer names
+        def __init__(self, ours):
+            super().__init__()
+            self.conv1, self.conv2 = tnn.Conv2d(1, 32, 3, 1), tnn.Conv2d(32, 64, 3, 1)
+            self.dropout1, self.dropout2 = tnn.Dropout(ours.dropout1.p), tnn.Dropout(ours.dropout2.p)
+            self.fc1, self.fc2 = tnn.Linear(9216, 128), tnn.Linear(128, 10)
+
+        def forward(self, x):
+            x = TF.max_pool2d(TF.relu(self.conv2(TF.relu(self.conv1(x)))), 2)
+            x = self.dropout2(TF.relu(self.fc1(torch.flatten(self.dropout1(x), 1))))
+            return TF.log_softmax(self.fc2(x), dim=1)
+
     return {"mlp_v1": MLPv1, "mlp_v2": MLPDropout, "mlp_533": MLPDropout, "mlp_64_32": MLP64x32,
-            "lenet5": LeNet5, "cnn_bn": CNNBN, "simple_cnn": SimpleCNN, "best": Best, "resnet": ResNet}
+            "lenet5": LeNet5, "cnn_bn": CNNBN, "simple_cnn": SimpleCNN, "best": Best, "resnet": ResNet,
+            "pytorch_example": PyTorchExample}
 
 
 def torch_model(name, model):

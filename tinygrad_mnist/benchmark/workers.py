@@ -24,10 +24,9 @@ from .measure import OpTimer, PeakMemory, blas_threads, process_seconds, synchro
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 NO_TORCH = "torch not installed"
-# The epoch benchmark's models: a models/ name, and its dropout (0 for the MLP, so that no dropout op runs)
-BENCH_MODELS = {"lenet5": dict(model="lenet5", dropout=None,
-                               about="LeNet-5: conv 1→6 5×5, pool, conv 6→16 5×5, pool, 256-120-84-10"),
-                "mlp": dict(model="mlp_v2", dropout=0.0, about="MLP 784-128-10, ReLU (mlp_v2 without dropout)")}
+# The width multipliers of LeNet-5 in the scaling table (models.cnn.LeNet5's width)
+SCALING_WIDTHS = (1, 2, 4)
+SCALING_BATCH_SIZES = (32, 64, 128, 256, 512)
 
 
 class BenchmarkError(RuntimeError):
@@ -55,10 +54,10 @@ def _torch_or_error(spec):
 
 
 def bench_config(spec):
-    """The epoch benchmark's training config: Adam at a constant rate, nothing held out, no augmentation."""
-    model = BENCH_MODELS[spec["model"]]
-    return make_config(model["model"], optimizer="adam", lr=spec["lr"], schedule="constant", weight_decay=0.0,
-                       dropout=model["dropout"], label_smoothing=0.0, augment=False, warmup_epochs=0,
+    """The epoch benchmark's training config: the model as its recipe builds it (dropout included), trained by
+    Adam at a constant rate, nothing held out, no augmentation."""
+    return make_config(spec["model"], optimizer="adam", lr=spec["lr"], schedule="constant", weight_decay=0.0,
+                       label_smoothing=0.0, augment=False, warmup_epochs=0,
                        batch_size=spec["batch_size"], val_size=0, limit_train=spec.get("limit"),
                        data_dir=spec.get("data_dir"), device=spec["device"], seed=spec["seed"])
 
@@ -74,8 +73,12 @@ def _training(spec):
     config = bench_config(spec)
     x, y = prepare_data(config)["train"]
     backend.manual_seed(config["seed"])
-    model = build_model(config["model"], dropout=config["dropout"]).to(config["device"]).train()
+    options = {"width": spec["width"]} if spec.get("width", 1) != 1 else {}
+    model = build_model(config["model"], dropout=config["dropout"], **options).to(config["device"]).train()
     sampler = BatchSampler(len(x), config["batch_size"])
+    if sampler.batch_size != config["batch_size"]:
+        raise ValueError(f"batch size {config['batch_size']} needs at least as many training images, and there are "
+                         f"{len(x)}: raise --limit or lower --batch-size")
     if torch is None:
         step = EngineStep(model, config, sampler.steps_per_epoch)
     else:
@@ -100,7 +103,8 @@ def epoch_worker(spec):
     losses = [step(x[index], y[index]) for index in batches]
     sync()
     seconds = time.perf_counter() - started
-    return dict(seconds=seconds, samples=len(x), loss=float(np.mean(losses)), peak_mib=memory.stop(),
+    return dict(seconds=seconds, samples=len(x), steps=len(batches), loss=float(np.mean(losses)),
+                peak_mib=memory.stop(),
                 memory_method=memory.method, blas_threads=blas_threads(),
                 torch_threads=torch.get_num_threads() if torch else None,
                 torch_version=torch.__version__ if torch else None)
