@@ -254,9 +254,17 @@ def test_time_to_target_says_so_when_the_target_is_not_reached(dataset, capsys):
     assert "0 of 1 seeds reached 99.50% test accuracy." in out and "no (all epochs run)" in out
 
 
+def test_time_to_target_trains_at_one_given_batch_size_and_at_the_recipe_s_beside_a_list(monkeypatch):
+    asked = []
+    monkeypatch.setattr(bench, "spawn", lambda spec, threads: asked.append(spec["batch_size"]) or {})
+    for sizes in (["--batch-size", "256"], ["--batch-size", "32,128"], []):
+        args = cli.build_parser().parse_args(["benchmark", "--time-to-99", "lenet5", *sizes])
+        bench.run_time_to_target(args, 1, progress=lambda *a: None)
+    assert asked == [256, None, None]  # None: the recipe's
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--time-to-99", "lenet5,mlp_v2,resnet", "--target", "0.99,0.995"], "pair up by position: 2 targets for 3 runs"),
-    (["--time-to-99", "lenet5", "--batch-size", "32,64"], "trains at one batch size, and --batch-size gives 2"),
     (["--model", "lenet5", "--limit", "100", "--batch-size", "128"], "--limit 100 is below batch size 128"),
     (["--scaling", "--limit", "100"], "--limit 100 is below batch size 512"),
     (["--json", "no/such/folder/r.json"], "the folder"),

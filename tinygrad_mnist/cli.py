@@ -165,7 +165,7 @@ def build_parser():
                    help="model(s) of the epoch table (default all: every model in models/)")
     b.add_argument("--batch-size", type=comma_list(positive_int), metavar="N[,N]",
                    help=f"batch size(s) of the epoch, op and profile tables (default "
-                        f"{','.join(map(str, DEFAULT_BATCH_SIZES))}); time-to-99: one, else the recipe's")
+                        f"{','.join(map(str, DEFAULT_BATCH_SIZES))}); time-to-99: the one given, else each recipe's")
     b.add_argument("--device", choices=backend.DEVICES, default="cpu")
     b.add_argument("--rounds", type=positive_int, default=3, help="alternating engine/PyTorch rounds (default 3)")
     b.add_argument("--threads", type=positive_int, default=1,

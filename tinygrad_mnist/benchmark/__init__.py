@@ -89,9 +89,6 @@ def run_ops(settings, batch_size, progress=print):
 def time_to_target_runs(args):
     """(model, target, seeds) of each time-to-target run: --time-to-99, --target and --seeds pair up by
     position, and a single value serves every run."""
-    if args.batch_size and len(args.batch_size) > 1:
-        raise BenchmarkError(f"--time-to-99 trains at one batch size, and --batch-size gives {len(args.batch_size)}; "
-                             "give one, or leave --batch-size out to train at the recipe's")
     lists = dict(models=args.time_to_99, targets=args.target, seeds=args.seeds)
     runs = max(len(v) for v in lists.values())
     for name, values in lists.items():
@@ -103,8 +100,10 @@ def time_to_target_runs(args):
 
 
 def run_time_to_target(args, threads, progress=print):
-    """Each run's recipe trained once per seed, every seed in a fresh process; the seeds are --seed, --seed + 1, ..."""
-    batch_size = args.batch_size[0] if args.batch_size else None
+    """Each run's recipe trained once per seed, every seed in a fresh process; the seeds are --seed, --seed + 1, ...
+    One --batch-size is used here too; a list (the epoch table's) leaves each recipe its own, so that one
+    command can write every table."""
+    batch_size = args.batch_size[0] if args.batch_size and len(args.batch_size) == 1 else None
     results = []
     for model, target, seeds in time_to_target_runs(args):
         runs = []
