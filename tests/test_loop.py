@@ -87,7 +87,7 @@ def test_both_frameworks_of_the_twin_draw_the_rule_s_batches(dataset, drawn):
 def test_the_epoch_benchmark_times_the_rule_s_first_epoch(dataset, drawn, framework):
     if framework == "torch":
         pytest.importorskip("torch")
-    spec = dict(model="mlp", framework=framework, device="cpu", seed=SEED, threads=1, batch_size=BATCH, lr=1e-3,
+    spec = dict(model="mlp_v2", framework=framework, device="cpu", seed=SEED, threads=1, batch_size=BATCH, lr=1e-3,
                 limit=N, data_dir=str(dataset), warmup_steps=1)
     assert "error" not in workers.epoch_worker(spec)
     assert_same_batches(drawn, expected_indices()[:3])

@@ -337,7 +337,8 @@ def plot_scaling(series, path):
 def require_matplotlib():
     """Raise ImportError, with the install command, where matplotlib is missing."""
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.figure  # noqa: F401
     except ImportError as error:
         raise ImportError("plots need matplotlib: pip install 'tinygrad_mnist[plots]'") from error
 
