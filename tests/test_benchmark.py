@@ -299,3 +299,26 @@ def test_the_markdown_page_says_which_parts_were_not_measured():
     assert "Not measured by the command above." in epoch_section
     assert "- CPU: Test CPU, 2 cores" in page and "after: n/a" in page
     assert NO_TORCH in rows_of(page, "relu")[0]
+
+
+def test_the_profile_runs_every_step_it_divides_by_even_when_the_limit_leaves_fewer(dataset, monkeypatch):
+    from tinygrad_mnist.benchmark import workers
+    calls = []
+    real = workers._training
+
+    class Counting:
+        def __init__(self, step):
+            self.step, self.optimizer = step, step.optimizer
+
+        def __call__(self, xb, yb):
+            calls.append(len(xb))
+            return self.step(xb, yb)
+
+    def counting(spec):
+        step, torch, x, y, batches = real(spec)
+        return Counting(step), torch, x, y, batches
+    monkeypatch.setattr(workers, "_training", counting)
+    spec = dict(framework="engine", model="lenet5", batch_size=32, profile_steps=7, warmup_steps=1, device="cpu",
+                seed=0, threads=1, lr=1e-3, limit=96, data_dir=str(dataset))
+    result = workers.profile_worker(spec)
+    assert result["steps"] == 7 and len(calls) == 1 + 7  # 96 images are 3 batches: the profile goes round again

@@ -134,9 +134,11 @@ def profile_worker(spec):
         step.optimizer.step = timed_optimizer_step
     else:
         recorder = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+    # As many steps as asked, going round the epoch's batches again when --limit leaves fewer.
+    profiled = [batches[(warmup + k) % len(batches)] for k in range(steps)]
     started = time.perf_counter()
     with recorder:
-        for index in batches[warmup:warmup + steps]:
+        for index in profiled:
             step(x[index], y[index])
         sync()
     total = time.perf_counter() - started
