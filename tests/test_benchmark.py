@@ -322,3 +322,13 @@ def test_the_profile_runs_every_step_it_divides_by_even_when_the_limit_leaves_fe
                 seed=0, threads=1, lr=1e-3, limit=96, data_dir=str(dataset))
     result = workers.profile_worker(spec)
     assert result["steps"] == 7 and len(calls) == 1 + 7  # 96 images are 3 batches: the profile goes round again
+
+
+def test_a_profile_only_run_names_the_pytorch_it_profiled(dataset):
+    pytest.importorskip("torch")
+    import torch
+    args = cli.build_parser().parse_args(["benchmark", "--data-dir", str(dataset), "--no-train", "--no-ops",
+                                          "--profile", "--profile-steps", "2", "--limit", "96", "--batch-size", "32",
+                                          "--warmup-steps", "1"])
+    args.argv = []
+    assert bench.run(args, progress=lambda *a: None)["machine"]["torch"] == torch.__version__

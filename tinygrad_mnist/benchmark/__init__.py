@@ -169,6 +169,7 @@ def run(args, progress=print):
                                          if isinstance(series, list) for c in series]
     versions = [r.get("torch_version") for e in timed if isinstance(e["torch"], list)
                 for r in e["torch"]] + [(results["ops"] or {}).get("torch_version")]
+    versions += [p["torch"].get("torch_version") for p in results["profile"] or [] if isinstance(p["torch"], dict)]
     torch_asked = bool(timed) or results["ops"] is not None or results["profile"] is not None
     results["machine"]["torch"] = next((v for v in versions if v), NO_TORCH if torch_asked else "not used")
     return results

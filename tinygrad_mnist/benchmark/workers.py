@@ -148,7 +148,7 @@ def profile_worker(spec):
         times = {event.key: event.self_cpu_time_total / 1e6 for event in recorder.key_averages()
                  if event.self_cpu_time_total > 0 and event.key != "ProfilerStep*"}
     rows = sorted(((name, 1e3 * seconds / steps) for name, seconds in times.items()), key=lambda r: -r[1])
-    return dict(step_ms=1e3 * total / steps, steps=steps, rows=rows)
+    return dict(step_ms=1e3 * total / steps, steps=steps, rows=rows, torch_version=torch.__version__ if torch else None)
 
 
 def op_cases(n):
