@@ -96,16 +96,12 @@ class AveragedModel(Module):
             if n == 0 or a.dtype.kind != "f":
                 a.data[...] = c.data
         if n > 0 and floats:
-            averaged, current = [a for a, _ in floats], [c for _, c in floats]
-            if self.avg_fn is not None:
-                for a, c in floats:
-                    a.data[...] = self.avg_fn(a, c, n)
-            elif self.multi_avg_fn is not None:
-                self.multi_avg_fn(averaged, current, n)
+            if self.multi_avg_fn is not None:
+                self.multi_avg_fn([a for a, _ in floats], [c for _, c in floats], n)
             else:
-                swa = get_swa_avg_fn()
+                avg_fn = self.avg_fn or get_swa_avg_fn()  # without either, the plain mean (SWA)
                 for a, c in floats:
-                    a.data[...] = swa(a, c, n)
+                    a.data[...] = avg_fn(a, c, n)
         if not self.use_buffers:  # the buffers follow the model, as in PyTorch
             for a, c in zip(self.module.buffers(), model.buffers()):
                 a.data[...] = backend.to_device(c.data, a.device)
