@@ -243,7 +243,7 @@ def case_conv2d(draw, device):
         padding = draw(st.integers(0, 2))
         kh = draw(st.integers(1, min(h + 2 * padding, 4)))
         kw = draw(st.integers(1, min(w + 2 * padding, 4)))
-        out_channels = draw(st.sampled_from([1, 2, 3, 6, 9]))  # every form of weight_grad and forward_gemm
+        out_channels = draw(st.sampled_from([1, 2, 3, 6, 9]))  # every form of weight_grad and gemm_weights
         w_shape, options = (out_channels, c, kh, kw), dict(stride=draw(st.integers(1, 3)), padding=padding)
     x = leaf(values(draw, (n, c, h, w)), device)
     weight = leaf(values(draw, w_shape), device)

@@ -60,7 +60,7 @@ def reference_max_pool2d(x, k, stride):
 def conv_cases(draw):
     """(x shape, weight shape, stride, padding, with bias, seed): kernels up to 5×5, any aspect ratio.
     Out channels below, within and above 5-7, so that every form of ops.weight_grad and
-    ops.forward_gemm runs."""
+    ops.gemm_weights runs."""
     batch, channels = draw(st.integers(1, 2)), draw(st.integers(1, 3))
     out_channels = draw(st.sampled_from([1, 2, 3, 6, 8, 12]))
     height, width = draw(st.integers(1, 7)), draw(st.integers(1, 7))

@@ -2,13 +2,15 @@
 
 Skipped where PyTorch is not installed (`pip install 'tinygrad_mnist[torch]'`).
 """
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import tinygrad_mnist.functional as F
-from tinygrad_mnist import Tensor, manual_seed
+from tinygrad_mnist import Tensor, manual_seed, ops
 
 from strategies import conv2d_settings
 from test_reference import conv_cases
@@ -54,6 +56,36 @@ def test_conv2d_matches_torch(case):
         arrays.append(random_array(seed + 2, w_shape[:1]))
     assert_matches_torch(lambda *a: F.conv2d(*a, stride=stride, padding=padding),
                          lambda *a: TF.conv2d(*a, stride=stride, padding=padding), *arrays)
+
+
+@SETTINGS
+@given(case=conv_cases(), budget=st.sampled_from([1, 600, 2000]),
+       frozen=st.sampled_from([None, "input", "weights"]))
+@example(case=((2, 3, 7, 5), (6, 3, 3, 2), 2, 1, True, 0), budget=1, frozen=None)  # a band per output row
+@example(case=((2, 2, 7, 7), (3, 2, 3, 3), 1, 1, True, 1), budget=600, frozen="weights")  # dx alone, in bands
+def test_conv2d_in_bands_matches_torch(case, budget, frozen):
+    """The columns built a few output rows at a time (budgets of a few bytes: one row a band, and
+    bands of uneven height, the last one shorter), with and without gradients for the input or the
+    weights, agree with PyTorch as the one-band form does."""
+    x_shape, w_shape, stride, padding, with_bias, seed = case
+    arrays = [random_array(seed, x_shape), random_array(seed + 1, w_shape)]
+    if with_bias:
+        arrays.append(random_array(seed + 2, w_shape[:1]))
+    with mock.patch.object(ops, "FORWARD_BAND_BYTES", budget), mock.patch.object(ops, "BACKWARD_BAND_BYTES", budget):
+        ours = [Tensor(a.copy(), requires_grad=not (frozen == "input" and k == 0 or frozen == "weights" and k > 0))
+                for k, a in enumerate(arrays)]
+        theirs = [torch.tensor(a, requires_grad=t.requires_grad) for a, t in zip(arrays, ours)]
+        out = F.conv2d(*ours, stride=stride, padding=padding)
+        expected = TF.conv2d(*theirs, stride=stride, padding=padding)
+        np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=RTOL, atol=ATOL, err_msg="forward")
+        cotangent = np.random.default_rng(seed).standard_normal(tuple(expected.shape))
+        out.backward(cotangent)
+    expected.backward(torch.tensor(cotangent))
+    for k, (a, b) in enumerate(zip(ours, theirs)):
+        if b.requires_grad:
+            np.testing.assert_allclose(a.grad, b.grad.numpy(), rtol=RTOL, atol=ATOL, err_msg=f"gradient of input {k}")
+        else:
+            assert a.grad is None
 
 
 @st.composite

@@ -516,18 +516,35 @@ def weight_grad(g, cols):
     return (cols @ g.T).T if cols.shape[0] > g.shape[0] else g @ cols.T
 
 
-def forward_gemm(w, cols):
-    """w cols: w (O, M) against the columns (M, K) in the forward pass.
+def gemm_weights(w, b=None):
+    """The forward GEMM's left matrix: w (O, C, kh, kw) as (O, C·kh·kw), with b as one more column.
 
     On the CPU 5 to 7 rows are padded with zero rows to 8, which OpenBLAS multiplies faster (measured in
-    docs/BENCHMARKS.md, "Array forms"), and the extra rows dropped: the result is the leading rows of a
-    C-ordered array, contiguous like any other.
+    docs/BENCHMARKS.md, "Array forms"); the product's extra rows are dropped, and the leading rows of a
+    C-ordered array are contiguous like any other.
     """
-    o = w.shape[0]
-    if not 4 < o < 8 or is_cupy_array(w):
-        return w @ cols
     xp = get_array_module(w)
-    return (xp.concatenate([w, xp.zeros((8 - o, w.shape[1]), dtype=w.dtype)]) @ cols)[:o]
+    o = w.shape[0]
+    weights = w.reshape(o, -1)
+    if b is not None:
+        weights = xp.concatenate([weights, b[:, None]], axis=1)
+    if 4 < o < 8 and not is_cupy_array(w):
+        weights = xp.concatenate([weights, xp.zeros((8 - o, weights.shape[1]), dtype=w.dtype)])
+    return weights
+
+
+# Bytes of im2col columns built at a time: a band of output rows whose columns fit in a core's cache
+# (2 MiB of L2 on the machine measured) is built, multiplied and dropped before the next, instead of one
+# columns matrix of tens of MB that every GEMM streams from memory. Chosen by measurement (docs/
+# BENCHMARKS.md, "Array forms", against half, twice and one band): the forward is fastest near 1 MiB,
+# the backward, which holds a band of column gradients beside the band of columns, near 2 MiB.
+FORWARD_BAND_BYTES = 2 ** 20
+BACKWARD_BAND_BYTES = 2 ** 21
+
+
+def band_height(rows, ho, row_len, itemsize, budget):
+    """How many of the ho output rows go in one band: as many as keep (rows, band·row_len) within budget."""
+    return int(max(1, min(ho, budget // (rows * row_len * itemsize))))
 
 
 @register
@@ -541,6 +558,11 @@ class Conv2d(Function):
     time; the output keeps that layout behind its NCHW shape, and the next convolution or pooling
     reads it without a copy.
 
+    The columns are built a band of output rows at a time (`band_height`), each band's product written
+    straight into its rows of the output, so that they stay in cache. When all the columns fit in one
+    band they are kept for the backward pass; otherwise the backward pass builds them again, band by
+    band, from the padded input, which is kh·kw times smaller. On a GPU there is one band.
+
     With `dilation` d, `groups`, a (rows, columns) stride or uneven padding (top, bottom, left, right),
     the general form below runs instead: the window's taps lie d apart, and the channels split into
     `groups` independent convolutions, w (O, C/groups, kh, kw), one GEMM each.
@@ -552,47 +574,78 @@ class Conv2d(Function):
         xp = get_array_module(x)
         o, c, kh, kw = w.shape
         x = xp.ascontiguousarray(x.transpose(1, 2, 3, 0))  # free after a conv or pool
-        win = windows(pad2d(x, padding), kh, kw, stride)
+        xpad = pad2d(x, padding)
+        win = windows(xpad, kh, kw, stride)
         _, _, _, ho, wo, n = win.shape
-        rows = c * kh * kw
-        cols = xp.empty((rows + (b is not None), ho * wo * n), dtype=x.dtype)
-        cols[:rows].reshape(win.shape)[...] = win
-        weights = w.reshape(o, rows)
-        if b is not None:
-            cols[rows] = 1
-            weights = xp.concatenate([weights, b[:, None]], axis=1)
-        out = forward_gemm(weights, cols).reshape(o, ho, wo, n)
+        weights = gemm_weights(w, b)
         self.stride, self.padding, self.x_shape = stride, padding, (n, c, *x.shape[1:3])
-        self.save_for_backward(cols if any(self.needs_input_grad[1:]) else None, w)
-        return out.transpose(3, 0, 1, 2)
+        out = xp.empty((weights.shape[0], ho, wo * n), dtype=x.dtype)
+        budget = FORWARD_BAND_BYTES if not is_cupy_array(x) else float("inf")
+        height = band_height(weights.shape[1], ho, wo * n, x.dtype.itemsize, budget)
+        for y, cols in self.bands(win, height, b is not None):
+            xp.matmul(weights, cols, out=out[:, y:y + cols.shape[1] // (wo * n)].reshape(weights.shape[0], -1))
+        keep = any(self.needs_input_grad[1:])
+        # One band: keep its columns. Several: keep the padded input, to build them again.
+        self.save_for_backward(cols if keep and height == ho else None, xpad if keep and height < ho else None, w)
+        return out[:o].reshape(o, ho, wo, n).transpose(3, 0, 1, 2)
+
+    @staticmethod
+    def bands(win, height, ones_row):
+        """(first output row, columns) for each band of `height` output rows of the windows `win`, the
+        columns (C·kh·kw [+ a row of ones], height·Wo·N) built in one buffer that every band reuses."""
+        xp = get_array_module(win)
+        c, kh, kw, ho, wo, n = win.shape
+        rows = c * kh * kw
+        buffer = xp.empty((rows + ones_row) * height * wo * n, dtype=win.dtype)
+        for y in range(0, ho, height):
+            h = min(height, ho - y)
+            cols = buffer[:(rows + ones_row) * h * wo * n].reshape(rows + ones_row, h * wo * n)
+            cols[:rows].reshape(c, kh, kw, h, wo, n)[...] = win[:, :, :, y:y + h]
+            if ones_row:
+                cols[rows] = 1
+            yield y, cols
 
     def backward(self, g):
         if self.general:
             return self.general_backward(g)
-        cols, w = self.saved
-        o = w.shape[0]
+        cols, xpad, w = self.saved
+        xp = get_array_module(g)
+        o, c, kh, kw = w.shape
         g = g.transpose(1, 2, 3, 0)  # (O, Ho, Wo, N): no copy when g is laid out like the output
-        g2 = g.reshape(o, -1)
-        dx = dw = db = None
-        if self.needs_input_grad[0]:
-            dx = self.col2im(w.reshape(o, -1).T @ g2, w.shape, g.shape[1:3])
-        if any(self.needs_input_grad[1:]):
-            grads = weight_grad(g2, cols)  # (O, C·kh·kw) for w, then one column for b if there is a b
-            dw = grads[:, :w[0].size].reshape(w.shape)
-            db = grads[:, -1] if len(self.needs_input_grad) == 3 else None
+        _, ho, wo, n = g.shape
+        has_b = len(self.needs_input_grad) == 3
+        want_dx, want_w = self.needs_input_grad[0], any(self.needs_input_grad[1:])
+        rows = c * kh * kw
+        if cols is not None or not want_w:  # one band, its columns kept (or not needed)
+            height, bands = ho, [(0, cols)]
+        else:
+            height = band_height(rows + has_b, ho, wo * n, g.dtype.itemsize, BACKWARD_BAND_BYTES)
+            bands = self.bands(windows(xpad, kh, kw, self.stride), height, has_b)
+        p, s = self.padding, self.stride
+        h, wd = self.x_shape[2:]
+        dpad = xp.zeros((c, h + 2 * p, wd + 2 * p, n), dtype=g.dtype) if want_dx else None
+        w_t = xp.ascontiguousarray(w.reshape(o, rows).T) if want_dx else None
+        grads = xp.zeros((o, rows + has_b), dtype=g.dtype) if want_w else None
+        for y, cols in bands:
+            band = min(height, ho - y)
+            g2 = g[:, y:y + band].reshape(o, band * wo * n)
+            if want_w:  # (O, C·kh·kw) for w, then one column for b if there is a b
+                grads += weight_grad(g2, cols)
+            if want_dx:
+                self.col2im(w_t @ g2, dpad, y, band, wo, kh, kw)
+        dx = dpad[:, p:p + h, p:p + wd].transpose(3, 0, 1, 2) if want_dx else None
+        dw = grads[:, :rows].reshape(w.shape) if want_w else None
+        db = grads[:, rows] if want_w and has_b else None
         return (dx, dw, db)[:len(self.needs_input_grad)]
 
-    def col2im(self, dcols, w_shape, out_hw):
-        """Sum the column gradients (C·kh·kw, Ho·Wo·N) back onto the pixels each column came from."""
-        xp = get_array_module(dcols)
-        _, c, kh, kw = w_shape
-        n, _, h, wd = self.x_shape
-        p = self.padding
-        dcols = dcols.reshape(c, kh, kw, *out_hw, n)
-        dx = xp.zeros((c, h + 2 * p, wd + 2 * p, n), dtype=dcols.dtype)
-        for i, j, (rows, columns) in offsets(kh, kw, *out_hw, self.stride):
-            dx[:, rows, columns] += dcols[:, i, j]
-        return dx[:, p:p + h, p:p + wd].transpose(3, 0, 1, 2)
+    def col2im(self, dcols, dpad, y, band, wo, kh, kw):
+        """Sum one band's column gradients (C·kh·kw, band·Wo·N), output rows y.., back onto the pixels of
+        the padded input gradient `dpad` that each column came from."""
+        c, _, _, n = dpad.shape
+        dcols = dcols.reshape(c, kh, kw, band, wo, n)
+        s = self.stride
+        for i, j, (rows, columns) in offsets(kh, kw, band, wo, s):
+            dpad[:, rows.start + y * s:rows.stop + y * s:s, columns] += dcols[:, i, j]
 
     def general_forward(self, x, w, b, stride, padding, dilation, groups):
         """out = W_g X_g for each group g, X_g the im2col columns of its C/groups channels; then + b."""

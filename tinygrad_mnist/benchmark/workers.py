@@ -18,6 +18,7 @@ import numpy as np
 from .. import backend, ops
 from ..loop import BatchSampler, augmentation, take_batch
 from ..models import build_model
+from ..tensor import Tensor
 from ..torch_twin import EngineStep, TorchStep, torch_model
 from ..training import evaluate, make_config, prepare_data
 from .measure import OpTimer, PeakMemory, blas_threads, process_seconds, synchronizer
@@ -236,11 +237,37 @@ def form_cases(n):
     for rows in (5, 6, 7):
         w = a(rows, 26)
         cases.append((f"forward product with {rows} output channels: padded to 8 rows, or as it is",
-                      f"w ({rows},26) cols (26,{k1})", lambda w=w: ops.forward_gemm(w, cols1), lambda w=w: w @ cols1))
+                      f"w ({rows},26) cols (26,{k1})", lambda w=w: (ops.gemm_weights(w) @ cols1)[:len(w)], lambda w=w: w @ cols1))
+    # The convolution's band sizes (ops.FORWARD_BAND_BYTES, ops.BACKWARD_BAND_BYTES) against half, twice,
+    # and all the columns in one band; LeNet-5's conv2 and the PyTorch example's conv2 (32→64, 3×3, 26×26).
+    for label, x_shape, w_shape in (("LeNet-5 conv2", (n, 6, 12, 12), (16, 6, 5, 5)),
+                                    ("example conv2", (n, 32, 26, 26), (64, 32, 3, 3))):
+        conv = conv_step(a(*x_shape), a(*w_shape))
+        chosen = (ops.FORWARD_BAND_BYTES, ops.BACKWARD_BAND_BYTES)
+        for name, factor in (("half that", 0.5), ("twice that", 2), ("all the columns at once", math.inf)):
+            cases.append((f"{label} forward and backward: columns in bands of {chosen[0] >> 20} and "
+                          f"{chosen[1] >> 20} MiB, or {name}", f"x {x_shape} w {w_shape}",
+                          lambda conv=conv: conv(*chosen), lambda conv=conv, f=factor: conv(*(f * b for b in chosen))))
     x = a(6, 12, 12, n).transpose(3, 0, 1, 2)  # laid out as conv and pool leave it: batch innermost
     cases.append(("ReLU forward: maximum against an array of zeros, or against the scalar 0",
                   f"({n},6,12,12), batch innermost", lambda: ops.ReLU(()).forward(x), lambda: np.maximum(x, 0)))
     return cases
+
+
+def conv_step(x, w):
+    """A function of (forward band bytes, backward band bytes) that runs conv2d(x, w) forward and
+    backward with the columns built in bands of those sizes."""
+    x, w = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+
+    def step(forward_bytes, backward_bytes):
+        chosen = ops.FORWARD_BAND_BYTES, ops.BACKWARD_BAND_BYTES
+        ops.FORWARD_BAND_BYTES, ops.BACKWARD_BAND_BYTES = forward_bytes, backward_bytes
+        try:
+            x.grad = w.grad = None
+            ops.Conv2d.apply(x, w).sum().backward()
+        finally:
+            ops.FORWARD_BAND_BYTES, ops.BACKWARD_BAND_BYTES = chosen
+    return step
 
 
 def forms_worker(spec):
