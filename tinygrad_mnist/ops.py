@@ -542,9 +542,13 @@ FORWARD_BAND_BYTES = 2 ** 20
 BACKWARD_BAND_BYTES = 2 ** 21
 
 
-def band_height(rows, ho, row_len, itemsize, budget):
-    """How many of the ho output rows go in one band: as many as keep (rows, band·row_len) within budget."""
-    return int(max(1, min(ho, budget // (rows * row_len * itemsize))))
+def band_height(rows, ho, row_len, like, budget):
+    """How many of the ho output rows go in one band: as many as keep (rows, band·row_len) numbers of
+    the dtype of the array `like` within `budget` bytes. All of them on a GPU, whose BLAS wants one
+    large product rather than many cache-sized ones."""
+    if is_cupy_array(like):
+        return ho
+    return int(max(1, min(ho, budget // (rows * row_len * like.dtype.itemsize))))
 
 
 @register
@@ -580,8 +584,7 @@ class Conv2d(Function):
         weights = gemm_weights(w, b)
         self.stride, self.padding, self.x_shape = stride, padding, (n, c, *x.shape[1:3])
         out = xp.empty((weights.shape[0], ho, wo * n), dtype=x.dtype)
-        budget = FORWARD_BAND_BYTES if not is_cupy_array(x) else float("inf")
-        height = band_height(weights.shape[1], ho, wo * n, x.dtype.itemsize, budget)
+        height = band_height(weights.shape[1], ho, wo * n, x, FORWARD_BAND_BYTES)
         for y, cols in self.bands(win, height, b is not None):
             xp.matmul(weights, cols, out=out[:, y:y + cols.shape[1] // (wo * n)].reshape(weights.shape[0], -1))
         keep = any(self.needs_input_grad[1:])
@@ -616,11 +619,14 @@ class Conv2d(Function):
         has_b = len(self.needs_input_grad) == 3
         want_dx, want_w = self.needs_input_grad[0], any(self.needs_input_grad[1:])
         rows = c * kh * kw
-        if cols is not None or not want_w:  # one band, its columns kept (or not needed)
+        if cols is not None:  # one band, its columns kept
             height, bands = ho, [(0, cols)]
         else:
-            height = band_height(rows + has_b, ho, wo * n, g.dtype.itemsize, BACKWARD_BAND_BYTES)
-            bands = self.bands(windows(xpad, kh, kw, self.stride), height, has_b)
+            height = band_height(rows + has_b, ho, wo * n, g, BACKWARD_BAND_BYTES)
+            if want_w:
+                bands = self.bands(windows(xpad, kh, kw, self.stride), height, has_b)
+            else:  # frozen weights: the input gradient alone, in bands, needs no columns
+                bands = ((y, None) for y in range(0, ho, height))
         p, s = self.padding, self.stride
         h, wd = self.x_shape[2:]
         dpad = xp.zeros((c, h + 2 * p, wd + 2 * p, n), dtype=g.dtype) if want_dx else None
