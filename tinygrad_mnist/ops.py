@@ -585,8 +585,8 @@ class Conv2d(Function):
         self.stride, self.padding, self.x_shape = stride, padding, (n, c, *x.shape[1:3])
         out = xp.empty((weights.shape[0], ho, wo * n), dtype=x.dtype)
         height = band_height(weights.shape[1], ho, wo * n, x, FORWARD_BAND_BYTES)
-        for y, cols in self.bands(win, height, b is not None):
-            xp.matmul(weights, cols, out=out[:, y:y + cols.shape[1] // (wo * n)].reshape(weights.shape[0], -1))
+        for y, h, cols in self.bands(win, height, b is not None):
+            xp.matmul(weights, cols, out=out[:, y:y + h].reshape(weights.shape[0], -1))
         keep = any(self.needs_input_grad[1:])
         # One band: keep its columns. Several: keep the padded input, to build them again.
         self.save_for_backward(cols if keep and height == ho else None, xpad if keep and height < ho else None, w)
@@ -594,8 +594,9 @@ class Conv2d(Function):
 
     @staticmethod
     def bands(win, height, ones_row):
-        """(first output row, columns) for each band of `height` output rows of the windows `win`, the
-        columns (C·kh·kw [+ a row of ones], height·Wo·N) built in one buffer that every band reuses."""
+        """(first output row, rows in the band, columns) for each band of `height` output rows of the
+        windows `win` (the last may be shorter), the columns (C·kh·kw [+ a row of ones], rows·Wo·N) built
+        in one buffer that every band reuses."""
         xp = get_array_module(win)
         c, kh, kw, ho, wo, n = win.shape
         rows = c * kh * kw
@@ -606,7 +607,7 @@ class Conv2d(Function):
             cols[:rows].reshape(c, kh, kw, h, wo, n)[...] = win[:, :, :, y:y + h]
             if ones_row:
                 cols[rows] = 1
-            yield y, cols
+            yield y, h, cols
 
     def backward(self, g):
         if self.general:
@@ -620,20 +621,19 @@ class Conv2d(Function):
         want_dx, want_w = self.needs_input_grad[0], any(self.needs_input_grad[1:])
         rows = c * kh * kw
         if cols is not None:  # one band, its columns kept
-            height, bands = ho, [(0, cols)]
+            bands = [(0, ho, cols)]
         else:
             height = band_height(rows + has_b, ho, wo * n, g, BACKWARD_BAND_BYTES)
             if want_w:
                 bands = self.bands(windows(xpad, kh, kw, self.stride), height, has_b)
             else:  # frozen weights: the input gradient alone, in bands, needs no columns
-                bands = ((y, None) for y in range(0, ho, height))
+                bands = ((y, min(height, ho - y), None) for y in range(0, ho, height))
         p, s = self.padding, self.stride
         h, wd = self.x_shape[2:]
         dpad = xp.zeros((c, h + 2 * p, wd + 2 * p, n), dtype=g.dtype) if want_dx else None
         w_t = xp.ascontiguousarray(w.reshape(o, rows).T) if want_dx else None
         grads = xp.zeros((o, rows + has_b), dtype=g.dtype) if want_w else None
-        for y, cols in bands:
-            band = min(height, ho - y)
+        for y, band, cols in bands:
             g2 = g[:, y:y + band].reshape(o, band * wo * n)
             if want_w:  # (O, C·kh·kw) for w, then one column for b if there is a b
                 grads += weight_grad(g2, cols)
