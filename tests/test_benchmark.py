@@ -161,7 +161,7 @@ def test_the_profile_splits_each_frameworks_step_into_its_ops(full_run):
     assert sum(engine.values()) <= profile["engine"]["step_ms"]  # the entries are disjoint parts of the step
     assert any(name.startswith("aten::") for name, _ in profile["torch"]["rows"])
     for framework in ("engine", "torch"):
-        assert f"Where a LeNet-5 training step goes at batch 32, {framework}" in full_run["stdout"]
+        assert f"Where a lenet5 training step goes at batch 32, {framework}" in full_run["stdout"]
     assert "## Where a training step's time goes" in full_run["markdown"]
     assert rows_of(full_run["markdown"], "whole step") and rows_of(full_run["markdown"], "rest (not in any entry)")
 
@@ -323,6 +323,24 @@ def test_the_profile_runs_every_step_it_divides_by_even_when_the_limit_leaves_fe
                 seed=0, threads=1, lr=1e-3, limit=96, data_dir=str(dataset))
     result = workers.profile_worker(spec)
     assert result["steps"] == 7 and len(calls) == 1 + 7  # 96 images are 3 batches: the profile goes round again
+
+
+def test_the_profile_takes_the_models_it_is_given_each_at_every_batch_size(dataset):
+    args = cli.build_parser().parse_args(["benchmark", "--data-dir", str(dataset), "--no-train", "--no-ops",
+                                          "--profile", "cnn_bn,mlp_v1", "--profile-steps", "2", "--limit", "96",
+                                          "--batch-size", "16,32", "--warmup-steps", "1"])
+    args.argv = []
+    results = bench.run(args, progress=lambda *a: None)
+    assert [(p["model"], p["batch_size"]) for p in results["profile"]] == [
+        ("cnn_bn", 16), ("cnn_bn", 32), ("mlp_v1", 16), ("mlp_v1", 32)]
+    cnn_bn = dict(results["profile"][1]["engine"]["rows"])
+    assert cnn_bn["batchnorm (32,16,24,24) forward"] > 0 and cnn_bn["batchnorm (32,16,24,24) backward"] > 0
+    assert not any(name.startswith("conv2d") for name, _ in results["profile"][2]["engine"]["rows"])
+    page = render_markdown(results)
+    assert "cnn_bn, mlp_v1: 2 training steps" in page and "cnn_bn, batch 32, engine:" in page
+    assert "mlp_v1, batch 16, engine:" in page
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["benchmark", "--profile", "lenet6"])
 
 
 def test_a_profile_only_run_names_the_pytorch_it_profiled(dataset):

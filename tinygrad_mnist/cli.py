@@ -186,7 +186,9 @@ def build_parser():
                         "with a plot")
     b.add_argument("--scaling-plot", metavar="PATH", help="where the scaling plot goes (default: scaling.png beside "
                                                           "--markdown)")
-    b.add_argument("--profile", action="store_true", help="profile LeNet-5 training steps by op in both frameworks")
+    b.add_argument("--profile", nargs="?", const=["lenet5"], type=comma_list(str, sorted(MODELS)),
+                   metavar="MODEL[,MODEL]",
+                   help="profile MODEL's training steps (default lenet5) by op in both frameworks, at each batch size")
     b.add_argument("--profile-steps", type=positive_int, default=200, help="steps to profile (default 200)")
     b.add_argument("--time-to-99", nargs="?", const=["lenet5"], type=comma_list(str, sorted(RECIPES)),
                    metavar="MODEL[,MODEL]",

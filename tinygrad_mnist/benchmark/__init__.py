@@ -156,12 +156,14 @@ def run(args, progress=print):
                 dict(task="forms", batch_size=b, warmup=3, reps=args.op_reps), threads)["rows"]])
     if args.profile:
         results["profile"] = []
-        for b in batch_sizes:
-            progress(f"profiling {args.profile_steps} lenet5 training steps at batch {b} in each framework")
-            results["profile"].append(dict(batch_size=b, **{
-                framework: spawn(dict(task="profile", framework=framework, model="lenet5", batch_size=b,
-                                      profile_steps=args.profile_steps, **{k: settings[k] for k in EPOCH_SETTINGS}),
-                                 threads) for framework in ("engine", "torch")}))
+        for model in dict.fromkeys(args.profile):
+            for b in batch_sizes:
+                progress(f"profiling {args.profile_steps} {model} training steps at batch {b} in each framework")
+                results["profile"].append(dict(model=model, batch_size=b, **{
+                    framework: spawn(dict(task="profile", framework=framework, model=model, batch_size=b,
+                                          profile_steps=args.profile_steps,
+                                          **{k: settings[k] for k in EPOCH_SETTINGS}),
+                                     threads) for framework in ("engine", "torch")}))
     if args.time_to_99:
         results["time_to_target"] = run_time_to_target(args, threads, progress)
     results["load_after"] = load_average()

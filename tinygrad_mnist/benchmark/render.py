@@ -191,7 +191,8 @@ def format_results(results):
         parts += ["Array forms ops.py chooses between (median, ms):", forms_table(results["forms"])]
     for entry in results["profile"] or []:
         for framework in ("engine", "torch"):
-            parts += [f"Where a LeNet-5 training step goes at batch {entry['batch_size']}, {framework} (ms/step):",
+            parts += [f"Where a {entry.get('model', 'lenet5')} training step goes at batch {entry['batch_size']}, "
+                      f"{framework} (ms/step):",
                       profile_table(entry[framework])]
     for run in results["time_to_target"] or []:
         parts += [f"Time to {100 * run['target']:.2f}% test accuracy:", time_to_target_text(run)]
@@ -270,7 +271,8 @@ def render_markdown(results, scaling_plot=None):
         lines += [f"{not_run} Add `--profile`."]
     else:
         steps = next((e[f]["steps"] for e in results["profile"] for f in ("engine", "torch") if "steps" in e[f]), 0)
-        lines += [f"LeNet-5, {steps} training steps after {s['warmup_steps']} warm-up ones, at each batch size, "
+        profiled = ", ".join(dict.fromkeys(e.get("model", "lenet5") for e in results["profile"]))
+        lines += [f"{profiled}: {steps} training steps after {s['warmup_steps']} warm-up ones, at each batch size, "
                   "one process per framework. The engine's ops are timed through the tape's op hooks, forward and "
                   "backward apart (keyed by the op's first input shape); PyTorch's by torch.profiler (each aten "
                   "op's self CPU time). "
@@ -279,7 +281,8 @@ def render_markdown(results, scaling_plot=None):
                   "here run above the epoch table's."]
         for entry in results["profile"]:
             for framework in ("engine", "torch"):
-                lines += ["", f"Batch {entry['batch_size']}, {framework}:", "", profile_table(entry[framework])]
+                lines += ["", f"{entry.get('model', 'lenet5')}, batch {entry['batch_size']}, {framework}:", "",
+                          profile_table(entry[framework])]
     lines += ["", "## Time to a test accuracy", ""]
     if results["time_to_target"] is None:
         lines += [f"{not_run} Add `--time-to-99 MODEL --seeds 5` (and `--target 0.995` for 99.5%)."]
