@@ -194,6 +194,39 @@ def test_batch_norm_matches_torch(dims, training, affine):
     assert_matches_torch(ours, theirs, *arrays)
 
 
+def laid_out(a, layout):
+    """The (N, C, H, W) array `a`, same values, in another memory layout."""
+    if layout == "conv":  # (C, H, W, N) in memory, as a convolution leaves its output
+        return np.ascontiguousarray(a.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    if layout == "channels-last":
+        return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    if layout == "strided":  # every other column of a wider array: no permutation of its shape is dense
+        wide = np.zeros(a.shape[:3] + (2 * a.shape[3],))
+        wide[..., ::2] = a
+        return wide[..., ::2]
+    return a
+
+
+@pytest.mark.parametrize("grad_layout", ["nchw", "conv"])
+@pytest.mark.parametrize("layout", ["conv", "channels-last", "strided"])
+@pytest.mark.parametrize("training", [True, False], ids=["training", "eval"])
+def test_batch_norm_on_any_memory_layout_matches_torch(training, layout, grad_layout):
+    # batch_norm works on each channel's numbers where they lie; the values must not depend on where that is.
+    ours_fn, theirs_fn, (x, weight, bias), ours_stats, theirs_stats = batch_norm_pair((4, 3, 5, 2), training, True)
+    ours = [Tensor(laid_out(x, layout), requires_grad=True), Tensor(weight, requires_grad=True),
+            Tensor(bias, requires_grad=True)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, weight, bias)]
+    out, expected = ours_fn(*ours), theirs_fn(*theirs)
+    np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=RTOL, atol=ATOL)
+    cotangent = random_array(3, x.shape)
+    out.backward(laid_out(cotangent, grad_layout))
+    expected.backward(torch.tensor(cotangent))
+    for name, a, b in zip(("x", "weight", "bias"), ours, theirs):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=RTOL, atol=ATOL, err_msg=name)
+    for our, their in zip(ours_stats, theirs_stats):
+        np.testing.assert_allclose(our.numpy(), their.numpy(), rtol=RTOL, atol=ATOL)
+
+
 @pytest.mark.parametrize("only", ["weight", "bias"], ids=["weight-only", "bias-only"])
 @pytest.mark.parametrize("training", [True, False], ids=["training", "eval"])
 def test_batch_norm_with_only_one_affine_parameter_matches_torch(training, only):

@@ -361,22 +361,12 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     """
     if x.ndim not in (2, 4):
         raise ValueError(f"batch_norm: expected (N, C) or (N, C, H, W), got shape {x.shape}")
-    axes = (0,) + tuple(range(2, x.ndim))
     count = x.data.size // x.shape[1]
     data = lambda t: t.data if isinstance(t, Tensor) else t
     if training:
         if count < 2:
             raise ValueError(f"batch_norm: training needs more than one value per channel, got shape {x.shape}")
-        mean, var = x.data.mean(axis=axes), x.data.var(axis=axes)
-        with no_grad():
-            if running_mean is not None:
-                rm = data(running_mean)
-                rm *= 1 - momentum
-                rm += momentum * mean
-            if running_var is not None:
-                rv = data(running_var)
-                rv *= 1 - momentum
-                rv += momentum * var * (count / (count - 1))
+        mean = var = None  # the op computes them from the batch, into `stats`
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
@@ -386,4 +376,16 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         weight = weight if weight is not None else Tensor._wrap(xp.ones(x.shape[1], x.dtype))
         bias = bias if bias is not None else Tensor._wrap(xp.zeros(x.shape[1], x.dtype))
     affine = [weight, bias] if weight is not None else []
-    return ops.BatchNorm.apply(x, *affine, mean=mean, var=var, eps=eps, batch_stats=training)
+    stats = {}
+    out = ops.BatchNorm.apply(x, *affine, mean=mean, var=var, eps=eps, batch_stats=training, stats=stats)
+    if training:
+        with no_grad():
+            if running_mean is not None:
+                rm = data(running_mean)
+                rm *= 1 - momentum
+                rm += momentum * stats["mean"]
+            if running_var is not None:
+                rv = data(running_var)
+                rv *= 1 - momentum
+                rv += momentum * stats["var"] * (count / (count - 1))
+    return out

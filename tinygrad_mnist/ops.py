@@ -829,31 +829,114 @@ class Dropout(Function):
         return (g * self.saved[0],)
 
 
+def channel_view(a):
+    """a (N, C, …) as a 3-D view (A, C, B), each channel's numbers on axes 0 and 2, and the permutation
+    that gave it: a's axes in the order of its memory, so that no copy is made. After a convolution,
+    whose output lies in (C, H, W, N) order, that is (1, C, H·W·N): each channel one contiguous run.
+    An array whose memory is no permutation of its shape is copied to NCHW order first."""
+    xp = get_array_module(a)
+    order = sorted(range(a.ndim), key=lambda axis: -a.strides[axis])
+    t = a.transpose(order)
+    if not t.flags.c_contiguous:
+        a = xp.ascontiguousarray(a)
+        order, t = list(range(a.ndim)), a
+    k = order.index(1)
+    return t.reshape(math.prod(t.shape[:k]), a.shape[1], -1), order, t.shape
+
+
+def from_channel_view(v, order, shape):
+    """The (N, C, …) array that `v` is the channel_view of (a view, no copy)."""
+    inverse = sorted(range(len(order)), key=order.__getitem__)
+    return v.reshape(shape).transpose(inverse)
+
+
+# Batch norm works through a block of channels at a time, its several passes over a block running in
+# cache: about this many bytes of each of the three arrays in flight (input, x̂, output) per block.
+BATCHNORM_BLOCK_BYTES = 2 ** 19
+
+
+def channel_blocks(v, budget=BATCHNORM_BLOCK_BYTES):
+    """Slices of the channel axis of the (A, C, B) channel_view v, each block of channels about `budget`
+    bytes (at least one channel); one block of all of them on a GPU, which wants few large kernels."""
+    channels = v.shape[1]
+    per_channel = v.shape[0] * v.shape[2] * v.dtype.itemsize
+    step = channels if is_cupy_array(v) else int(max(1, budget // max(per_channel, 1)))
+    return [slice(c, min(c + step, channels)) for c in range(0, channels, step)]
+
+
 @register
 class BatchNorm(Function):
-    """y = (x - μ) / √(σ² + ε) · γ + β per channel (axis 1), with the given μ, σ²: the batch's own in
-    training (`batch_stats`), the running ones otherwise. With batch statistics and x̂ the normalised input:
-    dx = (γ / √(σ²+ε)) (g - mean(g) - x̂ mean(g x̂)),  dγ = Σ g x̂,  dβ = Σ g."""
-    def forward(self, x, weight=None, bias=None, mean=None, var=None, eps=1e-5, batch_stats=True):
-        shape = (1, -1) + (1,) * (x.ndim - 2)
-        invstd = 1 / get_array_module(x).sqrt(var + eps)
-        xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)
-        self.axes, self.shape, self.batch_stats = (0,) + tuple(range(2, x.ndim)), shape, batch_stats
-        self.save_for_backward(xhat, invstd, weight)
-        return xhat * weight.reshape(shape) + bias.reshape(shape) if weight is not None else xhat
+    """y = x̂ γ + β per channel (axis 1), x̂ = (x - μ) / √(σ² + ε), with the batch's own μ and (biased) σ²
+    in training (`batch_stats`; then `stats`, a dict, receives them for the running statistics) or the
+    given ones otherwise. With batch statistics, over the n numbers of each channel:
+    dx = (γ / √(σ²+ε)) (g - Σg / n - x̂ Σ(g x̂) / n),  dγ = Σ g x̂,  dβ = Σ g;  with given ones, dx = g γ / √(σ²+ε).
+
+    The work is done on each channel's numbers where they lie in memory (`channel_view`), a block of
+    channels at a time (`channel_blocks`): each pass after the first over a block finds it in cache."""
+    def forward(self, x, weight=None, bias=None, mean=None, var=None, eps=1e-5, batch_stats=True, stats=None):
+        xp = get_array_module(x)
+        v, self.order, self.shape = channel_view(x)
+        self.batch_stats = batch_stats
+        column = (1, -1, 1)
+        out = xp.empty(v.shape, dtype=x.dtype)
+        if not batch_stats:  # one multiply-add; x̂ is made again in the backward pass if γ needs it
+            invstd = (1 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+            scale = invstd if weight is None else weight * invstd
+            shift = -mean * scale if weight is None else bias - mean * scale
+            xp.multiply(v, scale.reshape(column), out=out)
+            out += shift.reshape(column)
+            self.save_for_backward(v, scale, weight)
+            self.mean, self.invstd = mean, invstd
+            return from_channel_view(out, self.order, self.shape)
+        acc, n = _accumulator(x.dtype), v.shape[0] * v.shape[2]
+        xhat = xp.empty(v.shape, dtype=x.dtype)
+        mean, var = xp.empty(v.shape[1], dtype=x.dtype), xp.empty(v.shape[1], dtype=x.dtype)
+        for c in channel_blocks(v):
+            vc, xc, oc = v[:, c], xhat[:, c], out[:, c]
+            mean[c] = vc.sum(axis=(0, 2), dtype=acc) / n
+            xp.subtract(vc, mean[c].reshape(column), out=xc)
+            xp.multiply(xc, xc, out=oc)  # the squared deviations, in the output's block until it is written
+            var[c] = oc.sum(axis=(0, 2), dtype=acc) / n
+            xc *= (1 / xp.sqrt(var[c] + eps)).reshape(column)
+            if weight is None:
+                oc[...] = xc
+            else:
+                xp.multiply(xc, weight[c].reshape(column), out=oc)
+                oc += bias[c].reshape(column)
+        if stats is not None:
+            stats.update(mean=mean, var=var)
+        invstd = (1 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+        self.save_for_backward(xhat, invstd if weight is None else weight * invstd, weight)
+        return from_channel_view(out, self.order, self.shape)
 
     def backward(self, g):
-        xhat, invstd, weight = self.saved
-        axes, shape = self.axes, self.shape
-        dxhat = g * weight.reshape(shape) if weight is not None else g
-        dx = None
-        if self.needs_input_grad[0]:
-            if self.batch_stats:  # μ and σ² depend on x too
-                dx = (dxhat - dxhat.mean(axis=axes, keepdims=True)
-                      - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)) * invstd.reshape(shape)
-            else:
-                dx = dxhat * invstd.reshape(shape)
+        xp = get_array_module(g)
+        saved, scale, weight = self.saved
+        column = (1, -1, 1)
+        g = g.transpose(self.order).reshape(saved.shape)  # a copy only when g is laid out unlike x
+        want_dx, want_affine = self.needs_input_grad[0], weight is not None and any(self.needs_input_grad[1:])
+        if not self.batch_stats:
+            dx = from_channel_view(g * scale.reshape(column), self.order, self.shape) if want_dx else None
+            if weight is None:
+                return (dx,)
+            if not want_affine:
+                return dx, None, None
+            xhat = (saved - self.mean.reshape(column)) * self.invstd.reshape(column)
+            return dx, (g * xhat).sum(axis=(0, 2)), g.sum(axis=(0, 2))
+        xhat, n = saved, g.shape[0] * g.shape[2]
+        grad = xp.empty(g.shape, dtype=g.dtype)  # g x̂, for Σ g x̂, then dx in the same block
+        sum_g, sum_gx = xp.empty(g.shape[1], dtype=g.dtype), xp.empty(g.shape[1], dtype=g.dtype)
+        for c in channel_blocks(g):
+            gc, xc, dc = g[:, c], xhat[:, c], grad[:, c]
+            sum_g[c] = gc.sum(axis=(0, 2))
+            xp.multiply(gc, xc, out=dc)
+            sum_gx[c] = dc.sum(axis=(0, 2))
+            if want_dx:  # μ and σ² depend on x too
+                xp.multiply(xc, (-sum_gx[c] / n).reshape(column), out=dc)
+                dc += gc
+                dc -= (sum_g[c] / n).reshape(column)
+                dc *= scale[c].reshape(column)
+        dx = from_channel_view(grad, self.order, self.shape) if want_dx else None
         if weight is None:
             return (dx,)
-        return dx, (g * xhat).sum(axis=axes), g.sum(axis=axes)
-
+        return dx, sum_gx, sum_g
