@@ -22,6 +22,7 @@ REFERENCE = {
     "frontier-s0": ("99.65% (one CNN, Cireşan et al. 2011); 99.68–99.73% (An et al. 2020, 4 seeds)", "99.70%"),
     "frontier-s1": ("the same, a second seed", "mean of both ≥ 99.65%"),
     "frontier40-s0": ("frontier-s0's recipe, 40 epochs", "99.70%"),
+    "frontier-aug20-s0": ("frontier40-s0 with An et al.'s ranges (±20°, ±20% shifts)", "99.70%"),
 }
 
 if __name__ == "__main__":
