@@ -890,14 +890,15 @@ class BatchNorm(Function):
             return from_channel_view(out, self.order, self.shape)
         acc, n = _accumulator(x.dtype), v.shape[0] * v.shape[2]
         xhat = xp.empty(v.shape, dtype=x.dtype)
-        mean, var = xp.empty(v.shape[1], dtype=x.dtype), xp.empty(v.shape[1], dtype=x.dtype)
+        mean, var, invstd = (xp.empty(v.shape[1], dtype=x.dtype) for _ in range(3))
         for c in channel_blocks(v):
             vc, xc, oc = v[:, c], xhat[:, c], out[:, c]
             mean[c] = vc.sum(axis=(0, 2), dtype=acc) / n
             xp.subtract(vc, mean[c].reshape(column), out=xc)
             xp.multiply(xc, xc, out=oc)  # the squared deviations, in the output's block until it is written
             var[c] = oc.sum(axis=(0, 2), dtype=acc) / n
-            xc *= (1 / xp.sqrt(var[c] + eps)).reshape(column)
+            invstd[c] = 1 / xp.sqrt(var[c] + eps)
+            xc *= invstd[c].reshape(column)
             if weight is None:
                 oc[...] = xc
             else:
@@ -905,7 +906,6 @@ class BatchNorm(Function):
                 oc += bias[c].reshape(column)
         if stats is not None:
             stats.update(mean=mean, var=var)
-        invstd = (1 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
         self.save_for_backward(xhat, invstd if weight is None else weight * invstd, weight)
         return from_channel_view(out, self.order, self.shape)
 
