@@ -859,8 +859,7 @@ def channel_blocks(v, budget=BATCHNORM_BLOCK_BYTES):
     """Slices of the channel axis of the (A, C, B) channel_view v, each block of channels about `budget`
     bytes (at least one channel); one block of all of them on a GPU, which wants few large kernels."""
     channels = v.shape[1]
-    per_channel = v.shape[0] * v.shape[2] * v.dtype.itemsize
-    step = channels if is_cupy_array(v) else int(max(1, budget // max(per_channel, 1)))
+    step = band_height(1, channels, v.shape[0] * v.shape[2], v, budget)  # the same rule, channels for rows
     return [slice(c, min(c + step, channels)) for c in range(0, channels, step)]
 
 
