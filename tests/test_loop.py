@@ -9,11 +9,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tinygrad_mnist import nn, optim
+from tinygrad_mnist import data, nn, optim
 from tinygrad_mnist.benchmark import workers
 from tinygrad_mnist.checkpoint import load_checkpoint, save_checkpoint
 from tinygrad_mnist.loop import BatchSampler, EarlyStopping, make_optimizer, make_schedule, take_batch, update
-from tinygrad_mnist.training import Trainer, TrainingInterrupted, make_config, prepare_data
+from tinygrad_mnist.training import Trainer, TrainingInterrupted, make_config, model_input, prepare_data
 
 SEED, N, BATCH, EPOCHS = 5, 96, 32, 2  # 3 steps an epoch
 
@@ -48,6 +48,20 @@ def assert_same_batches(drawn, expected):
 def config(dataset, **more):
     return make_config("mlp_v2", epochs=EPOCHS, batch_size=BATCH, val_size=0, limit_train=N, data_dir=str(dataset),
                        seed=SEED, device="cpu", **more)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_prepared_images_are_model_input_s_scaling_bit_for_bit(dataset, normalize):
+    """prepare_data looks the pixels up in a table; a digit scaled on its own (model_input, as predict
+    does) must give the model the same bits."""
+    c = dict(make_config("lenet5", val_size=100, data_dir=str(dataset), seed=SEED), normalize=normalize)
+    prepared, ds = prepare_data(c), data.load_dataset("mnist", data_dir=str(dataset))
+    train_x, _, val_x, _ = data.train_val_split(ds.train_images, ds.train_labels, 100, seed=SEED)
+    for split, images in (("train", train_x), ("val", val_x), ("test", ds.test_images)):
+        expected = model_input(data.to_float(images), c)
+        got = prepared[split][0]
+        assert got.dtype == np.float32 and got.shape == expected.shape == (len(images), 1, 28, 28)
+        np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
 
 
 def test_the_trainer_draws_the_rule_s_batches(dataset, tmp_path, drawn):

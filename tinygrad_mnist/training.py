@@ -93,10 +93,16 @@ def prepare_data(config):
                                                           config["val_size"], seed=config["seed"])
     if config["limit_train"]:
         train_x, train_y = train_x[:config["limit_train"]], train_y[:config["limit_train"]]
-    scale = lambda images: model_input(data.to_float(images), config)
-    return dict(train=(scale(train_x), train_y), val=(scale(val_x), val_y),
-                test=(scale(ds.test_images), ds.test_labels), test_raw=ds.test_images,
+    scale = pixel_table(config)
+    return dict(train=(scale[train_x][:, None], train_y), val=(scale[val_x][:, None], val_y),
+                test=(scale[ds.test_images][:, None], ds.test_labels), test_raw=ds.test_images,
                 class_names=list(ds.class_names))
+
+
+def pixel_table(config):
+    """The float32 model input of each of the 256 uint8 pixel values (model_input's own arithmetic):
+    indexing it with uint8 images scales them in one pass over memory instead of four, to the same bits."""
+    return model_input(data.to_float(np.arange(256, dtype=np.uint8)), config)[:, 0]
 
 
 def model_input(pixels, config):
