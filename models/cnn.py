@@ -35,19 +35,26 @@ class LeNet5(nn.Module):
 
 
 class CNNBN(nn.Module):
-    """Conv(1→16, 5) BN MaxPool2 ReLU · Conv(16→32, 5) BN MaxPool2 ReLU · Linear(512→10)."""
+    """Conv(1→16, 5) BN MaxPool2 ReLU · Conv(16→32, 5) BN MaxPool2 ReLU · Linear(512→10).
 
-    def __init__(self):
+    `channels` sets the two convolutions' widths (c1, c2): fast_cnn is this net at (8, 16), a third
+    of the work, which is what reaching 99% soonest on a CPU asks for."""
+
+    def __init__(self, channels=(16, 32)):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 5, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        self.conv2 = nn.Conv2d(16, 32, 5, bias=False)
-        self.bn2 = nn.BatchNorm2d(32)
-        self.fc = nn.Linear(32 * 4 * 4, 10)
+        if not (isinstance(channels, (tuple, list)) and len(channels) == 2
+                and all(isinstance(c, int) and c >= 1 for c in channels)):
+            raise ValueError(f"CNNBN: channels must be two positive integers (c1, c2), got {channels!r}")
+        c1, c2 = channels
+        self.conv1 = nn.Conv2d(1, c1, 5, bias=False)
+        self.bn1 = nn.BatchNorm2d(c1)
+        self.conv2 = nn.Conv2d(c1, c2, 5, bias=False)
+        self.bn2 = nn.BatchNorm2d(c2)
+        self.fc = nn.Linear(c2 * 4 * 4, 10)
 
     def forward(self, x):
-        x = F.max_pool2d(self.bn1(self.conv1(x)), 2).relu()   # 16 × 12 × 12
-        x = F.max_pool2d(self.bn2(self.conv2(x)), 2).relu()   # 32 × 4 × 4
+        x = F.max_pool2d(self.bn1(self.conv1(x)), 2).relu()   # c1 × 12 × 12
+        x = F.max_pool2d(self.bn2(self.conv2(x)), 2).relu()   # c2 × 4 × 4
         return self.fc(x.flatten(1))
 
 

@@ -90,9 +90,10 @@ def _twins():
     class CNNBN(tnn.Module):
         def __init__(self, ours):
             super().__init__()
-            self.conv1, self.bn1 = tnn.Conv2d(1, 16, 5, bias=False), tnn.BatchNorm2d(16)
-            self.conv2, self.bn2 = tnn.Conv2d(16, 32, 5, bias=False), tnn.BatchNorm2d(32)
-            self.fc = tnn.Linear(512, 10)
+            c1, c2 = ours.conv1.out_channels, ours.conv2.out_channels  # cnn_bn's 16, 32; fast_cnn's 8, 16
+            self.conv1, self.bn1 = tnn.Conv2d(1, c1, 5, bias=False), tnn.BatchNorm2d(c1)
+            self.conv2, self.bn2 = tnn.Conv2d(c1, c2, 5, bias=False), tnn.BatchNorm2d(c2)
+            self.fc = tnn.Linear(c2 * 16, 10)
 
         def forward(self, x):
             x = TF.relu(TF.max_pool2d(self.bn1(self.conv1(x)), 2))
@@ -165,8 +166,8 @@ def _twins():
             return TF.log_softmax(self.fc2(x), dim=1)
 
     return {"mlp_v1": MLPv1, "mlp_v2": MLPDropout, "mlp_533": MLPDropout, "mlp_64_32": MLP64x32,
-            "lenet5": LeNet5, "cnn_bn": CNNBN, "simple_cnn": SimpleCNN, "best": Best, "resnet": ResNet,
-            "pytorch_example": PyTorchExample}
+            "lenet5": LeNet5, "cnn_bn": CNNBN, "fast_cnn": CNNBN, "simple_cnn": SimpleCNN, "best": Best,
+            "resnet": ResNet, "pytorch_example": PyTorchExample}
 
 
 def torch_model(name, model):
