@@ -190,13 +190,14 @@ def build_parser():
                    metavar="MODEL[,MODEL]",
                    help="profile MODEL's training steps (default lenet5) by op in both frameworks, at each batch size")
     b.add_argument("--profile-steps", type=positive_int, default=200, help="steps to profile (default 200)")
-    b.add_argument("--time-to-99", nargs="?", const=["lenet5"], type=comma_list(str, sorted(RECIPES)),
+    b.add_argument("--time-to-99", nargs="?", const=["fast_cnn"], type=comma_list(str, sorted(RECIPES)),
                    metavar="MODEL[,MODEL]",
-                   help="train MODEL's recipe (default lenet5) until the test accuracy reaches --target; several "
-                        "models pair up with several --target and --seeds values by position")
+                   help="train MODEL's recipe (default fast_cnn) until the test accuracy reaches --target; several "
+                        "models pair up with several --target, --seeds and --epochs values by position")
     b.add_argument("--seeds", type=comma_list(positive_int), default=[1], metavar="K[,K]",
                    help="time-to-99: train on K seeds, each in a fresh process (default 1)")
-    b.add_argument("--epochs", type=positive_int, help="time-to-99: most epochs (default: the recipe's)")
+    b.add_argument("--epochs", type=comma_list(positive_int), metavar="N[,N]",
+                   help="time-to-99: most epochs (default: the recipe's); several pair up with --time-to-99 by position")
     b.add_argument("--schedule", choices=SCHEDULES, help="time-to-99: lr schedule (default: the recipe's)")
     b.add_argument("--eval-every", type=non_negative_int, default=0, help="time-to-99: also evaluate every K steps")
     b.add_argument("--target", type=comma_list(fraction), default=[0.99], metavar="ACC[,ACC]",

@@ -87,16 +87,16 @@ def run_ops(settings, batch_size, progress=print):
 
 
 def time_to_target_runs(args):
-    """(model, target, seeds) of each time-to-target run: --time-to-99, --target and --seeds pair up by
-    position, and a single value serves every run."""
-    lists = dict(models=args.time_to_99, targets=args.target, seeds=args.seeds)
+    """(model, target, seeds, epochs) of each time-to-target run: --time-to-99, --target, --seeds and --epochs
+    pair up by position, and a single value serves every run (no --epochs: each recipe's own)."""
+    lists = dict(models=args.time_to_99, targets=args.target, seeds=args.seeds, epochs=args.epochs or [None])
     runs = max(len(v) for v in lists.values())
     for name, values in lists.items():
         if len(values) not in (1, runs):
-            raise BenchmarkError(f"--time-to-99, --target and --seeds pair up by position: {len(values)} {name} "
-                                 f"for {runs} runs; give one value (for every run) or one per run")
+            raise BenchmarkError(f"--time-to-99, --target, --seeds and --epochs pair up by position: {len(values)} "
+                                 f"{name} for {runs} runs; give one value (for every run) or one per run")
     pick = lambda values, i: values[i if len(values) > 1 else 0]  # noqa: E731
-    return [(pick(lists["models"], i), pick(lists["targets"], i), pick(lists["seeds"], i)) for i in range(runs)]
+    return [tuple(pick(lists[name], i) for name in ("models", "targets", "seeds", "epochs")) for i in range(runs)]
 
 
 def run_time_to_target(args, threads, progress=print):
@@ -105,11 +105,11 @@ def run_time_to_target(args, threads, progress=print):
     command can write every table."""
     batch_size = args.batch_size[0] if args.batch_size and len(args.batch_size) == 1 else None
     results = []
-    for model, target, seeds in time_to_target_runs(args):
+    for model, target, seeds, epochs in time_to_target_runs(args):
         runs = []
         for seed in range(args.seed, args.seed + seeds):
             progress(f"time to {100 * target:.2f}%: training {model}, seed {seed} ({seed - args.seed + 1}/{seeds})")
-            runs.append(spawn(dict(task="time_to_target", model=model, epochs=args.epochs, lr=args.lr,
+            runs.append(spawn(dict(task="time_to_target", model=model, epochs=epochs, lr=args.lr,
                                    batch_size=batch_size, schedule=args.schedule, limit=args.limit,
                                    data_dir=args.data_dir, device=args.device, seed=seed,
                                    eval_every=args.eval_every, target=target), threads))
