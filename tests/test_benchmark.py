@@ -264,18 +264,26 @@ def test_time_to_target_trains_at_one_given_batch_size_and_at_the_recipe_s_besid
     assert asked == [256, None, None]  # None: the recipe's
 
 
-def test_time_to_target_epochs_pair_with_the_models_by_position_and_default_to_each_recipe_s(monkeypatch):
+@pytest.mark.parametrize("option, values, expected", [
+    ("--epochs", ["2,5", "3", None], [2, 5, 3, 3, None, None]),
+    ("--lr", ["1e-2,4e-3", "3e-3", None], [1e-2, 4e-3, 3e-3, 3e-3, None, None]),
+])
+def test_time_to_target_epochs_and_lr_pair_with_the_models_by_position_and_default_to_each_recipe_s(
+        option, values, expected, monkeypatch):
     asked = []
-    monkeypatch.setattr(bench, "spawn", lambda spec, threads: asked.append((spec["model"], spec["epochs"])) or {})
-    for epochs in (["--epochs", "2,5"], ["--epochs", "3"], []):
-        args = cli.build_parser().parse_args(["benchmark", "--time-to-99", "fast_cnn,best", *epochs])
+    monkeypatch.setattr(bench, "spawn", lambda spec, threads: asked.append((spec["model"], spec[option[2:]])) or {})
+    for value in values:
+        more = [option, value] if value else []
+        args = cli.build_parser().parse_args(["benchmark", "--time-to-99", "fast_cnn,best", *more])
         bench.run_time_to_target(args, 1, progress=lambda *a: None)
-    assert asked == [("fast_cnn", 2), ("best", 5), ("fast_cnn", 3), ("best", 3), ("fast_cnn", None), ("best", None)]
+    assert asked == list(zip(["fast_cnn", "best"] * 3, expected))  # None: the recipe's
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--time-to-99", "lenet5,mlp_v2,resnet", "--target", "0.99,0.995"], "pair up by position: 2 targets for 3 runs"),
     (["--time-to-99", "lenet5,best,resnet", "--epochs", "1,2"], "pair up by position: 2 epochs for 3 runs"),
+    (["--time-to-99", "lenet5,best,resnet", "--lr", "1e-2,4e-3"], "pair up by position: 2 lr for 3 runs"),
+    (["--train", "--time-to-99", "lenet5,best", "--lr", "1e-2,4e-3"], "several rates pair up with --time-to-99"),
     (["--model", "lenet5", "--limit", "100", "--batch-size", "128"], "--limit 100 is below batch size 128"),
     (["--scaling", "--limit", "100"], "--limit 100 is below batch size 512"),
     (["--json", "no/such/folder/r.json"], "the folder"),

@@ -171,7 +171,8 @@ def build_parser():
     b.add_argument("--threads", type=positive_int, default=1,
                    help="threads for both frameworks (default 1: like for like, and steady on a shared machine)")
     b.add_argument("--limit", type=positive_int, help="use the first N training images only")
-    b.add_argument("--lr", type=positive_float, help="default 1e-3 (time-to-99: the recipe's)")
+    b.add_argument("--lr", type=comma_list(positive_float), metavar="LR[,LR]",
+                   help="default 1e-3 (time-to-99: the recipe's; several pair up with --time-to-99 by position)")
     b.add_argument("--seed", type=int, default=0, help="the seed (time-to-99: the first of --seeds seeds)")
     b.add_argument("--warmup-steps", type=non_negative_int, default=5,
                    help="untimed steps before the timed epoch (default 5)")

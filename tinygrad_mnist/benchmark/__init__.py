@@ -87,16 +87,17 @@ def run_ops(settings, batch_size, progress=print):
 
 
 def time_to_target_runs(args):
-    """(model, target, seeds, epochs) of each time-to-target run: --time-to-99, --target, --seeds and --epochs
-    pair up by position, and a single value serves every run (no --epochs: each recipe's own)."""
-    lists = dict(models=args.time_to_99, targets=args.target, seeds=args.seeds, epochs=args.epochs or [None])
+    """(model, target, seeds, epochs, lr) of each time-to-target run: --time-to-99, --target, --seeds, --epochs
+    and --lr pair up by position, and a single value serves every run (no --epochs or --lr: each recipe's own)."""
+    lists = dict(models=args.time_to_99, targets=args.target, seeds=args.seeds, epochs=args.epochs or [None],
+                 lr=args.lr or [None])
     runs = max(len(v) for v in lists.values())
     for name, values in lists.items():
         if len(values) not in (1, runs):
-            raise BenchmarkError(f"--time-to-99, --target, --seeds and --epochs pair up by position: {len(values)} "
+            raise BenchmarkError(f"--time-to-99, --target, --seeds, --epochs and --lr pair up by position: {len(values)} "
                                  f"{name} for {runs} runs; give one value (for every run) or one per run")
     pick = lambda values, i: values[i if len(values) > 1 else 0]  # noqa: E731
-    return [tuple(pick(lists[name], i) for name in ("models", "targets", "seeds", "epochs")) for i in range(runs)]
+    return [tuple(pick(values, i) for values in lists.values()) for i in range(runs)]
 
 
 def run_time_to_target(args, threads, progress=print):
@@ -105,11 +106,11 @@ def run_time_to_target(args, threads, progress=print):
     command can write every table."""
     batch_size = args.batch_size[0] if args.batch_size and len(args.batch_size) == 1 else None
     results = []
-    for model, target, seeds, epochs in time_to_target_runs(args):
+    for model, target, seeds, epochs, lr in time_to_target_runs(args):
         runs = []
         for seed in range(args.seed, args.seed + seeds):
             progress(f"time to {100 * target:.2f}%: training {model}, seed {seed} ({seed - args.seed + 1}/{seeds})")
-            runs.append(spawn(dict(task="time_to_target", model=model, epochs=epochs, lr=args.lr,
+            runs.append(spawn(dict(task="time_to_target", model=model, epochs=epochs, lr=lr,
                                    batch_size=batch_size, schedule=args.schedule, limit=args.limit,
                                    data_dir=args.data_dir, device=args.device, seed=seed,
                                    eval_every=args.eval_every, target=target), threads))
@@ -122,7 +123,10 @@ def run(args, progress=print):
     """Everything `args` asks for, as one results dict (what the tables and the markdown are made of)."""
     threads = args.threads
     batch_sizes = args.batch_size or list(DEFAULT_BATCH_SIZES)
-    settings = dict(threads=args.threads, rounds=args.rounds, batch_sizes=batch_sizes, lr=args.lr or 1e-3,
+    if args.lr and len(args.lr) > 1 and (args.train or args.scaling or args.ops or args.profile):
+        raise BenchmarkError(f"--lr {','.join(map(str, args.lr))}: several rates pair up with --time-to-99's models "
+                             "only; the epoch, scaling, op and profile tables take one")
+    settings = dict(threads=args.threads, rounds=args.rounds, batch_sizes=batch_sizes, lr=(args.lr or [1e-3])[0],
                     limit=args.limit, device=args.device, seed=args.seed, warmup_steps=args.warmup_steps,
                     data_dir=args.data_dir, op_reps=args.op_reps)
     results = dict(machine=machine_info(), settings=settings, load_before=load_average(),
