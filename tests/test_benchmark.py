@@ -216,6 +216,7 @@ def test_time_to_target_stops_at_the_first_evaluation_that_reaches_it(dataset, c
     assert cli.main(["benchmark", *argv]) == 0
     out = capsys.readouterr().out
     assert "1 of 1 seeds reached 0.00% test accuracy" in out
+    assert "; the test set scored every 2 steps and at each epoch's end." in out
     row = cells_of(rows_of(out, "0")[0])  # seed 0
     assert row[1] == "yes" and row[4:6] == ["1", "2"]  # epoch 1, step 2
     assert "One training epoch" not in out and "Per-op timings" not in out
@@ -267,22 +268,24 @@ def test_time_to_target_trains_at_one_given_batch_size_and_at_the_recipe_s_besid
 @pytest.mark.parametrize("option, values, expected", [
     ("--epochs", ["2,5", "3", None], [2, 5, 3, 3, None, None]),
     ("--lr", ["1e-2,4e-3", "3e-3", None], [1e-2, 4e-3, 3e-3, 3e-3, None, None]),
+    ("--eval-every", ["0,100", "50", None], [0, 100, 50, 50, 0, 0]),
 ])
-def test_time_to_target_epochs_and_lr_pair_with_the_models_by_position_and_default_to_each_recipe_s(
-        option, values, expected, monkeypatch):
-    asked = []
-    monkeypatch.setattr(bench, "spawn", lambda spec, threads: asked.append((spec["model"], spec[option[2:]])) or {})
+def test_time_to_target_epochs_lr_and_eval_every_pair_with_the_models_by_position(option, values, expected,
+                                                                                   monkeypatch):
+    asked, key = [], option[2:].replace("-", "_")
+    monkeypatch.setattr(bench, "spawn", lambda spec, threads: asked.append((spec["model"], spec[key])) or {})
     for value in values:
         more = [option, value] if value else []
         args = cli.build_parser().parse_args(["benchmark", "--time-to-99", "fast_cnn,best", *more])
         bench.run_time_to_target(args, 1, progress=lambda *a: None)
-    assert asked == list(zip(["fast_cnn", "best"] * 3, expected))  # None: the recipe's
+    assert asked == list(zip(["fast_cnn", "best"] * 3, expected))  # None: the recipe's; eval-every 0: epochs' ends
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--time-to-99", "lenet5,mlp_v2,resnet", "--target", "0.99,0.995"], "pair up by position: 2 targets for 3 runs"),
     (["--time-to-99", "lenet5,best,resnet", "--epochs", "1,2"], "pair up by position: 2 epochs for 3 runs"),
     (["--time-to-99", "lenet5,best,resnet", "--lr", "1e-2,4e-3"], "pair up by position: 2 lr for 3 runs"),
+    (["--time-to-99", "lenet5,best,resnet", "--eval-every", "0,9"], "2 --eval-every values for 3 runs"),
     (["--train", "--time-to-99", "lenet5,best", "--lr", "1e-2,4e-3"], "several rates pair up with --time-to-99"),
     (["--model", "lenet5", "--limit", "100", "--batch-size", "128"], "--limit 100 is below batch size 128"),
     (["--scaling", "--limit", "100"], "--limit 100 is below batch size 512"),

@@ -200,7 +200,9 @@ def build_parser():
     b.add_argument("--epochs", type=comma_list(positive_int), metavar="N[,N]",
                    help="time-to-99: most epochs (default: the recipe's); several pair up with --time-to-99 by position")
     b.add_argument("--schedule", choices=SCHEDULES, help="time-to-99: lr schedule (default: the recipe's)")
-    b.add_argument("--eval-every", type=non_negative_int, default=0, help="time-to-99: also evaluate every K steps")
+    b.add_argument("--eval-every", type=comma_list(non_negative_int), default=[0], metavar="K[,K]",
+                   help="time-to-99: also evaluate every K steps (default 0: at each epoch's end only); several pair "
+                        "up with --time-to-99 by position")
     b.add_argument("--target", type=comma_list(fraction), default=[0.99], metavar="ACC[,ACC]",
                    help="time-to-99: test accuracy to reach (default 0.99; 0.995 for 99.5%%)")
     b.add_argument("--markdown", metavar="PATH", help="rewrite PATH (e.g. docs/BENCHMARKS.md) from the results")

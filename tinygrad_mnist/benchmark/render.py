@@ -138,6 +138,9 @@ def time_to_target_text(run):
     recipe = (f"{c['model']}: {c['epochs']} epoch{'s' if c['epochs'] != 1 else ''} at most, batch {c['batch_size']}, "
               f"{c['optimizer']} lr {c['lr']:g}, "
               f"schedule {c['schedule']}" + (", augmented" if c["augment"] else ""))
+    every = seeds[0].get("eval_every")  # absent from the JSON of an older run
+    if every is not None:
+        recipe += f"; the test set scored {f'every {every} steps and ' if every else ''}at each epoch's end"
     rows, reached = [], []
     for t in seeds:
         r = t["reached"]

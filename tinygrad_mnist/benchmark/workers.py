@@ -301,7 +301,8 @@ def time_to_target_worker(spec):
     sampler = BatchSampler(len(x), config["batch_size"])
     step = EngineStep(model, config, sampler.steps_per_epoch)
     history, global_step = [], 0
-    result = lambda **more: dict(config=config, loaded_s=loaded, history=history, reached=None, **more)  # noqa: E731
+    result = lambda **more: dict(config=config, eval_every=spec["eval_every"], loaded_s=loaded,  # noqa: E731
+                                 history=history, reached=None, **more)
     for epoch, k, index in sampler.epochs(rng, config["epochs"]):
         loss = step(*take_batch(x, y, index, rng, augmentation(config)))
         global_step += 1
