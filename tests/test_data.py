@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from idx_fixtures import dataset_bytes, make_split, serve, sha256_of, write_dataset
 from tinygrad_mnist.data import (
     DATASETS, FILES, MNIST_MEAN, MNIST_STD, FASHION_MNIST_MEAN, FASHION_MNIST_STD,
-    DatasetNotFound, IDXError, RandomAffine, augment, cache_dir, find_dataset, load_dataset, load_mnist,
-    read_idx, standardize, to_float, train_val_split, warp, write_idx)
+    DatasetNotFound, ElasticTransform, IDXError, RandomAffine, RandomDistortion, augment, cache_dir, find_dataset, load_dataset, load_mnist,
+    gaussian_blur_matrix, read_idx, standardize, to_float, train_val_split, warp, write_idx)
 
 
 @pytest.fixture(autouse=True)
@@ -531,9 +531,10 @@ def drawn_transforms(monkeypatch, transform, images, seed=0):
     seen = {}
     real_warp = data.warp
 
-    def spy(images, shift, angle, scale=None):
-        seen.update(shift=np.asarray(shift), angle=np.asarray(angle), scale=np.asarray(scale))
-        return real_warp(images, shift, angle, scale)
+    def spy(images, shift, angle, scale=None, displacement=None):
+        seen.update(shift=np.asarray(shift), angle=np.asarray(angle), scale=np.asarray(scale),
+                    displacement=displacement)
+        return real_warp(images, shift, angle, scale, displacement)
     monkeypatch.setattr(data, "warp", spy)
     return seen, transform(images, np.random.default_rng(seed))
 
@@ -602,6 +603,106 @@ def test_random_affine_defaults_replay_the_loops_original_augmentation(digits):
 def test_random_affine_refuses_ranges_it_cannot_draw(kwargs, message):
     with pytest.raises(ValueError, match=message):
         RandomAffine(**kwargs)
+
+
+@pytest.mark.parametrize("n, sigma", [(28, 6.0), (28, 4.0), (20, 2.5), (9, 1.0), (5, 0.3)])
+def test_gaussian_blur_matrix_is_a_normalised_kernel_over_the_reflected_signal(n, sigma):
+    signal = np.random.default_rng(0).uniform(-1, 1, n)
+    size = int(8 * sigma + 1) + (int(8 * sigma + 1) % 2 == 0)  # torchvision's kernel size, odd
+    radius = size // 2
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    reflected = np.pad(signal, radius, mode="reflect")  # d c b | a b c d | c b a: the edge not repeated
+    expected = np.convolve(reflected, taps / taps.sum(), mode="valid")
+    np.testing.assert_allclose(gaussian_blur_matrix(n, sigma) @ signal, expected, atol=1e-12)
+    np.testing.assert_allclose(gaussian_blur_matrix(n, sigma).sum(axis=1), 1.0)  # a constant stays constant
+
+
+def test_zero_alpha_elastic_distortion_is_identity(digits):
+    np.testing.assert_array_equal(ElasticTransform(0, 5)(digits, np.random.default_rng(0)), digits)
+
+
+def test_elastic_displacements_are_smooth_centred_and_scale_with_alpha():
+    shape = (2000, 28, 28)
+    field = ElasticTransform(72, 6).displacement(shape, np.random.default_rng(0))
+    assert field.shape == (2000, 2, 28, 28) and field.dtype == np.float32
+    np.testing.assert_allclose(ElasticTransform(36, 6).displacement(shape, np.random.default_rng(0)), field / 2,
+                               rtol=1e-6, atol=1e-6)
+    assert abs(field.mean()) < 0.05 * field.std()
+    neighbours = np.corrcoef(field[..., :-1].ravel(), field[..., 1:].ravel())[0, 1]
+    assert neighbours > 0.95  # a smooth field: each pixel moves almost as its neighbour does
+    raw = ElasticTransform(72, 0.05).displacement(shape, np.random.default_rng(0))  # next to no blur
+    assert abs(np.corrcoef(raw[..., :-1].ravel(), raw[..., 1:].ravel())[0, 1]) < 0.05
+    np.testing.assert_allclose(np.abs(raw).max(), 36, rtol=0.01)  # alpha / 2 pixels times noise in [-1, 1]
+
+
+def constant_field(monkeypatch, dx, dy):
+    """Make every ElasticTransform displace every pixel by (dx, dy), after drawing its noise as usual."""
+    real = ElasticTransform.displacement
+
+    def constant(self, shape, rng):
+        field = real(self, shape, rng)
+        field[:, 0], field[:, 1] = dx, dy
+        return field
+    monkeypatch.setattr(ElasticTransform, "displacement", constant)
+
+
+def test_a_displacement_shows_each_pixel_the_image_at_its_displaced_point(digits, monkeypatch):
+    constant_field(monkeypatch, 2, -1)
+    out = ElasticTransform(50, 5)(digits, np.random.default_rng(0))
+    np.testing.assert_array_equal(out[:, 1:, :-2], digits[:, :-1, 2:])  # out[y, x] = image[y - 1, x + 2]
+    assert not out[:, 0].any() and not out[:, :, -2:].any()
+
+
+def test_distortion_is_the_affine_image_distorted_in_one_sampling(digits, monkeypatch):
+    affine = RandomAffine(15, translate=0.1, scale=0.1)
+    moved = affine(digits, np.random.default_rng(7))
+    constant_field(monkeypatch, -1, 3)
+    out = RandomDistortion(affine, ElasticTransform(50, 5))(digits, np.random.default_rng(7))
+    # the affine draws come first, so they are the ones above; then each pixel reads the moved image
+    np.testing.assert_allclose(out[:, :-3, 1:], moved[:, 3:, :-1], atol=1e-6)
+
+
+def test_distortion_draws_the_affine_part_first(digits):
+    with pytest.MonkeyPatch.context() as patch:
+        seen, _ = drawn_transforms(patch, RandomDistortion(RandomAffine(15, 0.1, 0.1), ElasticTransform()), digits)
+    with pytest.MonkeyPatch.context() as patch:
+        alone, _ = drawn_transforms(patch, RandomAffine(15, 0.1, 0.1), digits)
+    for key in ("shift", "angle", "scale"):
+        np.testing.assert_array_equal(seen[key], alone[key])
+    assert seen["displacement"].shape == (16, 2, 28, 28) and alone["displacement"] is None
+
+
+def test_distortion_is_deterministic_by_seed_and_differs_per_image(digits):
+    distort = RandomDistortion(RandomAffine(15, 0.1, 0.1), ElasticTransform(72, 6))
+    a = distort(digits, np.random.default_rng(5))
+    np.testing.assert_array_equal(a, distort(digits, np.random.default_rng(5)))
+    assert not np.array_equal(a, distort(digits, np.random.default_rng(6)))
+    out = ElasticTransform(72, 6)(np.repeat(digits[:1], 8, axis=0), np.random.default_rng(0))
+    assert len({o.tobytes() for o in out}) == 8
+
+
+def test_elastic_distortion_keeps_a_centred_digit_inside_the_frame(digits):
+    # Cireşan et al.'s σ = 6, α = 36 moves pixels by about 1.3 on average: it moves ink rather than
+    # making or losing it (a smooth field squeezes some strokes and stretches others), and a digit in
+    # MNIST's middle 20 × 20 box reaches the outermost pixels only rarely.
+    centred = np.zeros_like(digits)
+    centred[:, 4:24, 4:24] = digits[:, 4:24, 4:24]
+    out = ElasticTransform(72, 6)(np.repeat(centred, 32, axis=0), np.random.default_rng(0))
+    ratio = out.sum(axis=(1, 2)) / np.repeat(centred.sum(axis=(1, 2)), 32)
+    assert abs(ratio.mean() - 1) < 0.03
+    border = np.ones((28, 28), bool)
+    border[1:-1, 1:-1] = False
+    assert (out[:, border].max(axis=1) > 0.1).mean() < 0.05
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(alpha=-1), "elastic alpha must be >= 0"),
+    (dict(alpha=float("nan")), "elastic alpha must be >= 0"),
+    (dict(sigma=0), "elastic sigma must be positive"),
+])
+def test_elastic_transform_refuses_what_it_cannot_draw(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ElasticTransform(**kwargs)
 
 
 # The real files, when present

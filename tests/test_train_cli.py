@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from tinygrad_mnist import cli
+from tinygrad_mnist import cli, data
+from tinygrad_mnist.loop import augmentation
 from tinygrad_mnist.checkpoint import load_checkpoint, save_checkpoint
 from tinygrad_mnist.models import MODELS
 from tinygrad_mnist.training import Trainer, TrainingInterrupted, make_config
@@ -95,7 +96,7 @@ def test_a_run_interrupted_mid_epoch_and_resumed_ends_with_bit_identical_weights
 def test_an_ema_run_with_strong_augmentation_resumes_to_bit_identical_weights_and_averages(
         dataset, tmp_path, monkeypatch):
     config = make_config("cnn_bn", epochs=2, batch_size=64, data_dir=str(dataset), val_size=100, augment=True,
-                         rotate=20.0, translate=0.2, scale=0.1, ema=0.9, seed=5)
+                         rotate=20.0, translate=0.2, scale=0.1, elastic=72.0, elastic_sigma=6.0, ema=0.9, seed=5)
     straight = Trainer(config, tmp_path / "straight", progress=False, log=lambda *a: None)
     straight_results = straight.fit()
 
@@ -140,6 +141,8 @@ def test_an_ema_run_is_validated_tested_and_served_with_the_average(dataset, tmp
     (["--rotate", "200"], "rotation range must be 0 to 180"),
     (["--translate", "1.5"], "translate must be a fraction"),
     (["--scale", "0.1", "--no-augment"], "leave out --no-augment"),
+    (["--elastic", "72", "--no-augment"], "leave out --no-augment"),
+    (["--elastic-sigma", "6"], "give --elastic ALPHA too"),
 ])
 def test_bad_ema_and_augmentation_options_are_refused_in_one_line(dataset, tmp_path, capsys, argv, message):
     assert train(dataset, tmp_path / "run", "--model", "lenet5", "--epochs", "1", *argv) != 0
@@ -152,6 +155,26 @@ def test_augmentation_ranges_imply_augment_and_reach_the_config(dataset, tmp_pat
     assert train(dataset, run, "--model", "mlp_v2", "--epochs", "1", "--rotate", "20", "--translate", "0.2") == 0
     config = json.loads((run / "config.json").read_text())
     assert (config["augment"], config["rotate"], config["translate"], config["scale"]) == (True, 20.0, 0.2, 0.0)
+    assert config["elastic"] is None
+
+
+def test_an_elastic_distortion_implies_augment_and_reaches_the_training_batches(dataset, tmp_path):
+    run = tmp_path / "run"
+    assert train(dataset, run, "--model", "mlp_v2", "--epochs", "1", "--elastic", "72", "--elastic-sigma", "6") == 0
+    config = json.loads((run / "config.json").read_text())
+    assert (config["augment"], config["elastic"], config["elastic_sigma"], config["rotate"]) == (True, 72.0, 6.0, 10.0)
+    augment = augmentation(config)
+    assert isinstance(augment, data.RandomDistortion)
+    assert (augment.elastic.alpha, augment.elastic.sigma, augment.affine.degrees) == (72.0, 6.0, 10.0)
+
+
+def test_a_config_saved_before_elastic_existed_augments_as_it_did(dataset, tmp_path):
+    config = make_config("mlp_v2", augment=True, rotate=15.0)
+    for key in ("elastic", "elastic_sigma"):
+        del config[key]
+    images = np.random.default_rng(0).random((8, 28, 28), dtype=np.float32)
+    np.testing.assert_array_equal(augmentation(config)(images, np.random.default_rng(1)),
+                                  data.RandomAffine(15.0)(images, np.random.default_rng(1)))
 
 
 def test_a_run_interrupted_before_lr_csv_existed_resumes(dataset, tmp_path, monkeypatch):

@@ -81,7 +81,8 @@ def _number(text, kind):
 
 DATA_DIR_HELP = "folder holding the four IDX files (default: $TINYGRAD_MNIST_DATA, the cache, a download)"
 TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "nesterov", "schedule", "warmup_epochs",
-                 "weight_decay", "dropout", "augment", "rotate", "translate", "scale", "ema", "label_smoothing",
+                 "weight_decay", "dropout", "augment", "rotate", "translate", "scale", "elastic", "elastic_sigma",
+                 "ema", "label_smoothing",
                  "val_size", "patience", "seed", "device",
                  "dataset", "data_dir", "limit_train")
 
@@ -118,6 +119,11 @@ def build_parser():
                         "(default 2/28: two pixels; implies --augment)")
     t.add_argument("--scale", type=non_negative_float, metavar="FRACTION",
                    help="augmentation: scale each digit by a factor in 1 ± FRACTION (default 0; implies --augment)")
+    t.add_argument("--elastic", type=non_negative_float, metavar="ALPHA",
+                   help="augmentation: then distort each digit elastically, torchvision's ElasticTransform "
+                        "alpha (e.g. 72; implies --augment)")
+    t.add_argument("--elastic-sigma", type=positive_float, metavar="SIGMA",
+                   help="the elastic distortion's smoothness, pixels of Gaussian blur (default 5; needs --elastic)")
     t.add_argument("--ema", type=positive_float, metavar="DECAY",
                    help="also keep an exponential moving average of the weights (e.g. 0.999), and validate, "
                         "test and save for inference with it")
@@ -307,7 +313,10 @@ def cmd_train(args):
             return
     else:
         model = args.model or "lenet5"
-        ranges = [f"--{name}" for name in ("rotate", "translate", "scale") if getattr(args, name) is not None]
+        ranges = [f"--{name}" for name in ("rotate", "translate", "scale", "elastic")
+                  if getattr(args, name) is not None]
+        if args.elastic_sigma is not None and args.elastic is None:
+            raise UsageError("--elastic-sigma sets the elastic distortion's blur: give --elastic ALPHA too")
         if ranges and args.augment is False:
             raise UsageError(f"{', '.join(ranges)} set augmentation ranges: leave out --no-augment")
         if ranges:

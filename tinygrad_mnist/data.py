@@ -423,12 +423,15 @@ def standardize(x, mean, std):
     return ((x - np.float32(mean)) / np.float32(std)).astype(np.float32, copy=False)
 
 
-def warp(images, shift, angle, scale=None):
-    """Move, rotate and scale each image about its centre, bilinearly sampled, zero outside.
+def warp(images, shift, angle, scale=None, displacement=None):
+    """Move, rotate and scale each image about its centre, then (optionally) distort it elastically,
+    in one bilinear sampling, zero outside.
 
     images: (B, H, W). shift: (B, 2) pixels as (dx, dy), positive moves content right and down.
     angle: (B,) degrees, positive turns content counter-clockwise as displayed. scale: (B,) or
-    None for 1. Returns float32 (B, H, W).
+    None for 1. displacement: (B, 2, H, W) pixels or None: output pixel p shows the moved, turned
+    and scaled image at p + displacement[:, :, p] (torchvision's elastic_transform after its affine,
+    sampled once instead of twice). Returns float32 (B, H, W).
     """
     images = np.asarray(images, dtype=np.float32)
     b, h, w = images.shape
@@ -440,6 +443,9 @@ def warp(images, shift, angle, scale=None):
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
 
     # Inverse map: for every output pixel, the input point it comes from.
+    if displacement is not None:
+        displacement = np.asarray(displacement, dtype=np.float32)
+        xs, ys = xs + displacement[:, 0], ys + displacement[:, 1]
     x = xs - cx - shift[:, 0]
     y = ys - cy - shift[:, 1]
     cos, sin = np.cos(theta), np.sin(theta)
@@ -464,14 +470,65 @@ def warp(images, shift, angle, scale=None):
     return ((1 - wy) * top + wy * bottom).astype(np.float32, copy=False)
 
 
-def augment(images, rng, max_shift=2.0, max_rotate=10.0, max_scale=0.0):
+def augment(images, rng, max_shift=2.0, max_rotate=10.0, max_scale=0.0, elastic=None):
     """Random shifts (uniform in ±max_shift pixels, subpixel), rotations (±max_rotate degrees)
-    and scalings (1 ± max_scale) of a batch (B, H, W); deterministic given `rng`."""
+    and scalings (1 ± max_scale) of a batch (B, H, W), then an elastic distortion if `elastic` (an
+    ElasticTransform) is given; deterministic given `rng`, which gives the affine draws first, so a
+    batch without `elastic` draws what it always did."""
     b = len(images)
     shift = rng.uniform(-max_shift, max_shift, size=(b, 2))  # max_shift: a number, or an (x, y) array
     angle = rng.uniform(-max_rotate, max_rotate, size=b)
     scale = 1 + rng.uniform(-max_scale, max_scale, size=b)
-    return warp(images, shift, angle, scale)
+    if elastic is None:
+        return warp(images, shift, angle, scale)
+    return warp(images, shift, angle, scale, displacement=elastic.displacement(np.shape(images), rng))
+
+
+def gaussian_blur_matrix(n, sigma):
+    """The (n, n) matrix that blurs a length-n signal as torchvision's gaussian_blur does along one
+    axis: a kernel of int(8σ + 1) taps (made odd), weights exp(-x²/2σ²) summing to 1, and the signal
+    reflected at its ends (without repeating the edge sample) where the kernel reaches past them."""
+    size = int(8 * sigma + 1)
+    size += size % 2 == 0
+    radius = size // 2
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    # Row i of the reflect-padded identity picks the sample that padded position i reads.
+    padded = np.pad(np.eye(n), ((radius, radius), (0, 0)), mode="reflect")
+    return sum(w * padded[k:k + n] for k, w in enumerate(taps))
+
+
+class ElasticTransform:
+    """torchvision's ElasticTransform (Simard et al. 2003) for whole batches: each image gets its own
+    displacement field, uniform noise in [-1, 1] per pixel and axis, Gaussian-blurred with `sigma`
+    pixels, times alpha / 2 pixels (torchvision scales by alpha / size in grid units that span two per
+    image size). Simard et al.'s α = 34, σ = 4 is alpha = 68 here; Cireşan et al.'s σ = 6, α = 36 is
+    `ElasticTransform(72, 6)`.
+
+    Differences from torchvision, for batches: one field per image rather than one per call, and
+    `data.RandomDistortion` samples an affine map and this distortion once, not twice.
+    """
+
+    def __init__(self, alpha=50.0, sigma=5.0):
+        if not (alpha >= 0 and math.isfinite(alpha)):
+            raise ValueError(f"elastic alpha must be >= 0, got {alpha}")
+        if not (sigma > 0 and math.isfinite(sigma)):
+            raise ValueError(f"elastic sigma must be positive (pixels of blur), got {sigma}")
+        self.alpha, self.sigma = float(alpha), float(sigma)
+
+    def displacement(self, shape, rng):
+        """(B, 2, H, W) pixels, (dx, dy) for each output pixel of a batch of `shape` (B, H, W)."""
+        b, h, w = shape
+        noise = rng.uniform(-1, 1, size=(b, 2, h, w))
+        blur_y, blur_x = gaussian_blur_matrix(h, self.sigma), gaussian_blur_matrix(w, self.sigma)
+        return (self.alpha / 2 * (blur_y @ noise @ blur_x.T)).astype(np.float32)
+
+    def __call__(self, images, rng):
+        b = len(images)
+        return warp(images, np.zeros((b, 2)), np.zeros(b), displacement=self.displacement(np.shape(images), rng))
+
+    def __repr__(self):
+        return f"ElasticTransform(alpha={self.alpha:g}, sigma={self.sigma:g})"
 
 
 class RandomAffine:
@@ -497,11 +554,28 @@ class RandomAffine:
             raise ValueError(f"scale must be in [0, 1) (the factor is drawn from 1 ± scale), got {scale}")
         self.degrees, self.translate, self.scale = float(degrees), tuple(float(t) for t in pair), float(scale)
 
-    def __call__(self, images, rng):
+    def __call__(self, images, rng, elastic=None):
         h, w = np.shape(images)[1:]
         max_x, max_y = self.translate[0] * w, self.translate[1] * h
         max_shift = max_x if max_x == max_y else np.array([max_x, max_y])
-        return augment(images, rng, max_shift=max_shift, max_rotate=self.degrees, max_scale=self.scale)
+        return augment(images, rng, max_shift=max_shift, max_rotate=self.degrees, max_scale=self.scale,
+                       elastic=elastic)
 
     def __repr__(self):
         return f"RandomAffine(degrees={self.degrees:g}, translate={self.translate}, scale={self.scale:g})"
+
+
+class RandomDistortion:
+    """A RandomAffine, then an ElasticTransform, as torchvision's Compose([affine, elastic]) applies
+    them, but with one bilinear sampling of each image instead of two (which would blur it twice).
+    The affine draws come first from `rng`, so with the same generator the affine part is the one
+    `affine` alone would draw."""
+
+    def __init__(self, affine, elastic):
+        self.affine, self.elastic = affine, elastic
+
+    def __call__(self, images, rng):
+        return self.affine(images, rng, elastic=self.elastic)
+
+    def __repr__(self):
+        return f"RandomDistortion({self.affine!r}, {self.elastic!r})"

@@ -54,17 +54,21 @@ class BatchSampler:
 
 
 def augmentation(config):
-    """The config's augmentation, a data.RandomAffine, or None: `augment` turns it on, `rotate`
-    (degrees), `translate` (a fraction of the image size) and `scale` set its ranges. A config
-    saved before those three existed gets their defaults, so its run replays as it was."""
+    """The config's augmentation, a data.RandomAffine (then a data.ElasticTransform, with `elastic`),
+    or None: `augment` turns it on, `rotate` (degrees), `translate` (a fraction of the image size) and
+    `scale` set its ranges, `elastic` and `elastic_sigma` the distortion's alpha and sigma. A config
+    saved before any of these existed gets their defaults, so its run replays as it was."""
     if not config["augment"]:
         return None
-    return data.RandomAffine(config.get("rotate", 10.0), config.get("translate", 2 / 28), config.get("scale", 0.0))
+    affine = data.RandomAffine(config.get("rotate", 10.0), config.get("translate", 2 / 28), config.get("scale", 0.0))
+    if config.get("elastic") is None:
+        return affine
+    return data.RandomDistortion(affine, data.ElasticTransform(config["elastic"], config.get("elastic_sigma", 5.0)))
 
 
 def take_batch(x, y, index, rng, augment=None):
-    """The images and labels at `index`; with `augment` (a data.RandomAffine; True: its defaults),
-    each image moved, turned and scaled by draws from `rng` (the generator that drew the epoch's
+    """The images and labels at `index`; with `augment` (what `augmentation` returns; True: a
+    RandomAffine's defaults), each image moved, turned, scaled (and distorted) by draws from `rng` (the generator that drew the epoch's
     order, so one seed fixes both)."""
     xb, yb = x[index], y[index]
     if augment is True:
