@@ -94,9 +94,10 @@ def prepare_data(config):
                                                           config["val_size"], seed=config["seed"])
     if config["limit_train"]:
         train_x, train_y = train_x[:config["limit_train"]], train_y[:config["limit_train"]]
-    scale = pixel_table(config)
-    return dict(train=(scale[train_x][:, None], train_y), val=(scale[val_x][:, None], val_y),
-                test=(scale[ds.test_images][:, None], ds.test_labels), test_raw=ds.test_images,
+    table = pixel_table(config)
+    scale = lambda images: np.take(table, images)[:, None]  # noqa: E731  (take: half the time of table[images])
+    return dict(train=(scale(train_x), train_y), val=(scale(val_x), val_y),
+                test=(scale(ds.test_images), ds.test_labels), test_raw=ds.test_images,
                 class_names=list(ds.class_names))
 
 
