@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from idx_fixtures import dataset_bytes, make_split, serve, sha256_of, write_dataset
 from tinygrad_mnist.data import (
     DATASETS, FILES, MNIST_MEAN, MNIST_STD, FASHION_MNIST_MEAN, FASHION_MNIST_STD,
-    DatasetNotFound, ElasticTransform, IDXError, RandomAffine, RandomDistortion, augment, cache_dir, find_dataset, load_dataset, load_mnist,
-    gaussian_blur_matrix, read_idx, standardize, to_float, train_val_split, warp, write_idx)
+    DatasetNotFound, ElasticTransform, IDXError, RandomAffine, RandomDistortion, augment, cache_dir, find_dataset,
+    load_dataset, load_mnist, gaussian_blur_matrix, read_idx, standardize, to_float, train_val_split, warp, write_idx)
 
 
 @pytest.fixture(autouse=True)

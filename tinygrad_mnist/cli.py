@@ -204,7 +204,8 @@ def build_parser():
     b.add_argument("--seeds", type=comma_list(positive_int), default=[1], metavar="K[,K]",
                    help="time-to-99: train on K seeds, each in a fresh process (default 1)")
     b.add_argument("--epochs", type=comma_list(positive_int), metavar="N[,N]",
-                   help="time-to-99: most epochs (default: the recipe's); several pair up with --time-to-99 by position")
+                   help="time-to-99: most epochs (default: the recipe's); several pair up with --time-to-99 "
+                        "by position")
     b.add_argument("--schedule", choices=SCHEDULES, help="time-to-99: lr schedule (default: the recipe's)")
     b.add_argument("--eval-every", type=comma_list(non_negative_int), default=[0], metavar="K[,K]",
                    help="time-to-99: also evaluate every K steps (default 0: at each epoch's end only); several pair "

@@ -9,6 +9,7 @@ images each training step sees is the training loop's rule (tinygrad_mnist.loop.
     x = standardize(to_float(x_train), MNIST_MEAN, MNIST_STD)
 """
 
+import functools
 import gzip
 import hashlib
 import http.client
@@ -484,10 +485,12 @@ def augment(images, rng, max_shift=2.0, max_rotate=10.0, max_scale=0.0, elastic=
     return warp(images, shift, angle, scale, displacement=elastic.displacement(np.shape(images), rng))
 
 
+@functools.lru_cache(maxsize=16)
 def gaussian_blur_matrix(n, sigma):
     """The (n, n) matrix that blurs a length-n signal as torchvision's gaussian_blur does along one
     axis: a kernel of int(8σ + 1) taps (made odd), weights exp(-x²/2σ²) summing to 1, and the signal
-    reflected at its ends (without repeating the edge sample) where the kernel reaches past them."""
+    reflected at its ends (without repeating the edge sample) where the kernel reaches past them.
+    Made once per size and blur (every training batch asks for the same two), and read-only."""
     size = int(8 * sigma + 1)
     size += size % 2 == 0
     radius = size // 2
@@ -495,7 +498,9 @@ def gaussian_blur_matrix(n, sigma):
     taps /= taps.sum()
     # Row i of the reflect-padded identity picks the sample that padded position i reads.
     padded = np.pad(np.eye(n), ((radius, radius), (0, 0)), mode="reflect")
-    return sum(w * padded[k:k + n] for k, w in enumerate(taps))
+    matrix = sum(w * padded[k:k + n] for k, w in enumerate(taps))
+    matrix.flags.writeable = False
+    return matrix
 
 
 class ElasticTransform:

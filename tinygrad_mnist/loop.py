@@ -68,8 +68,8 @@ def augmentation(config):
 
 def take_batch(x, y, index, rng, augment=None):
     """The images and labels at `index`; with `augment` (what `augmentation` returns; True: a
-    RandomAffine's defaults), each image moved, turned, scaled (and distorted) by draws from `rng` (the generator that drew the epoch's
-    order, so one seed fixes both)."""
+    RandomAffine's defaults), each image moved, turned, scaled (and distorted) by draws from `rng`
+    (the generator that drew the epoch's order, so one seed fixes both)."""
     xb, yb = x[index], y[index]
     if augment is True:
         augment = data.RandomAffine()
