@@ -20,6 +20,7 @@ MODELS = {
     "simple_cnn": SimpleCNN,
     "best": Best,
     "resnet": ResNet,
+    "resnet_wide": functools.partial(ResNet, width=24),
     "pytorch_example": PyTorchExample,
 }
 
@@ -38,6 +39,8 @@ RECIPES = {
                  label_smoothing=0.1, dropout=0.3),
     "resnet": dict(epochs=12, batch_size=128, lr=5e-3, optimizer="adam", schedule="onecycle", augment=True,
                    label_smoothing=0.1),
+    "resnet_wide": dict(epochs=12, batch_size=128, lr=5e-3, optimizer="adam", schedule="onecycle", augment=True,
+                        label_smoothing=0.1),
     # The example's Adadelta at lr 1.0 and batch 64. Its StepLR (×0.7 every epoch, 14 epochs) has no
     # counterpart in the loop's schedules; "step" (×0.1 after a third and two thirds of the run) ends at
     # the same rate, 1% of the first.

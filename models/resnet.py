@@ -30,16 +30,21 @@ class PreActBlock(nn.Module):
 
 class ResNet(nn.Module):
     """Conv(1→16, 3×3) · block 16→32 /2 · block 32→64 /2 · block 64 · BN ReLU · global average pool ·
-    Linear(64→10): eight layers, the blocks' 3×3 convolutions on 14×14 and 7×7 images."""
+    Linear(64→10): eight layers, the blocks' 3×3 convolutions on 14×14 and 7×7 images.
 
-    def __init__(self):
+    `width` is the stem's channel count (16); the blocks keep their ratios to it (2×, 4×, 4×)."""
+
+    def __init__(self, width=16):
         super().__init__()
-        self.stem = nn.Conv2d(1, 16, 3, padding=1, bias=False)
-        self.block1 = PreActBlock(16, 32, stride=2)
-        self.block2 = PreActBlock(32, 64, stride=2)
-        self.block3 = PreActBlock(64, 64)
-        self.bn = nn.BatchNorm2d(64)
-        self.fc = nn.Linear(64, 10)
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"ResNet: width must be a positive integer, got {width!r}")
+        w = width
+        self.stem = nn.Conv2d(1, w, 3, padding=1, bias=False)
+        self.block1 = PreActBlock(w, 2 * w, stride=2)
+        self.block2 = PreActBlock(2 * w, 4 * w, stride=2)
+        self.block3 = PreActBlock(4 * w, 4 * w)
+        self.bn = nn.BatchNorm2d(4 * w)
+        self.fc = nn.Linear(4 * w, 10)
 
     def forward(self, x):
         x = self.stem(x)                            # 16 × 28 × 28

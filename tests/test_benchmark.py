@@ -372,3 +372,7 @@ def test_a_profile_only_run_names_the_pytorch_it_profiled(dataset):
                                           "--warmup-steps", "1"])
     args.argv = []
     assert bench.run(args, progress=lambda *a: None)["machine"]["torch"] == torch.__version__
+
+
+def test_time_to_99_without_a_model_times_lenet5_the_recipe_that_reaches_it_on_every_seed():
+    assert cli.build_parser().parse_args(["benchmark", "--time-to-99"]).time_to_99 == ["lenet5"]

@@ -3,6 +3,7 @@
 Its gradients and training steps are checked against its PyTorch twin in test_torch_twin.py.
 """
 import numpy as np
+import pytest
 
 from tinygrad_mnist import Tensor, no_grad
 from tinygrad_mnist.models import build_model
@@ -46,3 +47,21 @@ def test_resnet_has_the_shapes_of_its_table_and_ends_in_ten_logits():
             x = getattr(model, name)(x)
             assert x.shape[1:] == shape, name
         assert model(images()).shape == (3, 10)
+
+
+def test_resnet_wide_is_the_same_table_at_width_24():
+    model = build_model("resnet_wide")
+    x = images()
+    with no_grad():
+        for name, shape in (("stem", (24, 28, 28)), ("block1", (48, 14, 14)), ("block2", (96, 7, 7)),
+                            ("block3", (96, 7, 7))):
+            x = getattr(model, name)(x)
+            assert x.shape[1:] == shape, name
+        assert model(images()).shape == (3, 10)
+    assert model.fc.in_features == 96 and model.block1.shortcut.out_channels == 48
+
+
+def test_a_resnet_width_that_is_not_a_positive_integer_is_refused():
+    for width in (0, -16, 1.5, True, "16"):
+        with pytest.raises(ValueError, match="width must be a positive integer"):
+            build_model("resnet", width=width)
