@@ -24,6 +24,10 @@ MODELS = {
     "pytorch_example": PyTorchExample,
 }
 
+# The residual nets at every width: best's augmentation, label smoothing and schedule, without dropout.
+RESNET_RECIPE = dict(epochs=12, batch_size=128, lr=5e-3, optimizer="adam", schedule="onecycle", augment=True,
+                     label_smoothing=0.1)
+
 RECIPES = {
     # Full-batch gradient descent on [0, 1] pixels, as the project did.
     "mlp_v1": dict(epochs=1000, batch_size=0, lr=0.01, optimizer="sgd", normalize=False),
@@ -37,10 +41,8 @@ RECIPES = {
     "simple_cnn": dict(epochs=5, batch_size=128, lr=3e-3, optimizer="adam", schedule="onecycle"),
     "best": dict(epochs=15, batch_size=128, lr=5e-3, optimizer="adam", schedule="onecycle", augment=True,
                  label_smoothing=0.1, dropout=0.3),
-    "resnet": dict(epochs=12, batch_size=128, lr=5e-3, optimizer="adam", schedule="onecycle", augment=True,
-                   label_smoothing=0.1),
-    "resnet_wide": dict(epochs=12, batch_size=128, lr=5e-3, optimizer="adam", schedule="onecycle", augment=True,
-                        label_smoothing=0.1),
+    "resnet": RESNET_RECIPE,
+    "resnet_wide": RESNET_RECIPE,
     # The example's Adadelta at lr 1.0 and batch 64. Its StepLR (×0.7 every epoch, 14 epochs) has no
     # counterpart in the loop's schedules; "step" (×0.1 after a third and two thirds of the run) ends at
     # the same rate, 1% of the first.

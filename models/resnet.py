@@ -47,9 +47,9 @@ class ResNet(nn.Module):
         self.fc = nn.Linear(4 * w, 10)
 
     def forward(self, x):
-        x = self.stem(x)                            # 16 × 28 × 28
-        x = self.block1(x)                          # 32 × 14 × 14, projected skip
-        x = self.block2(x)                          # 64 × 7 × 7, projected skip
-        x = self.block3(x)                          # 64 × 7 × 7, identity skip
-        x = self.bn(x).relu().mean(axis=(2, 3))     # 64: global average pooling
+        x = self.stem(x)                            # w × 28 × 28 (w = width, 16 in resnet)
+        x = self.block1(x)                          # 2w × 14 × 14, projected skip
+        x = self.block2(x)                          # 4w × 7 × 7, projected skip
+        x = self.block3(x)                          # 4w × 7 × 7, identity skip
+        x = self.bn(x).relu().mean(axis=(2, 3))     # 4w: global average pooling
         return self.fc(x)

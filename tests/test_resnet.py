@@ -38,27 +38,17 @@ def test_a_block_that_keeps_the_shape_has_an_identity_skip():
     assert PreActBlock(8, 16).shortcut is not None
 
 
-def test_resnet_has_the_shapes_of_its_table_and_ends_in_ten_logits():
-    model = build_model("resnet")
+@pytest.mark.parametrize("name, w", [("resnet", 16), ("resnet_wide", 24)])
+def test_resnet_has_the_shapes_of_its_table_at_its_width_and_ends_in_ten_logits(name, w):
+    model = build_model(name)
     x = images()
     with no_grad():
-        for name, shape in (("stem", (16, 28, 28)), ("block1", (32, 14, 14)), ("block2", (64, 7, 7)),
-                            ("block3", (64, 7, 7))):
-            x = getattr(model, name)(x)
-            assert x.shape[1:] == shape, name
+        for layer, shape in (("stem", (w, 28, 28)), ("block1", (2 * w, 14, 14)), ("block2", (4 * w, 7, 7)),
+                             ("block3", (4 * w, 7, 7))):
+            x = getattr(model, layer)(x)
+            assert x.shape[1:] == shape, layer
         assert model(images()).shape == (3, 10)
-
-
-def test_resnet_wide_is_the_same_table_at_width_24():
-    model = build_model("resnet_wide")
-    x = images()
-    with no_grad():
-        for name, shape in (("stem", (24, 28, 28)), ("block1", (48, 14, 14)), ("block2", (96, 7, 7)),
-                            ("block3", (96, 7, 7))):
-            x = getattr(model, name)(x)
-            assert x.shape[1:] == shape, name
-        assert model(images()).shape == (3, 10)
-    assert model.fc.in_features == 96 and model.block1.shortcut.out_channels == 48
+    assert model.fc.in_features == 4 * w and model.block1.shortcut.out_channels == 2 * w
 
 
 def test_a_resnet_width_that_is_not_a_positive_integer_is_refused():
