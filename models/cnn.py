@@ -17,7 +17,7 @@ class LeNet5(nn.Module):
 
     def __init__(self, width=1):
         super().__init__()
-        if not (isinstance(width, int) and width >= 1):
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:  # True is an int to Python
             raise ValueError(f"LeNet5: width must be a positive integer, got {width!r}")
         self.conv1 = nn.Conv2d(1, 6 * width, 5)
         self.conv2 = nn.Conv2d(6 * width, 16 * width, 5)
@@ -43,7 +43,7 @@ class CNNBN(nn.Module):
     def __init__(self, channels=(16, 32)):
         super().__init__()
         if not (isinstance(channels, (tuple, list)) and len(channels) == 2
-                and all(isinstance(c, int) and c >= 1 for c in channels)):
+                and all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in channels)):
             raise ValueError(f"CNNBN: channels must be two positive integers (c1, c2), got {channels!r}")
         c1, c2 = channels
         self.conv1 = nn.Conv2d(1, c1, 5, bias=False)

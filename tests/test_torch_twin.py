@@ -76,6 +76,13 @@ def test_the_lenet5_twin_follows_its_width_and_computes_the_same_logits(width, b
     np.testing.assert_allclose(model(Tensor(x)).numpy(), theirs, rtol=1e-4, atol=1e-5)
 
 
-def test_a_lenet5_width_below_1_is_refused():
+@pytest.mark.parametrize("width", [0, -2, 1.5, True, "2"])
+def test_a_lenet5_width_that_is_not_a_positive_integer_is_refused(width):
     with pytest.raises(ValueError, match="width must be a positive integer"):
-        build_model("lenet5", width=0)
+        build_model("lenet5", width=width)
+
+
+@pytest.mark.parametrize("channels", [(0, 16), (8,), (8, 16, 32), (True, 16), (8, 16.0), "816"])
+def test_cnn_bn_channels_that_are_not_two_positive_integers_are_refused(channels):
+    with pytest.raises(ValueError, match="channels must be two positive integers"):
+        build_model("cnn_bn", channels=channels)
