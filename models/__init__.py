@@ -21,6 +21,7 @@ MODELS = {
     "best": Best,
     "resnet": ResNet,
     "resnet_wide": functools.partial(ResNet, width=24),
+    "resnet_2x": functools.partial(ResNet, width=32),
     "pytorch_example": PyTorchExample,
 }
 
@@ -43,6 +44,7 @@ RECIPES = {
                  label_smoothing=0.1, dropout=0.3),
     "resnet": RESNET_RECIPE,
     "resnet_wide": RESNET_RECIPE,
+    "resnet_2x": RESNET_RECIPE,
     # The example's Adadelta at lr 1.0 and batch 64. Its StepLR (×0.7 every epoch, 14 epochs) has no
     # counterpart in the loop's schedules; "step" (×0.1 after a third and two thirds of the run) ends at
     # the same rate, 1% of the first.

@@ -38,7 +38,7 @@ def test_a_block_that_keeps_the_shape_has_an_identity_skip():
     assert PreActBlock(8, 16).shortcut is not None
 
 
-@pytest.mark.parametrize("name, w", [("resnet", 16), ("resnet_wide", 24)])
+@pytest.mark.parametrize("name, w", [("resnet", 16), ("resnet_wide", 24), ("resnet_2x", 32)])
 def test_resnet_has_the_shapes_of_its_table_at_its_width_and_ends_in_ten_logits(name, w):
     model = build_model(name)
     x = images()

@@ -145,7 +145,7 @@ def _twins():
     class ResNet(tnn.Module):
         def __init__(self, ours):
             super().__init__()
-            width, channels = ours.stem.out_channels, ours.fc.in_features  # resnet's 16, 64; resnet_wide's 24, 96
+            width, channels = ours.stem.out_channels, ours.fc.in_features  # 16, 64 in resnet; 32, 128 in resnet_2x
             self.stem = tnn.Conv2d(1, width, 3, padding=1, bias=False)
             self.block1, self.block2, self.block3 = (PreActBlock(b) for b in (ours.block1, ours.block2, ours.block3))
             self.bn, self.fc = tnn.BatchNorm2d(channels), tnn.Linear(channels, 10)
@@ -168,7 +168,7 @@ def _twins():
 
     return {"mlp_v1": MLPv1, "mlp_v2": MLPDropout, "mlp_533": MLPDropout, "mlp_64_32": MLP64x32,
             "lenet5": LeNet5, "cnn_bn": CNNBN, "fast_cnn": CNNBN, "simple_cnn": SimpleCNN, "best": Best,
-            "resnet": ResNet, "resnet_wide": ResNet, "pytorch_example": PyTorchExample}
+            "resnet": ResNet, "resnet_wide": ResNet, "resnet_2x": ResNet, "pytorch_example": PyTorchExample}
 
 
 def torch_model(name, model):
