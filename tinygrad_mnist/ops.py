@@ -115,7 +115,7 @@ class Pow(Function):
         if self.needs_input_grad[0]:  # a⁰ = 1 everywhere: its gradient is 0, also at a = 0 (not 0 · 0⁻¹)
             da = unbroadcast(xp.where(b == 0, 0, g * b * a ** xp.where(b == 0, 1, b - 1)).astype(g.dtype), a.shape)
         if self.needs_input_grad[1]:
-            with xp.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore"):  # NumPy's warnings; CuPy has none (nor errstate)
                 log_a = xp.where((a == 0) & (b >= 0), 0, xp.log(xp.where(a == 0, 1, a)))
             db = unbroadcast((g * out * log_a).astype(g.dtype), b.shape)
         return da, db
