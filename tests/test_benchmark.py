@@ -130,7 +130,8 @@ def test_the_forms_table_times_both_forms_of_each_choice_in_ops(full_run):
     rows = full_run["results"]["forms"]["rows"]
     assert [r["form"].split(":")[0] for r in rows] == 2 * (["conv1 weight gradient", "conv2 weight gradient"] + [
         f"forward product with {k} output channels" for k in (5, 6, 7)] + 3 * ["LeNet-5 conv2 forward and backward"]
-        + 3 * ["example conv2 forward and backward"] + ["ReLU forward"])  # per batch size
+        + 3 * ["example conv2 forward and backward"] + ["resnet 64→64 conv forward and backward"]
+        + ["ReLU forward"])  # per batch size
     assert all(r["chosen_ms"] > 0 and r["alternative_ms"] > 0 for r in rows)
     assert "## Array forms" in full_run["markdown"]
 

@@ -59,19 +59,21 @@ def test_conv2d_matches_torch(case):
 
 
 @SETTINGS
-@given(case=conv_cases(), budget=st.sampled_from([1, 600, 2000]),
+@given(case=conv_cases(), budget=st.sampled_from([1, 600, 2000]), min_columns=st.sampled_from([0, 20]),
        frozen=st.sampled_from([None, "input", "weights"]))
-@example(case=((2, 3, 7, 5), (6, 3, 3, 2), 2, 1, True, 0), budget=1, frozen=None)  # a band per output row
-@example(case=((2, 2, 7, 7), (3, 2, 3, 3), 1, 1, True, 1), budget=600, frozen="weights")  # dx alone, in bands
-def test_conv2d_in_bands_matches_torch(case, budget, frozen):
+@example(case=((2, 3, 7, 5), (6, 3, 3, 2), 2, 1, True, 0), budget=1, min_columns=0, frozen=None)  # a band per row
+@example(case=((2, 2, 7, 7), (3, 2, 3, 3), 1, 1, True, 1), budget=600, min_columns=0, frozen="weights")  # dx alone
+@example(case=((2, 2, 7, 7), (3, 2, 3, 3), 1, 1, True, 1), budget=1, min_columns=20, frozen=None)  # 2 rows a band
+def test_conv2d_in_bands_matches_torch(case, budget, min_columns, frozen):
     """The columns built a few output rows at a time (budgets of a few bytes: one row a band, and
-    bands of uneven height, the last one shorter), with and without gradients for the input or the
-    weights, agree with PyTorch as the one-band form does."""
+    bands of uneven height, the last one shorter; or as many rows as reach a least number of columns),
+    with and without gradients for the input or the weights, agree with PyTorch as the one-band form does."""
     x_shape, w_shape, stride, padding, with_bias, seed = case
     arrays = [random_array(seed, x_shape), random_array(seed + 1, w_shape)]
     if with_bias:
         arrays.append(random_array(seed + 2, w_shape[:1]))
-    with mock.patch.object(ops, "FORWARD_BAND_BYTES", budget), mock.patch.object(ops, "BACKWARD_BAND_BYTES", budget):
+    with mock.patch.object(ops, "FORWARD_BAND_BYTES", budget), mock.patch.object(ops, "BACKWARD_BAND_BYTES", budget), \
+            mock.patch.object(ops, "MIN_BAND_COLUMNS", min_columns):
         ours = [Tensor(a.copy(), requires_grad=not (frozen == "input" and k == 0 or frozen == "weights" and k > 0))
                 for k, a in enumerate(arrays)]
         theirs = [torch.tensor(a, requires_grad=t.requires_grad) for a, t in zip(arrays, ours)]

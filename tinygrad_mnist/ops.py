@@ -540,15 +540,26 @@ def gemm_weights(w, b=None):
 # the backward, which holds a band of column gradients beside the band of columns, near 2 MiB.
 FORWARD_BAND_BYTES = 2 ** 20
 BACKWARD_BAND_BYTES = 2 ** 21
+# But a band has at least this many columns (output pixels × batch). With many channels on a small
+# image, one output row's columns already pass the budget (resnet's 64→64 convolution at 7×7, batch 128:
+# 576 rows × 896 columns, 2 MiB), and a band of one row leaves OpenBLAS products too thin to run at
+# speed on two threads: the 7×7 convolutions ran 1.2-1.8× slower in one-row bands than in one band, and
+# whole training steps (resnet, best, cnn_bn at batch 32 and 128) 8-24% slower than with this least
+# (measured on a 2-core AMD EPYC; docs/BENCHMARKS.md, "Array forms", against no least).
+MIN_BAND_COLUMNS = 8192
 
 
-def band_height(rows, ho, row_len, like, budget):
+def band_height(rows, ho, row_len, like, budget, min_columns=0):
     """How many of the ho output rows go in one band: as many as keep (rows, band·row_len) numbers of
-    the dtype of the array `like` within `budget` bytes. All of them on a GPU, whose BLAS wants one
-    large product rather than many cache-sized ones."""
+    the dtype of the array `like` within `budget` bytes, but enough for `min_columns` columns; then
+    lowered to the least height that still covers the rows in as many bands (7 rows in bands of 5
+    become 4 and 3, not 5 and a thin 2). All of them on a GPU, whose BLAS wants one large product
+    rather than many cache-sized ones."""
     if is_cupy_array(like):
         return ho
-    return int(max(1, min(ho, budget // (rows * row_len * like.dtype.itemsize))))
+    height = min(ho, max(budget // (rows * row_len * like.dtype.itemsize), math.ceil(min_columns / row_len), 1))
+    bands = math.ceil(ho / height)
+    return math.ceil(ho / bands)
 
 
 @register
@@ -584,7 +595,7 @@ class Conv2d(Function):
         weights = gemm_weights(w, b)
         self.stride, self.padding, self.x_shape = stride, padding, (n, c, *x.shape[1:3])
         out = xp.empty((weights.shape[0], ho, wo * n), dtype=x.dtype)
-        height = band_height(weights.shape[1], ho, wo * n, x, FORWARD_BAND_BYTES)
+        height = band_height(weights.shape[1], ho, wo * n, x, FORWARD_BAND_BYTES, MIN_BAND_COLUMNS)
         for y, h, cols in self.bands(win, height, b is not None):
             xp.matmul(weights, cols, out=out[:, y:y + h].reshape(weights.shape[0], -1))
         keep = any(self.needs_input_grad[1:])
@@ -623,7 +634,7 @@ class Conv2d(Function):
         if cols is not None:  # one band, its columns kept
             bands = [(0, ho, cols)]
         else:
-            height = band_height(rows + has_b, ho, wo * n, g, BACKWARD_BAND_BYTES)
+            height = band_height(rows + has_b, ho, wo * n, g, BACKWARD_BAND_BYTES, MIN_BAND_COLUMNS)
             if want_w:
                 bands = self.bands(windows(xpad, kh, kw, self.stride), height, has_b)
             else:  # frozen weights: the input gradient alone, in bands, needs no columns

@@ -266,7 +266,8 @@ def render_markdown(results, scaling_plot=None):
         lines += [f"{not_run} It comes with `--ops` on the CPU."]
     else:
         lines += [f"Where ops.py computes one result in a form chosen for OpenBLAS rather than the plain one (see "
-                  f"its docstrings), both forms at LeNet-5's shapes at batch {_batches(results)}: the median of "
+                  f"its docstrings), both forms at the shapes named (LeNet-5's, the PyTorch example's conv2, resnet's "
+                  f"7×7 conv) at batch {_batches(results)}: the median of "
                   f"{s['op_reps']} repetitions after 3 warm-up ones, the two alternating, in one engine process.", "",
                   forms_table(results["forms"])]
     lines += ["", "## Where a training step's time goes", ""]

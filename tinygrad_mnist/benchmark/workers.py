@@ -240,33 +240,43 @@ def form_cases(n):
                       f"w ({rows},26) cols (26,{k1})", lambda w=w: (ops.gemm_weights(w) @ cols1)[:len(w)], lambda w=w: w @ cols1))
     # The convolution's band sizes (ops.FORWARD_BAND_BYTES, ops.BACKWARD_BAND_BYTES) against half, twice,
     # and all the columns in one band; LeNet-5's conv2 and the PyTorch example's conv2 (32→64, 3×3, 26×26).
+    # Then the least columns in a band (ops.MIN_BAND_COLUMNS) against none, on resnet's 64→64 convolution
+    # at 7×7, where one output row's columns already pass the byte budget.
+    chosen = (ops.FORWARD_BAND_BYTES, ops.BACKWARD_BAND_BYTES, ops.MIN_BAND_COLUMNS)
     for label, x_shape, w_shape in (("LeNet-5 conv2", (n, 6, 12, 12), (16, 6, 5, 5)),
                                     ("example conv2", (n, 32, 26, 26), (64, 32, 3, 3))):
         conv = conv_step(a(*x_shape), a(*w_shape))
-        chosen = (ops.FORWARD_BAND_BYTES, ops.BACKWARD_BAND_BYTES)
         for name, factor in (("half that", 0.5), ("twice that", 2), ("all the columns at once", math.inf)):
             cases.append((f"{label} forward and backward: columns in bands of {chosen[0] >> 20} and "
                           f"{chosen[1] >> 20} MiB, or {name}", f"x {x_shape} w {w_shape}",
-                          lambda conv=conv: conv(*chosen), lambda conv=conv, f=factor: conv(*(f * b for b in chosen))))
+                          lambda conv=conv: conv(*chosen),
+                          lambda conv=conv, f=factor: conv(f * chosen[0], f * chosen[1], chosen[2])))
+    x_shape, w_shape = (n, 64, 7, 7), (64, 64, 3, 3)
+    conv = conv_step(a(*x_shape), a(*w_shape), padding=1)
+    cases.append((f"resnet 64→64 conv forward and backward: bands of at least {chosen[2]} columns, or no least",
+                  f"x {x_shape} w {w_shape}", lambda: conv(*chosen), lambda: conv(chosen[0], chosen[1], 0)))
     x = a(6, 12, 12, n).transpose(3, 0, 1, 2)  # laid out as conv and pool leave it: batch innermost
     cases.append(("ReLU forward: maximum against an array of zeros, or against the scalar 0",
                   f"({n},6,12,12), batch innermost", lambda: ops.ReLU(()).forward(x), lambda: np.maximum(x, 0)))
     return cases
 
 
-def conv_step(x, w):
-    """A function of (forward band bytes, backward band bytes) that runs conv2d(x, w) forward and
-    backward with the columns built in bands of those sizes."""
+def conv_step(x, w, padding=0):
+    """A function of (forward band bytes, backward band bytes, least band columns) that runs
+    conv2d(x, w, padding=padding) forward and backward with the columns built in bands so sized."""
     x, w = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+    names = ("FORWARD_BAND_BYTES", "BACKWARD_BAND_BYTES", "MIN_BAND_COLUMNS")
 
-    def step(forward_bytes, backward_bytes):
-        chosen = ops.FORWARD_BAND_BYTES, ops.BACKWARD_BAND_BYTES
-        ops.FORWARD_BAND_BYTES, ops.BACKWARD_BAND_BYTES = forward_bytes, backward_bytes
+    def step(forward_bytes, backward_bytes, min_columns):
+        chosen = [getattr(ops, name) for name in names]
+        for name, value in zip(names, (forward_bytes, backward_bytes, min_columns)):
+            setattr(ops, name, value)
         try:
             x.grad = w.grad = None
-            ops.Conv2d.apply(x, w).sum().backward()
+            ops.Conv2d.apply(x, w, padding=padding).sum().backward()
         finally:
-            ops.FORWARD_BAND_BYTES, ops.BACKWARD_BAND_BYTES = chosen
+            for name, value in zip(names, chosen):
+                setattr(ops, name, value)
     return step
 
 
