@@ -575,8 +575,9 @@ class Conv2d(Function):
 
     The columns are built a band of output rows at a time (`band_height`), each band's product written
     straight into its rows of the output, so that they stay in cache. When all the columns fit in one
-    band they are kept for the backward pass; otherwise the backward pass builds them again, band by
-    band, from the padded input, which is kh·kw times smaller. On a GPU there is one band.
+    band within the byte budget they are kept for the backward pass; otherwise the backward pass builds
+    them again, band by band, from the padded input, which is kh·kw times smaller. On a GPU there is
+    one band, kept.
 
     With `dilation` d, `groups`, a (rows, columns) stride or uneven padding (top, bottom, left, right),
     the general form below runs instead: the window's taps lie d apart, and the channels split into
@@ -598,9 +599,11 @@ class Conv2d(Function):
         height = band_height(weights.shape[1], ho, wo * n, x, FORWARD_BAND_BYTES, MIN_BAND_COLUMNS)
         for y, h, cols in self.bands(win, height, b is not None):
             xp.matmul(weights, cols, out=out[:, y:y + h].reshape(weights.shape[0], -1))
+        # One band within the byte budget (or on a GPU): keep its columns. Otherwise keep the padded input,
+        # kh·kw times smaller, to build them again (a band widened to MIN_BAND_COLUMNS may hold tens of MB).
         keep = any(self.needs_input_grad[1:])
-        # One band: keep its columns. Several: keep the padded input, to build them again.
-        self.save_for_backward(cols if keep and height == ho else None, xpad if keep and height < ho else None, w)
+        keep_cols = keep and height == ho and (is_cupy_array(x) or cols.nbytes <= FORWARD_BAND_BYTES)
+        self.save_for_backward(cols if keep_cols else None, xpad if keep and not keep_cols else None, w)
         return out[:o].reshape(o, ho, wo, n).transpose(3, 0, 1, 2)
 
     @staticmethod
