@@ -543,9 +543,10 @@ BACKWARD_BAND_BYTES = 2 ** 21
 # But a band has at least this many columns (output pixels × batch). With many channels on a small
 # image, one output row's columns already pass the budget (resnet's 64→64 convolution at 7×7, batch 128:
 # 576 rows × 896 columns, 2 MiB), and a band of one row leaves OpenBLAS products too thin to run at
-# speed on two threads: the 7×7 convolutions ran 1.2-1.8× slower in one-row bands than in one band, and
-# whole training steps (resnet, best, cnn_bn at batch 32 and 128) 8-24% slower than with this least
-# (measured on a 2-core AMD EPYC; docs/BENCHMARKS.md, "Array forms", against no least).
+# speed on two threads. Measured on a 2-core AMD EPYC: whole training steps (resnet, best, cnn_bn at
+# batch 32 and 128), alternating in one process, ran 8-24% slower without this least, pytorch_example's
+# at 32 7% faster; the convolutions alone 1.0-1.8× slower in one-row bands, varying from run to run
+# (docs/BENCHMARKS.md, "Array forms", against no least).
 MIN_BAND_COLUMNS = 8192
 
 
