@@ -600,10 +600,11 @@ class Conv2d(Function):
         height = band_height(weights.shape[1], ho, wo * n, x, FORWARD_BAND_BYTES, MIN_BAND_COLUMNS)
         for y, h, cols in self.bands(win, height, b is not None):
             xp.matmul(weights, cols, out=out[:, y:y + h].reshape(weights.shape[0], -1))
-        # One band within the byte budget (or on a GPU): keep its columns. Otherwise keep the padded input,
-        # kh·kw times smaller, to build them again (a band widened to MIN_BAND_COLUMNS may hold tens of MB).
+        # Columns that the byte budget alone puts in one band (always, on a GPU): keep them. Otherwise keep
+        # the padded input, kh·kw times smaller, to build them again (a band widened to MIN_BAND_COLUMNS
+        # may hold tens of MB).
         keep = any(self.needs_input_grad[1:])
-        keep_cols = keep and height == ho and (is_cupy_array(x) or cols.nbytes <= FORWARD_BAND_BYTES)
+        keep_cols = keep and band_height(weights.shape[1], ho, wo * n, x, FORWARD_BAND_BYTES) == ho
         self.save_for_backward(cols if keep_cols else None, xpad if keep and not keep_cols else None, w)
         return out[:o].reshape(o, ho, wo, n).transpose(3, 0, 1, 2)
 
