@@ -56,6 +56,19 @@ def reference_max_pool2d(x, k, stride):
     return out
 
 
+def reference_max_pool2d_grad(x, k, stride, g):
+    """The gradient of Σ g·max_pool2d(x): each window's g split evenly among the pixels holding its maximum."""
+    dx = np.zeros_like(x)
+    for n in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            for y in range(g.shape[2]):
+                for x_ in range(g.shape[3]):
+                    rows, columns = slice(y * stride, y * stride + k), slice(x_ * stride, x_ * stride + k)
+                    ties = x[n, c, rows, columns] == x[n, c, rows, columns].max()
+                    dx[n, c, rows, columns] += g[n, c, y, x_] * ties / ties.sum()
+    return dx
+
+
 @st.composite
 def conv_cases(draw):
     """(x shape, weight shape, stride, padding, with bias, seed): kernels up to 5×5, any aspect ratio.
@@ -138,6 +151,29 @@ def test_max_pool2d_splits_among_all_ties_of_a_window_larger_than_255_pixels():
     t = Tensor(np.ones((1, 1, 16, 16)), requires_grad=True)
     F.max_pool2d(t, 16).sum().backward()
     np.testing.assert_array_equal(t.grad, 1 / 256)
+
+
+# Memory orders of an (N, C, H, W) tensor, as axes from the outermost: the backward reads windows of the
+# first as strided slices, and takes the input as k×k blocks in the others (innermost axis N or C).
+LAYOUTS = {"NCHW": (0, 1, 2, 3), "CHWN, as a convolution leaves it": (1, 2, 3, 0), "NHWC": (0, 2, 3, 1)}
+
+
+@SETTINGS
+@given(case=pool_cases(), layout=st.sampled_from(sorted(LAYOUTS)), dtype=st.sampled_from([np.float64, np.float32]))
+@example(case=((2, 3, 8, 8), 2, 2, 0), layout="CHWN, as a convolution leaves it", dtype=np.float32)  # tiled
+@example(case=((2, 2, 7, 8), 3, 3, 1), layout="NHWC", dtype=np.float64)  # a row and two columns left over
+@example(case=((3, 1, 5, 4), 2, 2, 2), layout="CHWN, as a convolution leaves it", dtype=np.float64)
+def test_max_pool2d_gradient_matches_the_loop_reference_in_every_memory_layout(case, layout, dtype):
+    shape, k, stride, seed = case
+    x = np.round(random_array(seed, shape))  # the integers -2 to 2: most windows hold ties
+    g = random_array(seed + 1, reference_max_pool2d(x, k, stride).shape)
+    order = LAYOUTS[layout]
+    stored = np.ascontiguousarray(x.astype(dtype).transpose(order)).transpose(np.argsort(order))
+    t = Tensor(stored, requires_grad=True)
+    F.max_pool2d(t, k, stride).backward(Tensor(g.astype(dtype)))
+    assert t.grad.dtype == dtype and t.grad.shape == x.shape
+    np.testing.assert_allclose(t.grad, reference_max_pool2d_grad(x, k, stride, g),
+                               rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-7)
 
 
 def test_max_pool2d_overlapping_windows_each_split_their_own_gradient_among_their_ties():

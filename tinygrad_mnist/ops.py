@@ -29,6 +29,11 @@ def unbroadcast(grad, shape):
     return grad.sum(axis=axes, keepdims=True).reshape(shape)
 
 
+def _inner_axis(a):
+    """The axis along which a's neighbouring elements lie nearest in memory (of its axes longer than 1)."""
+    return min(range(a.ndim), key=lambda axis: abs(a.strides[axis]) if a.shape[axis] > 1 else math.inf)
+
+
 def _same_layout(a, like):
     """`a` copied into the memory layout of `like` (same shape), unless it has that layout already.
     Elementwise work is fastest when every operand shares one layout."""
@@ -722,6 +727,11 @@ class MaxPool2d(Function):
         self.where = [(Ellipsis, *where) for _, _, where in offsets(k, k, ho, wo, stride, dilation)]
         self.overlapping = stride < reach  # then neighbouring windows may share pixels
         self.tiled = dilation == 1 and stride == k and ho * k == x.shape[2] and wo * k == x.shape[3]  # one window each
+        # Windows side by side (stride k, no dilation) over an input whose innermost axis in memory is the
+        # batch or the channels (as a convolution leaves it): the backward works on the k×k blocks at once.
+        # (Measured on the CPU only.)
+        self.blocks = dilation == 1 and stride == k and _inner_axis(x) < 2 and not is_cupy_array(x)
+        self.kernel_size = k
         out = x[self.where[0]].copy(order="K")  # keep the layout the convolution left
         for where in self.where[1:]:
             xp.maximum(out, x[where], out=out)
@@ -732,6 +742,8 @@ class MaxPool2d(Function):
         x, out = self.saved
         xp = get_array_module(g)
         g = _same_layout(g, out)
+        if self.blocks:
+            return (self.blocks_backward(x, out, g),)
         masks = [x[where] == out for where in self.where]
         # Split each window's gradient among its tied maxima (counted in uint8 while a window is that small).
         share = g / sum(m.view(xp.uint8) if len(masks) < 256 else m.astype(g.dtype) for m in masks)
@@ -742,6 +754,29 @@ class MaxPool2d(Function):
             else:
                 xp.multiply(mask, share, out=dx[where])
         return (dx,)
+
+    def blocks_backward(self, x, out, g):
+        """The same gradient, with the input viewed as (N, C, Ho, k, Wo, k) blocks: one comparison with the
+        maxima and one product, each over the whole input in its memory order, where the k² window slices
+        above each read every k-th run of the inner axis. Measured on the CPU: 10-33% less time than the
+        slices with N innermost (conv outputs of LeNet-5 and the PyTorch example, batch 32 to 512), and
+        more with W innermost, which the slices keep."""
+        xp = get_array_module(g)
+        n, c, ho, wo = out.shape
+        k = self.kernel_size
+        mask = x[..., :ho * k, :wo * k].reshape(n, c, ho, k, wo, k) == out[:, :, :, None, :, None]
+        # Count each window's maxima (in uint8 while a window is under 256 pixels): a sum of slices,
+        # faster here than a reduction over two axes.
+        m = mask.view(xp.uint8) if k * k < 256 else mask.astype(g.dtype)
+        per_row = sum(m[..., j] for j in range(k))  # (N, C, Ho, k, Wo)
+        count = sum(per_row[:, :, :, i] for i in range(k))
+        share = g / count
+        blocks = (mask * share[:, :, :, None, :, None]).reshape(n, c, ho * k, wo * k)
+        if self.tiled:
+            return blocks
+        dx = xp.zeros_like(x)  # rows and columns beyond the last window get no gradient
+        dx[..., :ho * k, :wo * k] = blocks
+        return dx
 
 
 @register
