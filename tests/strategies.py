@@ -5,8 +5,9 @@ through its public API (operators, Tensor methods, `functional`) and PyTorch. Th
 each step as it draws it, so it can keep every op where it is smooth: the inputs of log, div and
 fractional or negative powers are shifted to 0.5 and above, ReLU inputs are shifted away from 0, the
 inputs of max and max-pool are spread so that no two values lie within 1e-3 of each other, and every
-value is scaled back into [-4, 4]. Those repairs are steps of the graph (an add or a mul by a constant),
-so the repaired tensor is the one that later ops reuse.
+value that later ops may reuse is scaled back into [-4, 4] (a maximum's shifted input, which scaling
+could bring back to its other input, feeds that maximum alone). Those repairs are steps of the graph
+(an add or a mul by a constant), so the repaired tensor is the one that later ops reuse.
 
 Each op's inputs are drawn among all the tensors made so far (leaves and results, the latest most
 likely), so intermediates and leaves feed several ops at different depths, weights get shared, and
@@ -32,7 +33,7 @@ Leaf = namedtuple("Leaf", "value requires_grad")  # value: a float64 array (a co
 Step = namedtuple("Step", "op inputs options")  # inputs: indices of earlier nodes
 Graph = namedtuple("Graph", "nodes")  # the last node is the loss, a scalar
 
-LIMIT = 4.0  # every value stays within [-LIMIT, LIMIT]
+LIMIT = 4.0  # every value that later ops may pick stays within [-LIMIT, LIMIT]
 GAP = 1e-3  # the least distance between two inputs of a max, or of a ReLU input from 0
 
 
@@ -376,7 +377,10 @@ def build_maximum(g):
         gaps = np.diff(d)
         k = int(gaps.argmax()) if gaps.size else 0
         shift = (d[k] + d[k + 1]) / 2 if gaps.size and gaps[k] >= 20 * GAP else d[0] - 0.5
-        b = g.apply("add", b, g.constant(shift))  # a - (b + shift) = d - shift: no value near 0
+        # a - (b + shift) = d - shift: no value near 0. Not brought back into [-LIMIT, LIMIT]: that
+        # rescales b and not a, and may bring them together again. Unbounded, it feeds this maximum alone.
+        b = g.apply("add", b, g.constant(shift), bound=False)
+        g.tracked.remove(b)
     if g.draw(st.booleans()):
         a, b = b, a
     return g.apply("maximum", a, b)
