@@ -298,3 +298,29 @@ def test_permute_puts_the_axes_in_the_order_given_as_in_pytorch():
     assert Tensor(np.zeros((2, 3, 4))).permute(2, 0, 1).shape == (4, 2, 3)
     with pytest.raises(ValueError, match="not a permutation of the 2 dimensions"):
         m.permute(0, 0)
+
+
+def test_a_residual_block_keeps_no_activation_sized_array_beyond_the_tensors_it_made():
+    """What a training graph holds: every array of an activation's size that an op saved for its VJP is a
+    tensor of the graph (its input or output), not a copy made for that op alone. Batch norm keeps its
+    input, not x̂; a padded 3×3 convolution too large to keep its columns keeps its unpadded input, not a
+    padded copy. Either copy, per layer, would add one activation to the peak memory of a step."""
+    from tinygrad_mnist.models.resnet import PreActBlock
+    from tinygrad_mnist.tensor import toposort
+    from tinygrad_mnist import nn, manual_seed
+
+    manual_seed(0)
+    stem, block = nn.Conv2d(1, 16, 3, padding=1), PreActBlock(16, 16)
+    x = Tensor(np.random.default_rng(0).standard_normal((32, 1, 14, 14)).astype(np.float32))
+    h = stem(x)  # in (C, H, W, N) memory order, as in training
+    out = block(h).sum()
+    graph = toposort(out)
+    arrays = [t.data for t in graph]
+    activation = h.data.size
+    saved = [(type(t._ctx).__name__, a) for t in graph if t._ctx is not None
+             for a in t._ctx.saved if a is not None and getattr(a, "size", 0) >= activation]
+    assert {name for name, _ in saved} >= {"BatchNorm", "Conv2d", "ReLU"}
+    for name, a in saved:
+        assert any(np.shares_memory(a, b) for b in arrays), f"{name} saved a copy of shape {a.shape}"
+    out.backward()  # and the gradients flow through what was kept
+    assert all(p.grad is not None for p in block.parameters())

@@ -582,7 +582,7 @@ class Conv2d(Function):
     The columns are built a band of output rows at a time (`band_height`), each band's product written
     straight into its rows of the output, so that they stay in cache. When all the columns fit in one
     band within the byte budget they are kept for the backward pass; otherwise the backward pass builds
-    them again, band by band, from the padded input, which is kh·kw times smaller. On a GPU there is
+    them again, band by band, from the input (padded again), which is kh·kw times smaller. On a GPU there is
     one band, kept.
 
     With `dilation` d, `groups`, a (rows, columns) stride or uneven padding (top, bottom, left, right),
@@ -606,11 +606,12 @@ class Conv2d(Function):
         for y, h, cols in self.bands(win, height, b is not None):
             xp.matmul(weights, cols, out=out[:, y:y + h].reshape(weights.shape[0], -1))
         # Columns that the byte budget alone puts in one band (always, on a GPU): keep them. Otherwise keep
-        # the padded input, kh·kw times smaller, to build them again (a band widened to MIN_BAND_COLUMNS
-        # may hold tens of MB).
+        # the input, kh·kw times smaller, to pad and build them again (a band widened to MIN_BAND_COLUMNS
+        # may hold tens of MB): unpadded, it is the input tensor's own memory whenever that already lies in
+        # (C, H, W, N) order (after a convolution, a pool, a batch norm), so nothing is kept for this op alone.
         keep = any(self.needs_input_grad[1:])
         keep_cols = keep and band_height(weights.shape[1], ho, wo * n, x, FORWARD_BAND_BYTES) == ho
-        self.save_for_backward(cols if keep_cols else None, xpad if keep and not keep_cols else None, w)
+        self.save_for_backward(cols if keep_cols else None, x if keep and not keep_cols else None, w)
         return out[:o].reshape(o, ho, wo, n).transpose(3, 0, 1, 2)
 
     @staticmethod
@@ -633,7 +634,7 @@ class Conv2d(Function):
     def backward(self, g):
         if self.general:
             return self.general_backward(g)
-        cols, xpad, w = self.saved
+        cols, x, w = self.saved
         xp = get_array_module(g)
         o, c, kh, kw = w.shape
         g = g.transpose(1, 2, 3, 0)  # (O, Ho, Wo, N): no copy when g is laid out like the output
@@ -646,7 +647,7 @@ class Conv2d(Function):
         else:
             height = band_height(rows + has_b, ho, wo * n, g, BACKWARD_BAND_BYTES, MIN_BAND_COLUMNS)
             if want_w:
-                bands = self.bands(windows(xpad, kh, kw, self.stride), height, has_b)
+                bands = self.bands(windows(pad2d(x, self.padding), kh, kw, self.stride), height, has_b)
             else:  # frozen weights: the input gradient alone, in bands, needs no columns
                 bands = ((y, min(height, ho - y), None) for y in range(0, ho, height))
         p, s = self.padding, self.stride
@@ -914,6 +915,11 @@ def channel_blocks(v, budget=BATCHNORM_BLOCK_BYTES):
     return [slice(c, min(c + step, channels)) for c in range(0, channels, step)]
 
 
+def block_buffer(v, blocks):
+    """Scratch room for one block of `blocks` (channel slices of the channel_view v): (A, widest block, B)."""
+    return get_array_module(v).empty((v.shape[0], max(c.stop - c.start for c in blocks), v.shape[2]), dtype=v.dtype)
+
+
 @register
 class BatchNorm(Function):
     """y = x̂ γ + β per channel (axis 1), x̂ = (x - μ) / √(σ² + ε), with the batch's own μ and (biased) σ²
@@ -922,7 +928,8 @@ class BatchNorm(Function):
     dx = (γ / √(σ²+ε)) (g - Σg / n - x̂ Σ(g x̂) / n),  dγ = Σ g x̂,  dβ = Σ g;  with given ones, dx = g γ / √(σ²+ε).
 
     The work is done on each channel's numbers where they lie in memory (`channel_view`), a block of
-    channels at a time (`channel_blocks`): each pass after the first over a block finds it in cache."""
+    channels at a time (`channel_blocks`): each pass after the first over a block finds it in cache. The
+    op keeps its input for the backward pass, not x̂, which is made again there a block at a time."""
     def forward(self, x, weight=None, bias=None, mean=None, var=None, eps=1e-5, batch_stats=True, stats=None):
         xp = get_array_module(x)
         v, self.order, self.shape = channel_view(x)
@@ -939,10 +946,11 @@ class BatchNorm(Function):
             self.mean, self.invstd = mean, invstd
             return from_channel_view(out, self.order, self.shape)
         acc, n = _accumulator(x.dtype), v.shape[0] * v.shape[2]
-        xhat = xp.empty(v.shape, dtype=x.dtype)
         mean, var, invstd = (xp.empty(v.shape[1], dtype=x.dtype) for _ in range(3))
-        for c in channel_blocks(v):
-            vc, xc, oc = v[:, c], xhat[:, c], out[:, c]
+        blocks = channel_blocks(v)
+        xhat = block_buffer(v, blocks)
+        for c in blocks:
+            vc, xc, oc = v[:, c], xhat[:, :c.stop - c.start], out[:, c]
             mean[c] = vc.sum(axis=(0, 2), dtype=acc) / n
             xp.subtract(vc, mean[c].reshape(column), out=xc)
             xp.multiply(xc, xc, out=oc)  # the squared deviations, in the output's block until it is written
@@ -956,7 +964,10 @@ class BatchNorm(Function):
                 oc += bias[c].reshape(column)
         if stats is not None:
             stats.update(mean=mean, var=var)
-        self.save_for_backward(xhat, invstd if weight is None else weight * invstd, weight)
+        # The input, not x̂: the graph holds the input anyway, and x̂ is made again, a block at a time in
+        # cache, in the backward pass, so that no array of the input's size is kept for this op alone.
+        self.save_for_backward(v, invstd if weight is None else weight * invstd, weight)
+        self.mean, self.invstd = mean, invstd
         return from_channel_view(out, self.order, self.shape)
 
     def backward(self, g):
@@ -973,11 +984,14 @@ class BatchNorm(Function):
                 return dx, None, None
             xhat = (saved - self.mean.reshape(column)) * self.invstd.reshape(column)
             return dx, (g * xhat).sum(axis=(0, 2)), g.sum(axis=(0, 2))
-        xhat, n = saved, g.shape[0] * g.shape[2]
+        n, blocks = g.shape[0] * g.shape[2], channel_blocks(g)
         grad = xp.empty(g.shape, dtype=g.dtype)  # g x̂, for Σ g x̂, then dx in the same block
+        xhat = block_buffer(g, blocks)
         sum_g, sum_gx = xp.empty(g.shape[1], dtype=g.dtype), xp.empty(g.shape[1], dtype=g.dtype)
-        for c in channel_blocks(g):
-            gc, xc, dc = g[:, c], xhat[:, c], grad[:, c]
+        for c in blocks:
+            gc, xc, dc = g[:, c], xhat[:, :c.stop - c.start], grad[:, c]
+            xp.subtract(saved[:, c], self.mean[c].reshape(column), out=xc)  # x̂ again, as the forward made it
+            xc *= self.invstd[c].reshape(column)
             sum_g[c] = gc.sum(axis=(0, 2))
             xp.multiply(gc, xc, out=dc)
             sum_gx[c] = dc.sum(axis=(0, 2))
