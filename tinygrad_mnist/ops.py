@@ -746,8 +746,7 @@ class MaxPool2d(Function):
         if self.blocks:
             return (self.blocks_backward(x, out, g),)
         masks = [x[where] == out for where in self.where]
-        # Split each window's gradient among its tied maxima (counted in uint8 while a window is that small).
-        share = g / sum(m.view(xp.uint8) if len(masks) < 256 else m.astype(g.dtype) for m in masks)
+        share = g / sum(self.as_counts(m, len(masks), g.dtype) for m in masks)  # split among tied maxima
         dx = xp.empty_like(x) if self.tiled else xp.zeros_like(x)
         for where, mask in zip(self.where, masks):
             if self.overlapping:
@@ -755,6 +754,12 @@ class MaxPool2d(Function):
             else:
                 xp.multiply(mask, share, out=dx[where])
         return (dx,)
+
+    @staticmethod
+    def as_counts(mask, terms, dtype):
+        """A boolean mask as numbers, `terms` of which are to be added up to count a window's maxima:
+        uint8, a free view, while that count stays under 256; otherwise `dtype`."""
+        return mask.view(get_array_module(mask).uint8) if terms < 256 else mask.astype(dtype)
 
     def blocks_backward(self, x, out, g):
         """The same gradient, with the input viewed as (N, C, Ho, k, Wo, k) blocks: one comparison with the
@@ -766,9 +771,8 @@ class MaxPool2d(Function):
         n, c, ho, wo = out.shape
         k = self.kernel_size
         mask = x[..., :ho * k, :wo * k].reshape(n, c, ho, k, wo, k) == out[:, :, :, None, :, None]
-        # Count each window's maxima (in uint8 while a window is under 256 pixels): a sum of slices,
-        # faster here than a reduction over two axes.
-        m = mask.view(xp.uint8) if k * k < 256 else mask.astype(g.dtype)
+        # Count each window's maxima: a sum of slices, faster here than a reduction over two axes.
+        m = self.as_counts(mask, k * k, g.dtype)
         per_row = sum(m[..., j] for j in range(k))  # (N, C, Ho, k, Wo)
         count = sum(per_row[:, :, :, i] for i in range(k))
         share = g / count
