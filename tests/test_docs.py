@@ -99,3 +99,39 @@ def test_the_readme_op_table_lists_exactly_the_registered_ops():
     listed = section.split("`")[1].split()
     assert sorted(listed) == sorted(OPS)
     assert f"{len(OPS)} ops" in section.split("\n\n")[1]
+
+
+def _readme_table(header):
+    """The rows of the README table whose first header cell is `header`, as lists of cells."""
+    lines = README.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {header} |"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_the_readme_speed_table_says_what_docs_benchmarks_json_holds():
+    """Each cell of the README's speed table is the median engine / PyTorch ratio that docs/BENCHMARKS.md
+    shows for that model and batch size (a row naming several models: the range of their medians), so the
+    README cannot drift from the measurements."""
+    import json
+
+    import numpy as np
+
+    epochs = json.loads((ROOT / "docs" / "benchmarks.json").read_text())["epochs"]
+    ratio = {(e["model"], e["batch_size"]): np.median([a["seconds"] / b["seconds"] for a, b in zip(e["engine"], e["torch"])])
+             for e in epochs if e.get("width", 1) == 1 and isinstance(e["torch"], list)}
+    rows = _readme_table("engine / PyTorch, one epoch")
+    assert len(rows) >= 8
+    covered = set()
+    for model_cell, *cells in rows:
+        models = [m.strip() for m in model_cell.split(" (")[0].split(",")]
+        for batch, cell in zip((32, 128, 512), cells):
+            values = [ratio[(m, batch)] for m in models]
+            low, high = f"{min(values):.2f}", f"{max(values):.2f}"
+            assert cell == (low if low == high else f"{low}–{high}"), (model_cell, batch, cell, low, high)
+            covered.update((m, batch) for m in models)
+    assert covered == set(ratio), set(ratio) - covered
