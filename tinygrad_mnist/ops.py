@@ -940,17 +940,31 @@ class BatchNorm(Function):
         self.batch_stats = batch_stats
         column = (1, -1, 1)
         out = xp.empty(v.shape, dtype=x.dtype)
-        if not batch_stats:  # one multiply-add; x̂ is made again in the backward pass if γ needs it
+        if batch_stats:
+            mean, var, invstd = self.normalize_in_blocks(v, weight, bias, eps, out)
+            if stats is not None:
+                stats.update(mean=mean, var=var)
+            scale = invstd if weight is None else weight * invstd
+        else:  # one multiply-add; x̂ is made again in the backward pass if γ needs it
             invstd = (1 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
             scale = invstd if weight is None else weight * invstd
             shift = -mean * scale if weight is None else bias - mean * scale
             xp.multiply(v, scale.reshape(column), out=out)
             out += shift.reshape(column)
-            self.save_for_backward(v, scale, weight)
-            self.mean, self.invstd = mean, invstd
-            return from_channel_view(out, self.order, self.shape)
-        acc, n = _accumulator(x.dtype), v.shape[0] * v.shape[2]
-        mean, var, invstd = (xp.empty(v.shape[1], dtype=x.dtype) for _ in range(3))
+        # The input, not x̂: the graph holds the input anyway, and x̂ is made again, a block at a time in
+        # cache, in the backward pass, so that no array of the input's size is kept for this op alone.
+        self.save_for_backward(v, scale, weight)
+        self.mean, self.invstd = mean, invstd
+        return from_channel_view(out, self.order, self.shape)
+
+    @staticmethod
+    def normalize_in_blocks(v, weight, bias, eps, out):
+        """out = x̂ γ + β for the channel_view v with its own statistics, a block of channels at a time, x̂
+        in a block-sized scratch buffer; returns the batch's mean, (biased) variance and 1/√(σ²+ε)."""
+        xp = get_array_module(v)
+        column = (1, -1, 1)
+        acc, n = _accumulator(v.dtype), v.shape[0] * v.shape[2]
+        mean, var, invstd = (xp.empty(v.shape[1], dtype=v.dtype) for _ in range(3))
         blocks = channel_blocks(v)
         xhat = block_buffer(v, blocks)
         for c in blocks:
@@ -966,13 +980,7 @@ class BatchNorm(Function):
             else:
                 xp.multiply(xc, weight[c].reshape(column), out=oc)
                 oc += bias[c].reshape(column)
-        if stats is not None:
-            stats.update(mean=mean, var=var)
-        # The input, not x̂: the graph holds the input anyway, and x̂ is made again, a block at a time in
-        # cache, in the backward pass, so that no array of the input's size is kept for this op alone.
-        self.save_for_backward(v, invstd if weight is None else weight * invstd, weight)
-        self.mean, self.invstd = mean, invstd
-        return from_channel_view(out, self.order, self.shape)
+        return mean, var, invstd
 
     def backward(self, g):
         xp = get_array_module(g)
