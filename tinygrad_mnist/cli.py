@@ -210,6 +210,9 @@ def build_parser():
     b.add_argument("--eval-every", type=comma_list(non_negative_int), default=[0], metavar="K[,K]",
                    help="time-to-99: also evaluate every K steps (default 0: at each epoch's end only); several pair "
                         "up with --time-to-99 by position")
+    b.add_argument("--label-smoothing", type=comma_list(fraction), metavar="LS[,LS]",
+                   help="time-to-99: label smoothing (default: the recipe's); several pair up with --time-to-99 by "
+                        "position")
     b.add_argument("--target", type=comma_list(fraction), default=[0.99], metavar="ACC[,ACC]",
                    help="time-to-99: test accuracy to reach (default 0.99; 0.995 for 99.5%%)")
     b.add_argument("--markdown", metavar="PATH", help="rewrite PATH (e.g. docs/BENCHMARKS.md) from the results")

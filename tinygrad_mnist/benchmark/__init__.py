@@ -87,16 +87,18 @@ def run_ops(settings, batch_size, progress=print):
 
 
 def time_to_target_runs(args):
-    """(model, target, seeds, epochs, lr, eval_every) of each time-to-target run: --time-to-99, --target,
-    --seeds, --epochs, --lr and --eval-every pair up by position, and a single value serves every run (no
-    --epochs or --lr: each recipe's own)."""
+    """(model, target, seeds, epochs, lr, eval_every, label_smoothing) of each time-to-target run:
+    --time-to-99, --target, --seeds, --epochs, --lr, --eval-every and --label-smoothing pair up by position,
+    and a single value serves every run (no --epochs, --lr or --label-smoothing: each recipe's own)."""
     lists = {"models": args.time_to_99, "targets": args.target, "seeds": args.seeds, "epochs": args.epochs or [None],
-             "lr": args.lr or [None], "--eval-every values": args.eval_every}
+             "lr": args.lr or [None], "--eval-every values": args.eval_every,
+             "--label-smoothing values": args.label_smoothing or [None]}
     runs = max(len(v) for v in lists.values())
     for name, values in lists.items():
         if len(values) not in (1, runs):
-            raise BenchmarkError(f"--time-to-99, --target, --seeds, --epochs, --lr and --eval-every pair up by position: "
-                                 f"{len(values)} {name} for {runs} runs; give one value (for every run) or one per run")
+            raise BenchmarkError(f"--time-to-99, --target, --seeds, --epochs, --lr, --eval-every and --label-smoothing "
+                                 f"pair up by position: {len(values)} {name} for {runs} runs; give one value (for "
+                                 "every run) or one per run")
     pick = lambda values, i: values[i if len(values) > 1 else 0]  # noqa: E731
     return [tuple(pick(values, i) for values in lists.values()) for i in range(runs)]
 
@@ -107,14 +109,15 @@ def run_time_to_target(args, threads, progress=print):
     command can write every table."""
     batch_size = args.batch_size[0] if args.batch_size and len(args.batch_size) == 1 else None
     results = []
-    for model, target, seeds, epochs, lr, eval_every in time_to_target_runs(args):
+    for model, target, seeds, epochs, lr, eval_every, label_smoothing in time_to_target_runs(args):
         runs = []
         for seed in range(args.seed, args.seed + seeds):
             progress(f"time to {100 * target:.2f}%: training {model}, seed {seed} ({seed - args.seed + 1}/{seeds})")
             runs.append(spawn(dict(task="time_to_target", model=model, epochs=epochs, lr=lr,
                                    batch_size=batch_size, schedule=args.schedule, limit=args.limit,
                                    data_dir=args.data_dir, device=args.device, seed=seed,
-                                   eval_every=eval_every, target=target), threads))
+                                   eval_every=eval_every, label_smoothing=label_smoothing, target=target),
+                                    threads))
             runs[-1]["seed"] = seed
         results.append(dict(model=model, target=target, seeds=runs))
     return results
