@@ -275,8 +275,7 @@ def test_time_to_target_trains_at_one_given_batch_size_and_at_the_recipe_s_besid
     ("--eval-every", ["0,100", "50", None], [0, 100, 50, 50, 0, 0]),
     ("--label-smoothing", ["0.1,0", "0.05", None], [0.1, 0.0, 0.05, 0.05, None, None]),
 ])
-def test_time_to_target_options_pair_with_the_models_by_position(option, values, expected,
-                                                                                   monkeypatch):
+def test_time_to_target_options_pair_with_the_models_by_position(option, values, expected, monkeypatch):
     asked, key = [], option[2:].replace("-", "_")
     monkeypatch.setattr(bench, "spawn", lambda spec, threads: asked.append((spec["model"], spec[key])) or {})
     for value in values:
@@ -295,6 +294,8 @@ def test_time_to_target_options_pair_with_the_models_by_position(option, values,
     (["--time-to-99", "lenet5,best,resnet", "--eval-every", "0,9"], "2 --eval-every values for 3 runs"),
     (["--time-to-99", "lenet5,best,resnet", "--label-smoothing", "0.1,0"], "2 --label-smoothing values for 3 runs"),
     (["--train", "--time-to-99", "lenet5,best", "--lr", "1e-2,4e-3"], "several rates pair up with --time-to-99"),
+    (["--model", "lenet5", "--label-smoothing", "0.1"], "--label-smoothing sets the time-to-99 recipe"),
+    (["--scaling", "--epochs", "2", "--schedule", "cosine"], "--epochs, --schedule set the time-to-99 recipe"),
     (["--model", "lenet5", "--limit", "100", "--batch-size", "128"], "--limit 100 is below batch size 128"),
     (["--scaling", "--limit", "100"], "--limit 100 is below batch size 512"),
     (["--json", "no/such/folder/r.json"], "the folder"),

@@ -117,7 +117,7 @@ def run_time_to_target(args, threads, progress=print):
                                    batch_size=batch_size, schedule=args.schedule, limit=args.limit,
                                    data_dir=args.data_dir, device=args.device, seed=seed,
                                    eval_every=eval_every, label_smoothing=label_smoothing, target=target),
-                                    threads))
+                               threads))
             runs[-1]["seed"] = seed
         results.append(dict(model=model, target=target, seeds=runs))
     return results
@@ -138,6 +138,12 @@ def run(args, progress=print):
                    epochs=None, scaling=None, ops=None, forms=None, profile=None, time_to_target=None)
     if args.time_to_99:
         time_to_target_runs(args)  # what cannot run is reported before anything runs
+    else:
+        unused = [option for option, value in (("--epochs", args.epochs), ("--schedule", args.schedule),
+                                               ("--label-smoothing", args.label_smoothing)) if value is not None]
+        if unused:
+            raise BenchmarkError(f"{', '.join(unused)} set{'s' if len(unused) == 1 else ''} the time-to-99 recipe; "
+                                 "add --time-to-99 MODEL, or leave it out")
     models = list(MODELS) if "all" in args.model else list(dict.fromkeys(args.model))
     trained = [*(batch_sizes if args.train or args.profile else []), *(SCALING_BATCH_SIZES if args.scaling else [])]
     largest = max(trained, default=0)
