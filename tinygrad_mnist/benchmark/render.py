@@ -138,7 +138,7 @@ def time_to_target_text(run):
     recipe = (f"{c['model']}: {c['epochs']} epoch{'s' if c['epochs'] != 1 else ''} at most, batch {c['batch_size']}, "
               f"{c['optimizer']} lr {c['lr']:g}, "
               f"schedule {c['schedule']}" + (", augmented" if c["augment"] else "")
-              + (f", label smoothing {c['label_smoothing']:g}" if c.get("label_smoothing") else ""))
+              + (f", label smoothing {c['label_smoothing']:g}" if c["label_smoothing"] else ""))
     every = seeds[0].get("eval_every")  # absent from the JSON of an older run
     if every is not None:
         recipe += f"; the test set scored {f'every {every} steps and ' if every else ''}at each epoch's end"
