@@ -4,13 +4,15 @@ import io
 import json
 import sys
 
+import numpy as np
 import pytest
 
 import tinygrad_mnist.benchmark as bench
 from tinygrad_mnist import cli
 from tinygrad_mnist.benchmark import NO_TORCH, render_markdown
-from tinygrad_mnist.benchmark.measure import OpTimer
-from tinygrad_mnist.benchmark.render import EPOCH_HEADERS, FORMS_HEADERS, OPS_HEADERS, TIME_TO_TARGET_HEADERS
+from tinygrad_mnist.benchmark.measure import OpTimer, ProductRecorder, time_products
+from tinygrad_mnist.benchmark.render import (EPOCH_HEADERS, FORMS_HEADERS, OPS_HEADERS, PRODUCTS_HEADERS,
+                                             TIME_TO_TARGET_HEADERS)
 from tinygrad_mnist.torch_twin import INSTALL_HINT
 
 
@@ -150,6 +152,100 @@ def test_the_op_timer_times_each_op_forward_and_backward_through_the_tape_s_hook
                                   "sum (2,3) backward"}
     F.relu(x).sum().backward()  # after the block nothing reports to the timer
     assert len(timer.seconds) == 4
+
+
+CONV_CASES = [  # x shape, w shape, bias, options, x requires grad
+    ((2, 1, 28, 28), (6, 1, 5, 5), True, {}, False),  # 6 output rows, padded to 8 for the forward product
+    ((3, 4, 9, 9), (8, 4, 3, 3), False, dict(stride=2, padding=1), True),
+    ((2, 4, 10, 9), (6, 2, 3, 2), True, dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2), True),
+    ((2, 3, 7, 7), (5, 3, 3, 3), True, dict(padding="same", dilation=2), True),
+]
+
+
+@pytest.mark.parametrize("one_row_bands", [False, True])
+@pytest.mark.parametrize("x_shape,w_shape,bias,options,x_grad", CONV_CASES)
+def test_the_product_recorder_gives_each_convolutions_products_at_the_shapes_the_op_multiplies(
+        x_shape, w_shape, bias, options, x_grad, one_row_bands, monkeypatch):
+    from tinygrad_mnist import Tensor, ops
+    from tinygrad_mnist import functional as F
+    if one_row_bands:  # budgets that leave one output row per band, in the op and in what is recorded
+        monkeypatch.setattr(ops, "FORWARD_BAND_BYTES", 1)
+        monkeypatch.setattr(ops, "BACKWARD_BAND_BYTES", 1)
+        monkeypatch.setattr(ops, "MIN_BAND_COLUMNS", 0)
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal(x_shape, dtype=np.float32), requires_grad=x_grad)
+    w = Tensor(rng.standard_normal(w_shape, dtype=np.float32), requires_grad=True)
+    b = Tensor(np.zeros(w_shape[0], np.float32), requires_grad=True) if bias else None
+    with ProductRecorder() as recorder:
+        out = F.conv2d(x, w, b, **options)
+    o, ho = w_shape[0], out.shape[2]
+    pixels = out.shape[0] * out.shape[2] * out.shape[3]  # N·Ho·Wo: the columns of each product, over its bands
+    groups = options.get("groups", 1)
+    general = set(options) - {"padding", "stride"} or not all(isinstance(v, int) for v in options.values())
+    rows = int(np.prod(w_shape[1:]))  # C/groups·kh·kw
+    products = recorder.products
+    if general:  # one product each, every group at once
+        assert [(form, a[0], b[0]) for form, a, b in products] == [
+            ("matmul", (groups, o // groups, rows), (groups, rows, pixels)),
+            ("matmul", (groups, o // groups, pixels), (groups, pixels, rows)),
+            *[("matmul", (groups, rows, o // groups), (groups, o // groups, pixels))] * x_grad]
+    else:  # the bias as one more column row; 5 to 7 output rows padded to 8
+        forward = [b for form, a, b in products if form == "matmul" and a[0] == (8 if 4 < o < 8 else o, rows + bias)]
+        weight = [b for form, a, b in products if form == "weight_grad"]
+        inputs = [b for form, a, b in products if form == "matmul" and a[0] == (rows, o)]
+        assert len(forward) + len(weight) + len(inputs) == len(products)
+        assert [sum(s[0][1] for s in p) for p in (forward, weight, inputs)] == [pixels, pixels, pixels * x_grad]
+        assert {s[0][0] for s in forward + weight} == {rows + bias} and {s[0][0] for s in inputs} <= {o}
+        if one_row_bands:
+            assert len(forward) == len(weight) == ho and len(inputs) == ho * x_grad
+    out.sum().backward()  # recording is over: the block took its hook away
+    assert recorder.products == products
+
+
+def test_the_product_recorder_gives_linear_and_matmul_products_and_their_floating_point_work():
+    from tinygrad_mnist import Tensor
+    from tinygrad_mnist import functional as F
+    x = Tensor(np.ones((5, 3), np.float32), requires_grad=True)
+    w = Tensor(np.ones((4, 3), np.float32), requires_grad=True)
+    m = Tensor(np.ones((4, 2), np.float32))
+    with ProductRecorder() as recorder:
+        F.linear(x, w) @ m
+    assert recorder.products == [
+        ("matmul", ((5, 3), False), ((3, 4), True)),  # x wᵀ, wᵀ a view
+        ("matmul", ((5, 4), False), ((4, 3), False)),  # dx = g w
+        ("matmul", ((4, 5), True), ((5, 3), False)),  # dw = gᵀ x
+        ("matmul", ((5, 4), False), ((4, 2), False)),  # (x wᵀ) m, and its left gradient: m needs none
+        ("matmul", ((5, 2), False), ((2, 4), True))]
+    timed = time_products(recorder.products + recorder.products[:1], reps=2)
+    assert timed["products"] == 6 and timed["ms"] > 0
+    assert timed["gflop"] == pytest.approx(2 * (2 * 5 * 3 * 4 + 5 * 4 * 3 + 4 * 5 * 3 + 5 * 4 * 2 + 5 * 2 * 4) / 1e9)
+
+
+def lenet5_gflop(n):
+    """LeNet-5's matrix products in a training step of a batch of n, as the engine computes them: conv1
+    (6 output rows padded to 8, 25 taps and the bias row, 24×24 pixels) forward and weight gradient; conv2
+    (150 taps and the bias row, 8×8 pixels) forward, weight and input gradient; each linear's three."""
+    conv1 = 2 * 8 * 26 * 576 + 2 * 6 * 26 * 576
+    conv2 = 2 * (2 * 16 * 151 * 64) + 2 * 150 * 16 * 64
+    return n * (conv1 + conv2 + 3 * 2 * (256 * 120 + 120 * 84 + 84 * 10)) / 1e9
+
+
+def test_the_products_table_sets_the_engines_products_against_both_whole_steps(full_run):
+    for profile in full_run["results"]["profile"]:
+        products = profile["engine"]["products"]
+        # at least 2 per convolution, conv2's input gradient and 3 per linear; more where a conv runs in bands
+        assert products["products"] >= 14 and products["ms"] > 0
+        assert products["gflop"] == pytest.approx(lenet5_gflop(profile["batch_size"]))
+    for header in PRODUCTS_HEADERS:
+        assert header in full_run["markdown"]
+    section = full_run["markdown"].split("### The engine's matrix products alone")[1].split("lenet5, batch 16, ")[0]
+    rows = [cells_of(row) for row in rows_of(section, "lenet5")]
+    assert [int(r[1]) for r in rows] == list(BATCHES)
+    for r, profile in zip(rows, full_run["results"]["profile"]):
+        products, engine, torch = profile["engine"]["products"], profile["engine"], profile["torch"]
+        assert float(r[4]) == pytest.approx(products["ms"], rel=5e-3)
+        assert float(r[8]) == pytest.approx(products["ms"] / torch["step_ms"], abs=5e-3)
+    assert "The engine's matrix products alone (ms per step):" in full_run["stdout"]
 
 
 def test_the_profile_splits_each_frameworks_step_into_its_ops(full_run):
@@ -352,7 +448,9 @@ def test_the_profile_runs_every_step_it_divides_by_even_when_the_limit_leaves_fe
     spec = dict(framework="engine", model="lenet5", batch_size=32, profile_steps=7, warmup_steps=1, device="cpu",
                 seed=0, threads=1, lr=1e-3, limit=96, data_dir=str(dataset))
     result = workers.profile_worker(spec)
-    assert result["steps"] == 7 and len(calls) == 1 + 7  # 96 images are 3 batches: the profile goes round again
+    # 96 images are 3 batches: the profile goes round again; then one more step records the matrix products
+    assert result["steps"] == 7 and len(calls) == 1 + 7 + 1
+    assert result["products"]["gflop"] == pytest.approx(lenet5_gflop(32)) and result["products"]["ms"] > 0
 
 
 def test_the_profile_takes_the_models_it_is_given_each_at_every_batch_size(dataset):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import backend
+from .. import backend, ops
 from ..tensor import op_hooks
 
 _IMPORTED = time.perf_counter()
@@ -122,6 +122,125 @@ class OpTimer:
             self.seconds[key + " backward"] += time.perf_counter() - started
             return grads
         fn.backward = timed_backward
+
+
+class ProductRecorder:
+    """The matrix products that the engine's Conv2d, Linear and MatMul nodes compute in a training step,
+    forward and backward, recorded through the tape's op hooks while the step runs (`with
+    ProductRecorder() as r:`) as (form, a, b): form "matmul" (a @ b) or "weight_grad" (ops.weight_grad,
+    the form Conv2d's weight gradient takes), each operand as (shape, transposed), where transposed
+    means a transposed view of a C-ordered array, as the op passes it. A convolution's products come
+    a band of output rows at a time, as the op makes them. Batched or 1-D MatMul operands are left out.
+    (CPU arrays: the bands are the CPU's.)"""
+
+    def __init__(self):
+        self.products = []
+
+    def __enter__(self):
+        op_hooks.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        op_hooks.remove(self)
+        return False
+
+    def forward_pre(self, fn, arrays):
+        pass
+
+    def forward_post(self, fn, arrays):
+        name, grads = type(fn).__name__, fn.needs_input_grad
+        if name == "Conv2d":
+            self.products += conv_products(fn, arrays)
+        elif name == "Linear":
+            x, w = arrays[0], arrays[1]
+            m, (o, i) = int(np.prod(x.shape[:-1])), w.shape
+            self.products.append(("matmul", ((m, i), False), ((i, o), True)))
+            if grads[0]:
+                self.products.append(("matmul", ((m, o), False), ((o, i), False)))
+            if grads[1]:
+                self.products.append(("matmul", ((o, m), True), ((m, i), False)))
+        elif name == "MatMul" and arrays[0].ndim == arrays[1].ndim == 2:
+            (m, k), (_, n) = arrays[0].shape, arrays[1].shape
+            self.products.append(("matmul", ((m, k), False), ((k, n), False)))
+            if grads[0]:
+                self.products.append(("matmul", ((m, n), False), ((n, k), True)))
+            if grads[1]:
+                self.products.append(("matmul", ((k, m), True), ((m, n), False)))
+
+
+def conv_products(fn, arrays):
+    """A Conv2d node's products, as ops.Conv2d computes them: out = W X over the im2col columns X
+    (C·kh·kw [+ 1 for the bias], N·Ho·Wo), W with its rows padded as gemm_weights pads them; dW = G Xᵀ by
+    weight_grad; dX = Wᵀ G; each a band of output rows at a time, in the bands the op makes (band_height,
+    the forward's and the backward's budgets). In the general form (groups, dilation, uneven padding), one
+    product per group, over all the columns at once, as the op makes them."""
+    x, w = arrays[0], arrays[1]
+    has_b = int(len(arrays) > 2)  # the bias, when there is one, is the third input
+    n, _, h, wd = x.shape
+    o, c, kh, kw = w.shape
+    rows = c * kh * kw
+    if fn.general:
+        (s_h, s_w), (d_h, d_w) = (ops._pair(fn.stride), ops._pair(fn.dilation))
+        top, bottom, left, right = fn.padding
+        ho = (h + top + bottom - d_h * (kh - 1) - 1) // s_h + 1
+        wo = (wd + left + right - d_w * (kw - 1) - 1) // s_w + 1
+        g, k = fn.groups, n * ho * wo
+        products = [("matmul", ((g, o // g, rows), False), ((g, rows, k), False))]
+        if fn.needs_input_grad[1]:
+            products.append(("matmul", ((g, o // g, k), False), ((g, k, rows), True)))
+        if fn.needs_input_grad[0]:
+            products.append(("matmul", ((g, rows, o // g), True), ((g, o // g, k), False)))
+        return products
+    ho, wo = (h + 2 * fn.padding - kh) // fn.stride + 1, (wd + 2 * fn.padding - kw) // fn.stride + 1
+    rows_out = ops.gemm_weights(w[:, :1, :1, :1]).shape[0]  # o, or the 8 rows it pads 5 to 7 to
+    k_rows = rows + has_b
+
+    def bands(height):
+        return [min(height, ho - y) * wo * n for y in range(0, ho, height)]
+    forward = ops.band_height(k_rows, ho, wo * n, x, ops.FORWARD_BAND_BYTES, ops.MIN_BAND_COLUMNS)
+    products = [("matmul", ((rows_out, k_rows), False), ((k_rows, k), False)) for k in bands(forward)]
+    if any(fn.needs_input_grad[1:]) and ops.band_height(k_rows, ho, wo * n, x, ops.FORWARD_BAND_BYTES) == ho:
+        backward = ho  # the columns were kept: one band
+    else:
+        backward = ops.band_height(k_rows, ho, wo * n, x, ops.BACKWARD_BAND_BYTES, ops.MIN_BAND_COLUMNS)
+    for k in bands(backward):
+        if any(fn.needs_input_grad[1:]):
+            products.append(("weight_grad", ((o, k), False), ((k_rows, k), False)))
+        if fn.needs_input_grad[0]:
+            products.append(("matmul", ((rows, o), False), ((o, k), False)))
+    return products
+
+
+def time_products(products, dtype=np.float32, reps=5):
+    """Milliseconds that the `products` (ProductRecorder's) take alone, each on random operands of its
+    shapes and layout: the median of `reps` timings of the whole list, after one untimed pass. Also
+    their floating-point operations, in billions."""
+    rng = np.random.default_rng(0)
+
+    def operand(shape, transposed):
+        if not transposed:
+            return rng.standard_normal(shape, dtype=np.float32).astype(dtype)
+        return rng.standard_normal((*shape[:-2], shape[-1], shape[-2]), dtype=np.float32).astype(dtype).swapaxes(-1, -2)
+
+    distinct = {}
+    for product in products:
+        distinct.setdefault(product, None)
+    calls = []
+    for form, a, b in distinct:
+        left, right = operand(*a), operand(*b)
+        calls.append((ops.weight_grad if form == "weight_grad" else np.matmul, left, right))
+    counts = collections.Counter(products)
+    order = [(calls[i], counts[p]) for i, p in enumerate(distinct)]
+    times = []
+    for rep in range(reps + 1):
+        started = time.perf_counter()
+        for (f, left, right), count in order:
+            for _ in range(count):
+                f(left, right)
+        times.append(time.perf_counter() - started)
+    flops = sum(2 * np.prod(a[0][:-1]) * a[0][-1] * b[0][-1] if form == "matmul" else 2 * np.prod(a[0]) * b[0][0]
+                for form, a, b in products)
+    return dict(ms=1e3 * float(np.median(times[1:])), products=len(products), gflop=float(flops) / 1e9)
 
 
 def machine_info():

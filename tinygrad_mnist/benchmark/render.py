@@ -126,6 +126,36 @@ def profile_table(result):
     return table(["entry", "ms/step", "share"], cells)
 
 
+PRODUCTS_HEADERS = ["model", "batch", "products per step", "GFLOP per step", "products alone ms/step", "GFLOP/s",
+                    "engine step ms", "torch step ms", "products alone / torch step"]
+PRODUCTS_METHOD = (
+    "The engine's matrix products (its Conv2d, Linear and MatMul nodes', forward and backward) as one training "
+    "step computes them, recorded through the tape's op hooks in one more step after the profiled ones, then timed "
+    "alone in the same process: each on random float32 operands of its shapes and layout, in the form ops.py "
+    "picks (a convolution's as one call each, where the op makes them a band of output rows at a time), the "
+    "median of 5 passes over the step's products. No im2col, no col2im, no other op. The step times are the "
+    "profile's own (profilers' overhead included). Where the products alone take longer than PyTorch's whole "
+    "step, no change to the engine's copies can bring it level: that time is NumPy's BLAS multiplying the "
+    "im2col matrices, where PyTorch runs its convolutions in oneDNN's kernels.")
+
+
+def products_table(profile):
+    """Per profiled model and batch size, the engine's matrix products alone against both frameworks'
+    whole steps; None where no entry has them (a GPU run, or a --json from before they were measured)."""
+    rows = []
+    for entry in profile:
+        products, engine, torch = entry["engine"].get("products"), entry["engine"], entry["torch"]
+        if not products:
+            continue
+        torch_ms = torch.get("step_ms")
+        rows.append([entry.get("model", "lenet5"), entry["batch_size"], products["products"],
+                     f"{products['gflop']:.3g}", f"{products['ms']:.3g}",
+                     f"{products['gflop'] / products['ms'] * 1e3:.0f}" if products["ms"] > 0 else "–",
+                     f"{engine['step_ms']:.3g}", "–" if torch_ms is None else f"{torch_ms:.3g}",
+                     "–" if torch_ms is None else f"{_ratio(products['ms'], torch_ms):.2f}"])
+    return table(PRODUCTS_HEADERS, rows) if rows else None
+
+
 TIME_TO_TARGET_HEADERS = ["seed", "reached", "seconds since start", "test accuracy", "epoch", "step",
                           "data loaded at s"]
 
@@ -193,6 +223,9 @@ def format_results(results):
         parts += ["Per-op timings (median, ms):", ops_table(results["ops"]), f"Forward: the op alone; {BWD_METHOD}."]
     if results["forms"] is not None:
         parts += ["Array forms ops.py chooses between (median, ms):", forms_table(results["forms"])]
+    products = products_table(results["profile"] or [])
+    if products:
+        parts += ["The engine's matrix products alone (ms per step):", products]
     for entry in results["profile"] or []:
         for framework in ("engine", "torch"):
             parts += [f"Where a {entry.get('model', 'lenet5')} training step goes at batch {entry['batch_size']}, "
@@ -284,6 +317,9 @@ def render_markdown(results, scaling_plot=None):
                   "\"rest\" is the step's wall time outside every entry: Python, graph bookkeeping, batching, "
                   "and for PyTorch its dispatcher. The profilers add their own overhead, so the whole-step times "
                   "here run above the epoch table's."]
+        products = products_table(results["profile"])
+        if products:
+            lines += ["", "### The engine's matrix products alone", "", PRODUCTS_METHOD, "", products]
         for entry in results["profile"]:
             for framework in ("engine", "torch"):
                 lines += ["", f"{entry.get('model', 'lenet5')}, batch {entry['batch_size']}, {framework}:", "",

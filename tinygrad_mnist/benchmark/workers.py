@@ -21,7 +21,7 @@ from ..models import build_model
 from ..tensor import Tensor
 from ..torch_twin import EngineStep, TorchStep, torch_model
 from ..training import evaluate, make_config, prepare_data
-from .measure import OpTimer, PeakMemory, blas_threads, process_seconds, synchronizer
+from .measure import OpTimer, PeakMemory, ProductRecorder, blas_threads, process_seconds, synchronizer, time_products
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 NO_TORCH = "torch not installed"
@@ -149,7 +149,13 @@ def profile_worker(spec):
         times = {event.key: event.self_cpu_time_total / 1e6 for event in recorder.key_averages()
                  if event.self_cpu_time_total > 0 and event.key != "ProfilerStep*"}
     rows = sorted(((name, 1e3 * seconds / steps) for name, seconds in times.items()), key=lambda r: -r[1])
-    return dict(step_ms=1e3 * total / steps, steps=steps, rows=rows, torch_version=torch.__version__ if torch else None)
+    result = dict(step_ms=1e3 * total / steps, steps=steps, rows=rows,
+                  torch_version=torch.__version__ if torch else None)
+    if torch is None and spec["device"] == "cpu":  # one more step, to record its matrix products, then time them alone
+        with ProductRecorder() as recorder:
+            step(x[profiled[0]], y[profiled[0]])
+        result["products"] = time_products(recorder.products)
+    return result
 
 
 def op_cases(n):
