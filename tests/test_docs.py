@@ -135,3 +135,15 @@ def test_the_readme_speed_table_says_what_docs_benchmarks_json_holds():
             assert cell == (low if low == high else f"{low}–{high}"), (model_cell, batch, cell, low, high)
             covered.update((m, batch) for m in models)
     assert covered == set(ratio), set(ratio) - covered
+
+
+def test_the_readme_products_table_says_what_docs_benchmarks_json_holds():
+    """Each cell of the README's table of the engine's matrix products alone is the ratio that docs/BENCHMARKS.md
+    shows for that model and batch size ("products alone / torch step"), for every profiled model."""
+    import json
+
+    profile = json.loads((ROOT / "docs" / "benchmarks.json").read_text())["profile"]
+    ratio = {(p["model"], p["batch_size"]): p["engine"]["products"]["ms"] / p["torch"]["step_ms"] for p in profile}
+    rows = _readme_table("matrix products alone / PyTorch's whole step")
+    cells = {(model, batch): cell for model, *row in rows for batch, cell in zip((32, 128, 512), row)}
+    assert cells == {key: f"{value:.2f}" for key, value in ratio.items()}

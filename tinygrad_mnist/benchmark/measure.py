@@ -232,7 +232,7 @@ def time_products(products, dtype=np.float32, reps=5):
     counts = collections.Counter(products)
     order = [(calls[i], counts[p]) for i, p in enumerate(distinct)]
     times = []
-    for rep in range(reps + 1):
+    for _ in range(reps + 1):
         started = time.perf_counter()
         for (f, left, right), count in order:
             for _ in range(count):

@@ -130,13 +130,15 @@ PRODUCTS_HEADERS = ["model", "batch", "products per step", "GFLOP per step", "pr
                     "engine step ms", "torch step ms", "products alone / torch step"]
 PRODUCTS_METHOD = (
     "The engine's matrix products (its Conv2d, Linear and MatMul nodes', forward and backward) as one training "
-    "step computes them, recorded through the tape's op hooks in one more step after the profiled ones, then timed "
-    "alone in the same process: each on random float32 operands of its shapes and layout, in the form ops.py "
-    "picks (a convolution's as one call each, where the op makes them a band of output rows at a time), the "
-    "median of 5 passes over the step's products. No im2col, no col2im, no other op. The step times are the "
-    "profile's own (profilers' overhead included). Where the products alone take longer than PyTorch's whole "
-    "step, no change to the engine's copies can bring it level: that time is NumPy's BLAS multiplying the "
-    "im2col matrices, where PyTorch runs its convolutions in oneDNN's kernels.")
+    "step computes them, in the forms ops.py picks and, for a convolution, in the op's own bands of output rows: "
+    "recorded through the tape's op hooks in one more step after the profiled ones, then timed alone in the same "
+    "process on random float32 operands of the same shapes and layout, the median of 5 passes over the step's "
+    "products. No im2col, no col2im, no other op. Products of one shape share their operands, which may then sit "
+    "in cache where the op's would not, so this is at most what the step's products cost. The step times are the "
+    "profile's own (profilers' overhead included). The engine's step minus its products is what its copies, "
+    "its other ops and Python cost; where the products alone take as long as PyTorch's whole step, no change "
+    "to those can bring the engine level: that time is NumPy's BLAS multiplying im2col matrices, where PyTorch "
+    "runs its convolutions in oneDNN's kernels.")
 
 
 def products_table(profile):
