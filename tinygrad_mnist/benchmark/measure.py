@@ -91,14 +91,9 @@ def blas_threads():
                 None)
 
 
-class OpTimer:
-    """Seconds spent in each op of the engine, forward and backward apart, keyed "op (first input
-    shape) forward" and "... backward", as Chainer's TimerHook: ops run under `with OpTimer() as t:`
-    report to it through the tape's op hooks. The backward of each node recorded meanwhile is timed
-    when it runs, later."""
-
-    def __init__(self):
-        self.seconds = collections.defaultdict(float)
+class OpHook:
+    """A tool on the tape's op hooks for the length of a `with` block: subclasses define
+    forward_pre(fn, arrays) and forward_post(fn, arrays), which every op calls around its forward."""
 
     def __enter__(self):
         op_hooks.append(self)
@@ -107,6 +102,22 @@ class OpTimer:
     def __exit__(self, *exc):
         op_hooks.remove(self)
         return False
+
+    def forward_pre(self, fn, arrays):
+        pass
+
+    def forward_post(self, fn, arrays):
+        pass
+
+
+class OpTimer(OpHook):
+    """Seconds spent in each op of the engine, forward and backward apart, keyed "op (first input
+    shape) forward" and "... backward", as Chainer's TimerHook: ops run under `with OpTimer() as t:`
+    report to it through the tape's op hooks. The backward of each node recorded meanwhile is timed
+    when it runs, later."""
+
+    def __init__(self):
+        self.seconds = collections.defaultdict(float)
 
     def forward_pre(self, fn, arrays):
         self._started = time.perf_counter()
@@ -124,7 +135,7 @@ class OpTimer:
         fn.backward = timed_backward
 
 
-class ProductRecorder:
+class ProductRecorder(OpHook):
     """The matrix products that the engine's Conv2d, Linear and MatMul nodes compute in a training step,
     forward and backward, recorded through the tape's op hooks while the step runs (`with
     ProductRecorder() as r:`) as (form, a, b): form "matmul" (a @ b) or "weight_grad" (ops.weight_grad,
@@ -135,17 +146,6 @@ class ProductRecorder:
 
     def __init__(self):
         self.products = []
-
-    def __enter__(self):
-        op_hooks.append(self)
-        return self
-
-    def __exit__(self, *exc):
-        op_hooks.remove(self)
-        return False
-
-    def forward_pre(self, fn, arrays):
-        pass
 
     def forward_post(self, fn, arrays):
         name, grads = type(fn).__name__, fn.needs_input_grad
