@@ -244,6 +244,7 @@ def test_the_products_table_sets_the_engines_products_against_both_whole_steps(f
     for r, profile in zip(rows, full_run["results"]["profile"]):
         products, engine, torch = profile["engine"]["products"], profile["engine"], profile["torch"]
         assert float(r[4]) == pytest.approx(products["ms"], rel=5e-3)
+        assert float(r[6]) == pytest.approx(engine["step_ms"], rel=5e-3)
         assert float(r[8]) == pytest.approx(products["ms"] / torch["step_ms"], abs=5e-3)
     assert "The engine's matrix products alone (ms per step):" in full_run["stdout"]
 
