@@ -602,17 +602,27 @@ class Conv2d(Function):
         weights = gemm_weights(w, b)
         self.stride, self.padding, self.x_shape = stride, padding, (n, c, *x.shape[1:3])
         out = xp.empty((weights.shape[0], ho, wo * n), dtype=x.dtype)
-        height = band_height(weights.shape[1], ho, wo * n, x, FORWARD_BAND_BYTES, MIN_BAND_COLUMNS)
+        keep = any(self.needs_input_grad[1:])
+        height, keep_cols, self.backward_height = self.band_plan(weights.shape[1], ho, wo * n, x, keep)
         for y, h, cols in self.bands(win, height, b is not None):
             xp.matmul(weights, cols, out=out[:, y:y + h].reshape(weights.shape[0], -1))
-        # Columns that the byte budget alone puts in one band (always, on a GPU): keep them. Otherwise keep
-        # the input, kh·kw times smaller, to pad and build them again (a band widened to MIN_BAND_COLUMNS
-        # may hold tens of MB): unpadded, it is the input tensor's own memory whenever that already lies in
-        # (C, H, W, N) order (after a convolution, a pool, a batch norm), so nothing is kept for this op alone.
-        keep = any(self.needs_input_grad[1:])
-        keep_cols = keep and band_height(weights.shape[1], ho, wo * n, x, FORWARD_BAND_BYTES) == ho
+        # The columns, when kept; otherwise the input, kh·kw times smaller, to pad and build them again:
+        # unpadded, it is the input tensor's own memory whenever that already lies in (C, H, W, N) order
+        # (after a convolution, a pool, a batch norm), so nothing is kept for this op alone.
         self.save_for_backward(cols if keep_cols else None, x if keep and not keep_cols else None, w)
         return out[:o].reshape(o, ho, wo, n).transpose(3, 0, 1, 2)
+
+    @staticmethod
+    def band_plan(rows, ho, row_len, like, keep):
+        """(output rows in a forward band, whether the columns are kept, output rows in a backward band)
+        for columns of `rows` rows (C·kh·kw [+ 1]) and ho output rows of row_len columns each. The columns
+        are kept when the weights want a gradient (`keep`) and the forward budget alone puts all of them
+        in one band (always, on a GPU); then the backward pass is that one band. Otherwise it builds them
+        again (a band widened to MIN_BAND_COLUMNS may hold tens of MB) in bands of the backward budget."""
+        forward = band_height(rows, ho, row_len, like, FORWARD_BAND_BYTES, MIN_BAND_COLUMNS)
+        if keep and band_height(rows, ho, row_len, like, FORWARD_BAND_BYTES) == ho:
+            return forward, True, ho
+        return forward, False, band_height(rows, ho, row_len, like, BACKWARD_BAND_BYTES, MIN_BAND_COLUMNS)
 
     @staticmethod
     def bands(win, height, ones_row):
@@ -645,7 +655,7 @@ class Conv2d(Function):
         if cols is not None:  # one band, its columns kept
             bands = [(0, ho, cols)]
         else:
-            height = band_height(rows + has_b, ho, wo * n, g, BACKWARD_BAND_BYTES, MIN_BAND_COLUMNS)
+            height = self.backward_height
             if want_w:
                 bands = self.bands(windows(pad2d(x, self.padding), kh, kw, self.stride), height, has_b)
             else:  # frozen weights: the input gradient alone, in bands, needs no columns
