@@ -171,8 +171,8 @@ class ProductRecorder(OpHook):
 def conv_products(fn, arrays):
     """A Conv2d node's products, as ops.Conv2d computes them: out = W X over the im2col columns X
     (C·kh·kw [+ 1 for the bias], N·Ho·Wo), W with its rows padded as gemm_weights pads them; dW = G Xᵀ by
-    weight_grad; dX = Wᵀ G; each a band of output rows at a time, in the bands the op makes (band_height,
-    the forward's and the backward's budgets). In the general form (groups, dilation, uneven padding), one
+    weight_grad; dX = Wᵀ G; each a band of output rows at a time, in the bands the op makes
+    (Conv2d.band_plan). In the general form (groups, dilation, uneven padding), one
     product per group, over all the columns at once, as the op makes them."""
     x, w = arrays[0], arrays[1]
     has_b = int(len(arrays) > 2)  # the bias, when there is one, is the third input
@@ -197,12 +197,8 @@ def conv_products(fn, arrays):
 
     def bands(height):
         return [min(height, ho - y) * wo * n for y in range(0, ho, height)]
-    forward = ops.band_height(k_rows, ho, wo * n, x, ops.FORWARD_BAND_BYTES, ops.MIN_BAND_COLUMNS)
+    forward, _, backward = ops.Conv2d.band_plan(k_rows, ho, wo * n, x, any(fn.needs_input_grad[1:]))
     products = [("matmul", ((rows_out, k_rows), False), ((k_rows, k), False)) for k in bands(forward)]
-    if any(fn.needs_input_grad[1:]) and ops.band_height(k_rows, ho, wo * n, x, ops.FORWARD_BAND_BYTES) == ho:
-        backward = ho  # the columns were kept: one band
-    else:
-        backward = ops.band_height(k_rows, ho, wo * n, x, ops.BACKWARD_BAND_BYTES, ops.MIN_BAND_COLUMNS)
     for k in bands(backward):
         if any(fn.needs_input_grad[1:]):
             products.append(("weight_grad", ((o, k), False), ((k_rows, k), False)))
@@ -222,19 +218,13 @@ def time_products(products, dtype=np.float32, reps=5):
             return rng.standard_normal(shape, dtype=np.float32).astype(dtype)
         return rng.standard_normal((*shape[:-2], shape[-1], shape[-2]), dtype=np.float32).astype(dtype).swapaxes(-1, -2)
 
-    distinct = {}
-    for product in products:
-        distinct.setdefault(product, None)
-    calls = []
-    for form, a, b in distinct:
-        left, right = operand(*a), operand(*b)
-        calls.append((ops.weight_grad if form == "weight_grad" else np.matmul, left, right))
-    counts = collections.Counter(products)
-    order = [(calls[i], counts[p]) for i, p in enumerate(distinct)]
+    # one pair of operands per distinct product, made once; each product then runs as often as the step has it
+    calls = [(ops.weight_grad if form == "weight_grad" else np.matmul, operand(*a), operand(*b), count)
+             for (form, a, b), count in collections.Counter(products).items()]
     times = []
     for _ in range(reps + 1):
         started = time.perf_counter()
-        for (f, left, right), count in order:
+        for f, left, right, count in calls:
             for _ in range(count):
                 f(left, right)
         times.append(time.perf_counter() - started)
