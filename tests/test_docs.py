@@ -147,3 +147,26 @@ def test_the_readme_products_table_says_what_docs_benchmarks_json_holds():
     rows = _readme_table("matrix products alone / PyTorch's whole step")
     cells = {(model, batch): cell for model, *row in rows for batch, cell in zip((32, 128, 512), row)}
     assert cells == {key: f"{value:.2f}" for key, value in ratio.items()}
+
+
+def test_the_readme_time_to_target_rows_say_what_docs_time_to_99_json_holds():
+    """The README's rows "time to 99.0%" and "time to 99.5%" name the model that docs/TIME_TO_99.md timed, how
+    many of its seeds reached the target, and their median and range of seconds, as docs/time_to_99.json holds."""
+    import json
+    import re
+
+    import numpy as np
+
+    runs = json.loads((ROOT / "docs" / "time_to_99.json").read_text())["time_to_target"]
+    rows = {label: cell for label, cell in _readme_table("other figures")}
+    assert len(runs) == 2
+    for run in runs:
+        (label, cell), = [(label, cell) for label, cell in rows.items()
+                          if label.startswith(f"time to {100 * run['target']:.1f}%")]
+        assert f"`{run['model']}`" in label, (label, run["model"])
+        seconds = [s["reached"]["seconds"] for s in run["seeds"] if s["reached"]]
+        assert cell.startswith(f"{len(seconds)} of {len(run['seeds'])} seeds"), cell
+        median, low, high = re.search(r"median ([\d.]+) s \(([\d.]+)–([\d.]+)\)", cell).groups()
+        for shown, value in ((median, np.median(seconds)), (low, min(seconds)), (high, max(seconds))):
+            decimals = len(shown.split(".")[1]) if "." in shown else 0
+            assert shown == f"{value:.{decimals}f}", (cell, shown, value)
