@@ -324,16 +324,18 @@ def test_time_to_target_stops_at_the_first_evaluation_that_reaches_it(dataset, c
 def test_time_to_target_runs_each_seed_in_its_own_process_and_reports_each_and_the_median(dataset, tmp_path,
                                                                                            capsys):
     argv = ["--data-dir", str(dataset), "--time-to-99", "mlp_v2", "--seeds", "3", "--seed", "4", "--epochs", "1",
-            "--limit", "64", "--target", "0", "--label-smoothing", "0.1", "--json", str(tmp_path / "r.json")]
+            "--limit", "64", "--target", "0", "--label-smoothing", "0.1", "--augment", "yes",
+            "--json", str(tmp_path / "r.json")]
     assert cli.main(["benchmark", *argv]) == 0
     out = capsys.readouterr().out
     for header in TIME_TO_TARGET_HEADERS:
         assert header in out
-    assert "schedule constant, label smoothing 0.1;" in out
+    assert "schedule constant, augmented, label smoothing 0.1;" in out  # mlp_v2's recipe has neither
     (run,) = json.loads((tmp_path / "r.json").read_text())["time_to_target"]
     assert [s["seed"] for s in run["seeds"]] == [4, 5, 6]
     assert [s["config"]["seed"] for s in run["seeds"]] == [4, 5, 6]
     assert [s["config"]["label_smoothing"] for s in run["seeds"]] == [0.1] * 3
+    assert [s["config"]["augment"] for s in run["seeds"]] == [True] * 3
     seconds = sorted(s["reached"]["seconds"] for s in run["seeds"])
     median = f"median {seconds[1]:.1f} ({seconds[0]:.1f}–{seconds[2]:.1f}) s"
     assert f"3 of 3 seeds reached 0.00% test accuracy; {median}" in out
@@ -371,6 +373,7 @@ def test_time_to_target_trains_at_one_given_batch_size_and_at_the_recipe_s_besid
     ("--lr", ["1e-2,4e-3", "3e-3", None], [1e-2, 4e-3, 3e-3, 3e-3, None, None]),
     ("--eval-every", ["0,100", "50", None], [0, 100, 50, 50, 0, 0]),
     ("--label-smoothing", ["0.1,0", "0.05", None], [0.1, 0.0, 0.05, 0.05, None, None]),
+    ("--augment", ["yes,no", "no", None], [True, False, False, False, None, None]),
 ])
 def test_time_to_target_options_pair_with_the_models_by_position(option, values, expected, monkeypatch):
     asked, key = [], option[2:].replace("-", "_")
@@ -380,7 +383,7 @@ def test_time_to_target_options_pair_with_the_models_by_position(option, values,
         args = cli.build_parser().parse_args(["benchmark", "--time-to-99", "fast_cnn,best", *more])
         bench.run_time_to_target(args, 1, progress=lambda *a: None)
     assert asked == list(zip(["fast_cnn", "best"] * 3, expected))  # None: the recipe's; eval-every 0: epochs' ends
-    with pytest.raises(SystemExit):  # a negative count or rate, or a smoothing outside [0, 1]
+    with pytest.raises(SystemExit):  # a negative count or rate, a smoothing outside [0, 1], neither yes nor no
         cli.build_parser().parse_args(["benchmark", "--time-to-99", "fast_cnn", option, "-1"])
 
 
@@ -390,6 +393,8 @@ def test_time_to_target_options_pair_with_the_models_by_position(option, values,
     (["--time-to-99", "lenet5,best,resnet", "--lr", "1e-2,4e-3"], "pair up by position: 2 lr for 3 runs"),
     (["--time-to-99", "lenet5,best,resnet", "--eval-every", "0,9"], "2 --eval-every values for 3 runs"),
     (["--time-to-99", "lenet5,best,resnet", "--label-smoothing", "0.1,0"], "2 --label-smoothing values for 3 runs"),
+    (["--time-to-99", "lenet5,best,resnet", "--augment", "yes,no"], "2 --augment values for 3 runs"),
+    (["--model", "lenet5", "--augment", "yes"], "--augment sets the time-to-99 recipe"),
     (["--train", "--time-to-99", "lenet5,best", "--lr", "1e-2,4e-3"], "several rates pair up with --time-to-99"),
     (["--model", "lenet5", "--label-smoothing", "0.1"], "--label-smoothing sets the time-to-99 recipe"),
     (["--scaling", "--epochs", "2", "--schedule", "cosine"], "--epochs, --schedule set the time-to-99 recipe"),

@@ -60,6 +60,12 @@ def fraction(text):
     return value
 
 
+def yes_no(text):
+    if text not in ("yes", "no"):
+        raise argparse.ArgumentTypeError(f"must be yes or no, got {text}")
+    return text == "yes"
+
+
 def comma_list(kind, choices=None):
     """An argparse type: comma-separated values, each parsed by `kind` (and one of `choices`, if given)."""
     def parse(text):
@@ -213,6 +219,9 @@ def build_parser():
     b.add_argument("--label-smoothing", type=comma_list(fraction), metavar="LS[,LS]",
                    help="time-to-99: label smoothing (default: the recipe's); several pair up with --time-to-99 by "
                         "position")
+    b.add_argument("--augment", type=comma_list(yes_no), metavar="yes|no[,yes|no]",
+                   help="time-to-99: train on randomly shifted and turned digits, as `train --augment` (default: the "
+                        "recipe's); several pair up with --time-to-99 by position")
     b.add_argument("--target", type=comma_list(fraction), default=[0.99], metavar="ACC[,ACC]",
                    help="time-to-99: test accuracy to reach (default 0.99; 0.995 for 99.5%%)")
     b.add_argument("--markdown", metavar="PATH", help="rewrite PATH (e.g. docs/BENCHMARKS.md) from the results")

@@ -87,18 +87,19 @@ def run_ops(settings, batch_size, progress=print):
 
 
 def time_to_target_runs(args):
-    """(model, target, seeds, epochs, lr, eval_every, label_smoothing) of each time-to-target run:
-    --time-to-99, --target, --seeds, --epochs, --lr, --eval-every and --label-smoothing pair up by position,
-    and a single value serves every run (no --epochs, --lr or --label-smoothing: each recipe's own)."""
+    """(model, target, seeds, epochs, lr, eval_every, label_smoothing, augment) of each time-to-target run:
+    --time-to-99, --target, --seeds, --epochs, --lr, --eval-every, --label-smoothing and --augment pair up by
+    position, and a single value serves every run (no --epochs, --lr, --label-smoothing or --augment: each
+    recipe's own)."""
     lists = {"models": args.time_to_99, "targets": args.target, "seeds": args.seeds, "epochs": args.epochs or [None],
              "lr": args.lr or [None], "--eval-every values": args.eval_every,
-             "--label-smoothing values": args.label_smoothing or [None]}
+             "--label-smoothing values": args.label_smoothing or [None], "--augment values": args.augment or [None]}
     runs = max(len(v) for v in lists.values())
     for name, values in lists.items():
         if len(values) not in (1, runs):
-            raise BenchmarkError(f"--time-to-99, --target, --seeds, --epochs, --lr, --eval-every and --label-smoothing "
-                                 f"pair up by position: {len(values)} {name} for {runs} runs; give one value (for "
-                                 "every run) or one per run")
+            raise BenchmarkError(f"--time-to-99, --target, --seeds, --epochs, --lr, --eval-every, --label-smoothing "
+                                 f"and --augment pair up by position: {len(values)} {name} for {runs} runs; give one "
+                                 "value (for every run) or one per run")
     pick = lambda values, i: values[i if len(values) > 1 else 0]  # noqa: E731
     return [tuple(pick(values, i) for values in lists.values()) for i in range(runs)]
 
@@ -109,14 +110,15 @@ def run_time_to_target(args, threads, progress=print):
     command can write every table."""
     batch_size = args.batch_size[0] if args.batch_size and len(args.batch_size) == 1 else None
     results = []
-    for model, target, seeds, epochs, lr, eval_every, label_smoothing in time_to_target_runs(args):
+    for model, target, seeds, epochs, lr, eval_every, label_smoothing, augment in time_to_target_runs(args):
         runs = []
         for seed in range(args.seed, args.seed + seeds):
             progress(f"time to {100 * target:.2f}%: training {model}, seed {seed} ({seed - args.seed + 1}/{seeds})")
             runs.append(spawn(dict(task="time_to_target", model=model, epochs=epochs, lr=lr,
                                    batch_size=batch_size, schedule=args.schedule, limit=args.limit,
                                    data_dir=args.data_dir, device=args.device, seed=seed,
-                                   eval_every=eval_every, label_smoothing=label_smoothing, target=target),
+                                   eval_every=eval_every, label_smoothing=label_smoothing, augment=augment,
+                                   target=target),
                                threads))
             runs[-1]["seed"] = seed
         results.append(dict(model=model, target=target, seeds=runs))
@@ -140,7 +142,8 @@ def run(args, progress=print):
         time_to_target_runs(args)  # what cannot run is reported before anything runs
     else:
         unused = [option for option, value in (("--epochs", args.epochs), ("--schedule", args.schedule),
-                                               ("--label-smoothing", args.label_smoothing)) if value is not None]
+                                               ("--label-smoothing", args.label_smoothing),
+                                               ("--augment", args.augment)) if value is not None]
         if unused:
             raise BenchmarkError(f"{', '.join(unused)} set{'s' if len(unused) == 1 else ''} the time-to-99 recipe; "
                                  "add --time-to-99 MODEL, or leave it out")

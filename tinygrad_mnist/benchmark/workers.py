@@ -306,7 +306,8 @@ def time_to_target_worker(spec):
     """Train a recipe, evaluating on the test set every `eval_every` steps and at each epoch's end, until
     the test accuracy reaches the target; wall time counts from this process's start."""
     config = make_config(spec["model"], epochs=spec["epochs"], lr=spec["lr"], batch_size=spec["batch_size"],
-                         schedule=spec["schedule"], label_smoothing=spec.get("label_smoothing"), val_size=0,
+                         schedule=spec["schedule"], label_smoothing=spec.get("label_smoothing"),
+                         augment=spec.get("augment"), val_size=0,
                          limit_train=spec["limit"],
                          data_dir=spec["data_dir"], device=spec["device"], seed=spec["seed"])
     backend.manual_seed(config["seed"])
