@@ -158,11 +158,10 @@ def test_the_readme_time_to_target_rows_say_what_docs_time_to_99_json_holds():
     import numpy as np
 
     runs = json.loads((ROOT / "docs" / "time_to_99.json").read_text())["time_to_target"]
-    rows = {label: cell for label, cell in _readme_table("other figures")}
+    rows = dict(_readme_table("other figures"))
     assert len(runs) == 2
     for run in runs:
-        (label, cell), = [(label, cell) for label, cell in rows.items()
-                          if label.startswith(f"time to {100 * run['target']:.1f}%")]
+        (label, cell), = [row for row in rows.items() if row[0].startswith(f"time to {100 * run['target']:.1f}%")]
         assert f"`{run['model']}`" in label, (label, run["model"])
         seconds = [s["reached"]["seconds"] for s in run["seeds"] if s["reached"]]
         assert cell.startswith(f"{len(seconds)} of {len(run['seeds'])} seeds"), cell
