@@ -241,3 +241,97 @@ def test_conv2d_function_refuses_the_settings_pytorch_refuses(case):
     w_shape, options, message = FUNCTIONAL_REFUSALS[case]
     with pytest.raises(ValueError, match=message):
         torch.functional.conv2d(torch.zeros(1, 4, 5, 5), torch.zeros(*w_shape), **options)
+
+
+# `.data` is PyTorch's: a tensor on the same memory, cut from the tape. The array itself is `.array`.
+
+def test_data_is_a_tensor_on_the_same_memory_cut_from_the_tape():
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    d = w.data
+    assert isinstance(d, Tensor) and not d.requires_grad and d.grad_fn is None and d.array is w.array
+    d.mul_(3.0)  # allowed on a leaf that requires grad: nothing records it, as in PyTorch
+    np.testing.assert_array_equal(w.numpy(), [3.0, 6.0])
+    assert isinstance(w.array, np.ndarray)
+
+
+def test_torch_max_of_data_gives_values_and_indices_not_the_rows():
+    """The tutorial idiom `_, predicted = torch.max(outputs.data, 1)`: on a batch of two rows, an array
+    for `.data` would unpack into the two rows' maxima without an error."""
+    outputs = Tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1]], requires_grad=True)
+    _, predicted = torch.max(outputs.data, 1)
+    assert predicted.tolist() == [1, 0]
+    assert outputs.data.max(1, keepdim=True)[1].tolist() == [[1], [0]]
+
+
+def test_data_in_place_idioms_of_initialisation_and_hand_written_steps():
+    torch.manual_seed(0)
+    layer = nn.Linear(4, 3)
+    layer.weight.data.normal_(0.0, 0.02)
+    layer.bias.data.fill_(0.01)
+    assert abs(float(layer.weight.std())) < 0.05 and layer.bias.tolist() == pytest.approx([0.01] * 3)
+    layer.weight.data.uniform_(-0.1, 0.1)
+    assert float(layer.weight.abs().max()) <= 0.1
+    x = torch.randn(5, 4)
+    before = layer.weight.numpy().copy()
+    layer(x).sum().backward()
+    for p in layer.parameters():
+        p.data -= 0.5 * p.grad.data  # rebinds p.data to the same memory, changed in place
+        p.grad.data.zero_()
+    np.testing.assert_allclose(layer.weight.numpy(), before - 0.5 * x.numpy().sum(0), rtol=1e-6)
+    assert float(layer.weight.grad.abs().sum()) == 0.0
+    assert isinstance(layer.weight.data.cpu().numpy(), np.ndarray)
+
+
+def test_assigning_data_replaces_the_values_and_keeps_the_gradient_flowing():
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    w.data = torch.ones(3)
+    assert w.shape == (3,) and w.requires_grad and w.is_leaf
+    (w * 2).sum().backward()
+    assert w.grad.tolist() == [2.0, 2.0, 2.0]
+    with pytest.raises(TypeError, match="floating-point"):
+        w.data = torch.tensor([1, 2])
+
+
+def test_clamp_normal_uniform_in_place_follow_the_inplace_rules():
+    x = torch.tensor([-2.0, 0.5, 3.0])
+    assert x.clamp_(min=-1.0, max=1.0) is x and x.tolist() == [-1.0, 0.5, 1.0]
+    assert x.clamp_(max=0.0).tolist() == [-1.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="min, max or both"):
+        x.clamp_()
+    torch.manual_seed(3)
+    a = torch.empty(1000).normal_(2.0, 0.5)
+    torch.manual_seed(3)
+    b = torch.empty(1000).normal_(2.0, 0.5)
+    assert a.tolist() == b.tolist() and abs(float(a.mean()) - 2.0) < 0.1 and abs(float(a.std()) - 0.5) < 0.05
+    u = torch.empty(1000, dtype=torch.float64).uniform_(-3.0, -1.0)
+    assert u.dtype == torch.float64 and -3.0 <= float(u.min()) and float(u.max()) < -1.0
+    with pytest.raises(TypeError, match="floating-point"):
+        torch.zeros(3, dtype=torch.int64).normal_()
+    leaf = torch.zeros(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
+        leaf.normal_()
+    with no_grad():
+        leaf.uniform_(0.0, 1.0)
+    assert leaf.requires_grad and float(leaf.min()) >= 0.0
+
+
+def test_hand_written_sgd_through_data_matches_pytorch():
+    real = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 1))
+    w0, b0 = rng.standard_normal((1, 3)), rng.standard_normal(1)
+    results = []
+    for lib in (torch, real):
+        w = lib.tensor(w0, requires_grad=True)
+        b = lib.tensor(b0, requires_grad=True)
+        xs, ys = lib.tensor(x), lib.tensor(y)
+        for _ in range(5):
+            loss = ((xs @ w.t() + b - ys) ** 2).mean()
+            loss.backward()
+            w.data -= 0.1 * w.grad.data
+            b.data.sub_(0.1 * b.grad.data)
+            w.grad.data.zero_()
+            b.grad.zero_()
+        results.append((w.detach().numpy(), b.detach().numpy(), float(loss.detach())))
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
