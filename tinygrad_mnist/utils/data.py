@@ -1,6 +1,10 @@
-"""Datasets and batches as torch.utils.data has them: TensorDataset, DataLoader, and MNIST (as torchvision's,
-through ToTensor and Normalize). They hand out Tensors; finding, reading and downloading the files is
-tinygrad_mnist.data's NumPy code, which knows nothing of the engine."""
+"""Datasets and batches as torch.utils.data has them: Dataset, TensorDataset, Subset, ConcatDataset, random_split,
+DataLoader, and MNIST (as torchvision's, through ToTensor and Normalize). They hand out Tensors; finding, reading and
+downloading the files is tinygrad_mnist.data's NumPy code, which knows nothing of the engine."""
+import bisect
+import math
+import warnings
+
 import numpy as np
 
 from .. import backend
@@ -8,9 +12,32 @@ from ..data import FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST_MEAN, MNIST_STD,
 from ..tensor import Tensor
 
 
-class TensorDataset:
+def _generator(generator):
+    """The np.random.Generator to draw from: `generator`, or the engine's (reseeded by manual_seed)."""
+    if generator is None:
+        return backend.generator("cpu")
+    if not isinstance(generator, np.random.Generator):
+        raise TypeError(f"generator must be a np.random.Generator (or None for the engine's), got "
+                        f"{type(generator).__name__}: pass np.random.default_rng(seed)")
+    return generator
+
+
+# Datasets
+
+class Dataset:
+    """A map-style dataset, as torch.utils.data.Dataset: subclasses give `__getitem__` (and usually `__len__`);
+    `a + b` is ConcatDataset([a, b])."""
+
+    def __getitem__(self, index):
+        raise NotImplementedError("Subclasses of Dataset should implement __getitem__.")
+
+    def __add__(self, other):
+        return ConcatDataset([self, other])
+
+
+class TensorDataset(Dataset):
     """Tensors (or arrays) of one length along axis 0, as torch.utils.data.TensorDataset: dataset[i] is
-    the tuple of their i-th rows. A DataLoader batches it by slicing each whole array at once."""
+    the tuple of their i-th rows. A DataLoader batches it by indexing each whole array at once."""
 
     def __init__(self, *tensors):
         if not tensors:
@@ -42,6 +69,73 @@ class MNIST(TensorDataset):
             x = standardize(x, mean, std)
         super().__init__(x, labels)
         self.classes, self.train, self.root = list(ds.class_names), train, ds.source_dir
+
+
+class Subset(Dataset):
+    """The samples of `dataset` at `indices`, in that order, as torch.utils.data.Subset."""
+
+    def __init__(self, dataset, indices):
+        self.dataset, self.indices = dataset, indices
+
+    def __getitem__(self, index):
+        if isinstance(index, list):
+            return self.dataset[[self.indices[i] for i in index]]
+        return self.dataset[self.indices[index]]
+
+    def __len__(self):
+        return len(self.indices)
+
+
+class ConcatDataset(Dataset):
+    """The datasets one after another, as torch.utils.data.ConcatDataset; `cumulative_sizes[k]` is the length of
+    the first k + 1 of them."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("ConcatDataset: datasets should not be an empty iterable")
+        self.cumulative_sizes = np.cumsum([len(d) for d in self.datasets]).tolist()
+
+    def __len__(self):
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, index):
+        if index < 0:
+            if -index > len(self):
+                raise ValueError(f"ConcatDataset: index {index} is out of range for a dataset of length {len(self)}")
+            index += len(self)
+        which = bisect.bisect_right(self.cumulative_sizes, index)
+        if which == len(self.datasets):
+            raise IndexError(f"ConcatDataset: index {index} is out of range for a dataset of length {len(self)}")
+        return self.datasets[which][index - (self.cumulative_sizes[which - 1] if which else 0)]
+
+
+def random_split(dataset, lengths, generator=None):
+    """Subsets of a random permutation of `dataset`, as torch.utils.data.random_split: `lengths` are counts that
+    sum to len(dataset), or fractions that sum to 1 (each floor(n * fraction), the samples left over handed out
+    one each from the first subset on). The permutation is drawn from `generator` or the engine's generator."""
+    n = len(dataset)
+    lengths = list(lengths)
+    if lengths and math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
+        for i, fraction in enumerate(lengths):
+            if not 0 <= fraction <= 1:
+                raise ValueError(f"random_split: fraction at index {i} is {fraction}, not between 0 and 1")
+        counts = [math.floor(n * fraction) for fraction in lengths]
+        for i in range(n - sum(counts)):
+            counts[i % len(counts)] += 1
+        for i, count in enumerate(counts):
+            if count == 0:
+                warnings.warn(f"Length of split at index {i} is 0. This might result in an empty dataset.")
+        lengths = counts
+    if any(not isinstance(k, (int, np.integer)) or k < 0 for k in lengths):
+        raise ValueError(f"random_split: lengths {lengths} must be counts >= 0 that sum to {n}, or fractions that "
+                         f"sum to 1")
+    if sum(lengths) != n:
+        raise ValueError(f"random_split: the lengths {lengths} sum to {sum(lengths)}, but the dataset has {n} "
+                         f"samples: give counts that sum to {n}, or fractions that sum to 1")
+    order = _generator(generator).permutation(n).tolist()
+    ends = np.cumsum(lengths).tolist()
+    return [Subset(dataset, order[end - k:end]) for k, end in zip(lengths, ends)]
 
 
 class DataLoader:
