@@ -313,7 +313,7 @@ def default_collate(batch):
                                    f"or pass a collate_fn")
         if any(sample.requires_grad for sample in batch):
             return stack(batch)  # recorded, as torch.stack is
-        return Tensor._wrap(backend.get_array_module(*(t.data for t in batch)).stack([t.data for t in batch]))
+        return Tensor._wrap(backend.get_array_module(*(t.array for t in batch)).stack([t.array for t in batch]))
     if isinstance(elem, np.ndarray):
         if elem.dtype.kind in "SaUO":
             raise TypeError(f"default_collate: cannot batch NumPy arrays of dtype {elem.dtype}: return numbers, or "
@@ -457,4 +457,4 @@ class DataLoader:
         indices = np.asarray(indices, dtype=np.int64)
         if row_of is not None:
             indices = row_of[indices]
-        return [Tensor._wrap(t.data[backend.get_array_module(t.data).asarray(indices)]) for t in tensors]
+        return [Tensor._wrap(t.array[backend.get_array_module(t.array).asarray(indices)]) for t in tensors]
