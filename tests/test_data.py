@@ -757,7 +757,7 @@ def test_debian_fashion_mnist_loads_with_its_statistics():
     assert abs(x.mean() - FASHION_MNIST_MEAN) < 1e-4 and abs(x.std() - FASHION_MNIST_STD) < 1e-4
 
 
-def test_dataloader_batches_a_tensor_dataset_by_slicing_whole_arrays():
+def test_dataloader_batches_a_tensor_dataset_by_indexing_whole_arrays():
     from tinygrad_mnist.utils.data import DataLoader, TensorDataset
     x, y = np.arange(10.0).reshape(5, 2), np.arange(5)
     loader = DataLoader(TensorDataset(x, y), batch_size=2)
