@@ -528,3 +528,146 @@ def test_clip_grad_norm_matches_torch():
         assert float(total) == pytest.approx(float(expected), rel=1e-9)
         for p, q in zip(ours, theirs):
             np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-9)
+
+
+def tensor_of(framework_nn, array):
+    """`array` as a tensor of the framework whose nn is `framework_nn`."""
+    return Tensor(array) if framework_nn is nn else pytest.importorskip("torch").from_numpy(array)
+
+
+def twins(build):
+    """`build(nn)` in our nn and in torch.nn, the torch one holding our float64 weights."""
+    torch = pytest.importorskip("torch")
+    ours = build(nn).to(np.float64)
+    theirs = build(torch.nn).double()
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()}, strict=True)
+    return ours, theirs
+
+
+def register_by_method(nn):
+    """A module built with add_module, register_module, register_parameter and register_buffer."""
+    model = nn.Module()
+    model.add_module("encoder", nn.Linear(3, 2))
+    model.register_module("head", nn.Sequential(nn.ReLU(), nn.Linear(2, 1)))
+    model.add_module("unused", None)
+    model.register_parameter("scale", nn.Parameter(tensor_of(nn, np.ones(2))))
+    model.register_parameter("shift", None)
+    return model
+
+
+def test_add_module_register_module_and_register_parameter_register_as_in_torch():
+    ours, theirs = twins(register_by_method)
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == [
+        "scale", "encoder.weight", "encoder.bias", "head.1.weight", "head.1.bias"]  # its own, then its children's
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert [n for n, _ in ours.named_children()] == [n for n, _ in theirs.named_children()] == ["encoder", "head"]
+    assert ours.shift is None and theirs.shift is None and "shift" in ours._parameters
+    assert repr(ours) == repr(theirs)
+
+
+def registration_refusals(torch_nn, tensor):
+    """Calls that both frameworks refuse, by name, with the exception type they raise."""
+    module = torch_nn.Linear(2, 2)
+    return {
+        "dotted-buffer": (KeyError, lambda: module.register_buffer("a.b", tensor)),
+        "empty-parameter": (KeyError, lambda: module.register_parameter("", None)),
+        "buffer-over-a-parameter": (KeyError, lambda: module.register_buffer("weight", tensor)),
+        "module-over-a-method": (KeyError, lambda: module.add_module("forward", torch_nn.ReLU())),
+        "name-not-a-string": (TypeError, lambda: module.register_buffer(3, tensor)),
+        "tensor-as-a-parameter": (TypeError, lambda: module.register_parameter("w", tensor)),
+        "tensor-as-a-module": (TypeError, lambda: module.add_module("m", tensor)),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(registration_refusals(nn, None)))
+def test_registration_refuses_the_names_and_values_torch_refuses(case):
+    torch = pytest.importorskip("torch")
+    error, call = registration_refusals(nn, Tensor(np.zeros(2)))[case]
+    with pytest.raises(error):
+        call()
+    error, call = registration_refusals(torch.nn, torch.zeros(2))[case]
+    with pytest.raises(error):
+        call()
+
+
+def test_get_submodule_get_parameter_and_get_buffer_follow_dotted_paths_as_in_torch():
+    ours, theirs = twins(lambda nn: nn.Sequential(nn.Linear(3, 2), nn.Sequential(nn.BatchNorm1d(2))))
+    assert ours.get_submodule("") is ours and ours.get_submodule("1.0") is ours[1][0]
+    assert ours.get_parameter("0.bias") is ours[0].bias and ours.get_buffer("1.0.running_var") is ours[1][0].running_var
+    for model in (ours, theirs):
+        for call, target in [("get_submodule", "1.5"), ("get_submodule", "0.weight"), ("get_parameter", "0.nope"),
+                             ("get_parameter", "1.0.running_mean"), ("get_buffer", "0.weight")]:
+            with pytest.raises(AttributeError, match=f"{call}\\('{target}'\\)" if model is ours else None):
+                getattr(model, call)(target)
+
+
+def with_a_non_persistent_buffer(nn):
+    model = nn.Sequential(nn.Linear(2, 2))
+    model.register_buffer("cache", tensor_of(nn, np.arange(3.0)), persistent=False)
+    return model
+
+
+def test_a_non_persistent_buffer_is_a_buffer_that_state_dict_leaves_out_as_in_torch():
+    ours, theirs = twins(with_a_non_persistent_buffer)
+    assert [n for n, _ in ours.named_buffers()] == [n for n, _ in theirs.named_buffers()] == ["cache"]
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["0.weight", "0.bias"]
+    assert ours.to(np.float32).cache.dtype == np.float32  # `to` moves and converts it like any buffer
+    ours.cache = Tensor(np.zeros(3))
+    assert "cache" not in ours.state_dict() and "cache" in dict(ours.named_buffers())
+
+
+def test_strict_loading_neither_wants_nor_accepts_a_non_persistent_buffer_as_in_torch():
+    torch = pytest.importorskip("torch")
+    ours, theirs = twins(with_a_non_persistent_buffer)
+    ours.load_state_dict(ours.state_dict(), strict=True)
+    extra = {**ours.state_dict(), "cache": np.ones(3)}
+    with pytest.raises(nn.StateDictError, match="unexpected key 'cache'"):
+        ours.load_state_dict(extra, strict=True)
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        theirs.load_state_dict({k: torch.from_numpy(v) for k, v in extra.items()}, strict=True)
+    result = theirs.load_state_dict({k: torch.from_numpy(v) for k, v in extra.items()}, strict=False)
+    assert tuple(ours.load_state_dict(extra, strict=False)) == (result.missing_keys, result.unexpected_keys)
+    np.testing.assert_array_equal(ours.cache.numpy(), np.arange(3.0))
+
+
+def test_a_checkpoint_leaves_out_non_persistent_buffers_and_loads_strictly(tmp_path):
+    from tinygrad_mnist import load, save
+    from tinygrad_mnist.checkpoint import load_checkpoint, save_checkpoint
+    model = with_a_non_persistent_buffer(nn)
+    save(model.state_dict(), tmp_path / "weights.npz")
+    save_checkpoint(tmp_path / "ckpt.npz", {"model": model.state_dict(), "epoch": 1})
+    for state in (load(tmp_path / "weights.npz"), load_checkpoint(tmp_path / "ckpt.npz")["model"]):
+        fresh = with_a_non_persistent_buffer(nn)
+        fresh.cache.data[...] = 7.0
+        fresh.load_state_dict(state, strict=True)
+        assert "cache" not in state and np.all(fresh.cache.numpy() == 7.0)
+        np.testing.assert_array_equal(fresh[0].weight.numpy(), model[0].weight.numpy())
+
+
+def test_replacing_a_buffer_by_a_parameter_or_deleting_it_forgets_that_it_was_non_persistent():
+    model = with_a_non_persistent_buffer(nn)
+    model.cache = nn.Parameter(np.zeros(3))
+    assert "cache" in model.state_dict() and not list(model.buffers())
+    del model.cache
+    model.register_buffer("cache", Tensor(np.zeros(1)))
+    assert "cache" in model.state_dict()
+
+
+class Settings:
+    """A module whose settings take two lines, in either framework."""
+
+    def extra_repr(self):
+        return "depth=2\nwidth=3"
+
+
+def test_repr_lays_out_settings_and_submodules_as_torch():
+    torch = pytest.importorskip("torch")
+
+    def build(nn):
+        model = nn.Sequential(nn.Linear(3, 2), nn.Sequential(nn.ReLU(), nn.Flatten()),
+                              type("Block", (Settings, nn.Module), {})())
+        model.add_module("unused", None)
+        return model
+
+    assert repr(build(nn)) == repr(build(torch.nn))
+    assert repr(type("Block", (Settings, nn.Module), {})()) == "Block(\n  depth=2\n  width=3\n)"

@@ -39,6 +39,7 @@ class Module:
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_non_persistent_buffers_set", set())
         object.__setattr__(self, "training", True)
 
     def forward(self, *args, **kwargs):
@@ -67,11 +68,19 @@ class Module:
         elif name in params and value is not None:
             raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r}: "
                             "wrap it in Parameter (or assign None)")
+        elif value is None:  # None keeps a parameter's or submodule's place, as in PyTorch
+            home = params if name in params else modules if name in modules else None
         else:
             home = None
-        for registry in (params, buffers, modules):
+        self._register(name, value, home)
+
+    def _register(self, name, value, home):
+        """Set the attribute and file it in the registry `home` (None: in none), out of the others."""
+        for registry in self._registries():
             if registry is not home:
                 registry.pop(name, None)
+        if home is not self._buffers:
+            self._non_persistent_buffers_set.discard(name)
         if home is not None:
             home[name] = value
         object.__setattr__(self, name, value)
@@ -79,20 +88,78 @@ class Module:
     def __delattr__(self, name):
         for registry in self._registries():
             registry.pop(name, None)
+        self._non_persistent_buffers_set.discard(name)
         object.__delattr__(self, name)
 
-    def register_buffer(self, name, tensor):
-        """Register a tensor that is state but not a parameter (e.g. batch-norm running statistics):
-        it is saved in state_dict and moved by `to`, and no optimizer sees it."""
+    def _check_new_name(self, kind, name, registry):
+        """PyTorch's rules for the name of a parameter, buffer or submodule registered by a method."""
+        if not isinstance(name, str):
+            raise TypeError(f"{kind} name should be a string, got {type(name).__name__}")
+        if "." in name:
+            raise KeyError(f'{kind} name can\'t contain ".", got {name!r}')
+        if name == "":
+            raise KeyError(f'{kind} name can\'t be empty string ""')
+        if hasattr(self, name) and name not in registry:
+            raise KeyError(f"attribute {name!r} already exists")
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """Register a tensor that is state but not a parameter (e.g. batch-norm running statistics): it
+        is moved by `to`, no optimizer sees it, and it is in state_dict unless persistent=False."""
+        params, buffers, modules = self._registries()
+        self._check_new_name("buffer", name, buffers)
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"register_buffer({name!r}): expected a Tensor or None, got {type(tensor).__name__}")
         if isinstance(tensor, Parameter):
             raise TypeError(f"register_buffer({name!r}): a Parameter cannot be a buffer")
+        self._register(name, tensor, buffers)
+        if not persistent:
+            self._non_persistent_buffers_set.add(name)
+
+    def register_parameter(self, name, param):
+        """Register a Parameter (or None, a place for one that stays empty) under `name`."""
         params, buffers, modules = self._registries()
-        params.pop(name, None)
-        modules.pop(name, None)
-        buffers[name] = tensor
-        object.__setattr__(self, name, tensor)
+        self._check_new_name("parameter", name, params)
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"cannot assign {type(param).__name__} as parameter {name!r}: "
+                            "wrap it in Parameter (or pass None)")
+        self._register(name, param, params)
+
+    def add_module(self, name, module):
+        """Register `module` (or None) as the submodule `name`, as assigning it as an attribute does."""
+        params, buffers, modules = self._registries()
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module({name!r}): {type(module).__name__} is not a Module")
+        self._check_new_name("module", name, modules)
+        self._register(name, module, modules)
+
+    register_module = add_module
+
+    def get_submodule(self, target):
+        """The submodule at the dotted path `target` ("" is this module), e.g. "features.0"."""
+        module = self
+        for item in target.split(".") if target else ():
+            if module._modules.get(item) is None:
+                what = "is not a Module" if hasattr(module, item) else "is no attribute"
+                raise AttributeError(f"get_submodule({target!r}): {item!r} {what} of {type(module).__name__}")
+            module = module._modules[item]
+        return module
+
+    def _get_member(self, target, kind):
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        member = getattr(module, f"_{kind}s").get(name)
+        if member is None:
+            what = f"is not a {kind}" if hasattr(module, name) else "is no attribute"
+            raise AttributeError(f"get_{kind}({target!r}): {name!r} {what} of {type(module).__name__}")
+        return member
+
+    def get_parameter(self, target):
+        """The parameter at the dotted path `target`, e.g. "features.0.weight"."""
+        return self._get_member(target, "parameter")
+
+    def get_buffer(self, target):
+        """The buffer at the dotted path `target`, e.g. "bn.running_mean"."""
+        return self._get_member(target, "buffer")
 
     def named_modules(self, prefix="", remove_duplicate=True):
         """(dotted name, module) for this module and every descendant, depth first: each module once, or
@@ -125,13 +192,14 @@ class Module:
                     yield (f"{prefix}.{name}" if prefix else name), t
 
     def _state_tensors(self):
-        """name → tensor of every parameter and buffer, module by module (each module's parameters,
-        then its buffers, as PyTorch orders state_dict); tied tensors keep every name."""
+        """name → tensor of every parameter and persistent buffer, module by module (each module's
+        parameters, then its buffers, as PyTorch orders state_dict); tied tensors keep every name."""
         out = {}
         for prefix, module in self.named_modules(remove_duplicate=False):
             for registry in (module._parameters, module._buffers):
                 for name, t in registry.items():
-                    if t is not None:
+                    if t is not None and not (registry is module._buffers and
+                                              name in module._non_persistent_buffers_set):
                         out[f"{prefix}.{name}" if prefix else name] = t
         return out
 
@@ -199,7 +267,7 @@ class Module:
         return self
 
     def state_dict(self):
-        """name → NumPy copy of each parameter and buffer."""
+        """name → NumPy copy of each parameter and persistent buffer."""
         return {k: np.array(backend.to_numpy(t.data), copy=True) for k, t in self._state_tensors().items()}
 
     def load_state_dict(self, state, strict=True):
@@ -243,12 +311,14 @@ class Module:
         return ""
 
     def __repr__(self):
-        lines = [self.extra_repr()] if self.extra_repr() else []
-        for name, m in self.named_children():
-            lines.append(f"({name}): " + repr(m).replace("\n", "\n  "))
-        if not self._modules:
-            return f"{type(self).__name__}({''.join(lines)})"
-        return type(self).__name__ + "(\n  " + "\n  ".join(lines) + "\n)"
+        """PyTorch's layout: settings inline when they are all there is, else one line each, then the
+        submodules indented by two spaces."""
+        extra = self.extra_repr().split("\n") if self.extra_repr() else []
+        children = [f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        if len(extra) == 1 and not children:
+            return f"{type(self).__name__}({extra[0]})"
+        lines = extra + children
+        return type(self).__name__ + ("(\n  " + "\n  ".join(lines) + "\n)" if lines else "()")
 
 
 def calculate_gain(nonlinearity, param=None):
