@@ -544,6 +544,31 @@ def twins(build):
     return ours, theirs
 
 
+@pytest.mark.parametrize("method, dtype", [("double", np.float64), ("float", np.float32), ("half", np.float16)])
+def test_float_double_and_half_convert_float_parameters_buffers_and_gradients_in_place_as_torch(method, dtype):
+    ours, theirs = twins(lambda nn: nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2)))
+    ours(Tensor(np.ones((4, 3)))).sum().backward()
+    params = list(ours.parameters())
+    assert getattr(ours, method)() is ours and all(a is b for a, b in zip(params, ours.parameters()))
+    getattr(theirs, method)()
+    assert {k: v.dtype for k, v in ours.state_dict().items()} == \
+        {k: v.numpy().dtype for k, v in theirs.state_dict().items()}
+    assert ours[1].num_batches_tracked.dtype == np.int64 and all(p.grad.dtype == dtype for p in params)
+    assert ours.eval()(Tensor(np.ones((4, 3), dtype))).dtype == dtype
+
+
+def test_cpu_returns_the_module_and_cuda_moves_it_or_says_why():
+    from tinygrad_mnist import backend
+    model = nn.Linear(2, 2)
+    assert model.cpu() is model and model.weight.device == "cpu"
+    if not backend.cuda_available():
+        with pytest.raises(backend.DeviceError, match="CuPy"):
+            model.cuda()
+        return
+    assert model.cuda() is model and all(p.device == "cuda" for p in model.parameters())
+    assert model.cpu().weight.device == "cpu"
+
+
 def register_by_method(nn):
     """A module built with add_module, register_module, register_parameter and register_buffer."""
     model = nn.Module()

@@ -266,6 +266,24 @@ class Module:
                     holder.data = holder.data.astype(dtype)
         return self
 
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        """Move to the GPU (CuPy); `device` may be None, 0, "cuda" or "cuda:0": one GPU is all we drive."""
+        if device not in (None, 0) and backend.normalize_device(device) != "cuda":
+            raise backend.DeviceError(f"cuda({device!r}): expected None, 0 or 'cuda:0'")
+        return self.to("cuda")
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    def half(self):
+        return self.to(np.float16)
+
     def state_dict(self):
         """name → NumPy copy of each parameter and persistent buffer."""
         return {k: np.array(backend.to_numpy(t.data), copy=True) for k, t in self._state_tensors().items()}
