@@ -123,9 +123,15 @@ def test_batchnorm_updates_running_stats_in_train_and_uses_them_in_eval():
     np.testing.assert_array_equal(bn.running_mean.numpy(), before)
 
 
-def test_batchnorm1d_rejects_inputs_of_the_wrong_rank():
-    with pytest.raises(ValueError, match="2-D input"):
-        nn.BatchNorm1d(3)(Tensor(np.zeros((2, 3, 4, 4), dtype=np.float32)))
+@pytest.mark.parametrize("layer, shape, message", [
+    (nn.BatchNorm1d(3), (2, 3, 4, 4), r"BatchNorm1d\(3\): expected a \(N, C\) or \(N, C, L\) input with C = 3, "
+                                      r"got shape \(2, 3, 4, 4\)"),
+    (nn.BatchNorm1d(3), (2, 4, 5), r"with C = 3, got shape \(2, 4, 5\)"),
+    (nn.BatchNorm2d(3), (2, 3, 4), r"BatchNorm2d\(3\): expected a \(N, C, H, W\) input"),
+], ids=["1d-on-4d", "1d-wrong-channels", "2d-on-3d"])
+def test_batchnorm_names_the_input_shapes_it_accepts(layer, shape, message):
+    with pytest.raises(ValueError, match=message):
+        layer(Tensor(np.zeros(shape, dtype=np.float32)))
 
 
 def test_state_dict_is_a_numpy_copy_that_round_trips():
@@ -689,10 +695,89 @@ def test_repr_lays_out_settings_and_submodules_as_torch():
     torch = pytest.importorskip("torch")
 
     def build(nn):
-        model = nn.Sequential(nn.Linear(3, 2), nn.Sequential(nn.ReLU(), nn.Flatten()),
-                              type("Block", (Settings, nn.Module), {})())
+        model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2, track_running_stats=False, bias=False),
+                              nn.Sequential(nn.ReLU(), nn.Flatten()), type("Block", (Settings, nn.Module), {})())
         model.add_module("unused", None)
         return model
 
     assert repr(build(nn)) == repr(build(torch.nn))
     assert repr(type("Block", (Settings, nn.Module), {})()) == "Block(\n  depth=2\n  width=3\n)"
+
+
+@pytest.mark.parametrize("momentum", [0.2, None], ids=["momentum", "cumulative"])
+@pytest.mark.parametrize("affine", [dict(), dict(bias=False), dict(affine=False)], ids=["affine", "no-bias", "plain"])
+def test_batchnorm1d_on_n_c_l_input_matches_torch_outputs_gradients_and_running_stats(affine, momentum):
+    torch = pytest.importorskip("torch")
+    ours, theirs = twins(lambda nn: nn.BatchNorm1d(3, momentum=momentum, **affine))
+    rng = np.random.default_rng(0)
+    if ours.weight is not None:
+        ours.weight.data[...] = rng.uniform(0.5, 1.5, 3)
+        theirs.weight.data[...] = torch.from_numpy(ours.weight.numpy())
+    for step, mode in enumerate(["train"] * 3 + ["eval"]):
+        ours.train(mode == "train"), theirs.train(mode == "train")
+        x = rng.standard_normal((4, 3, 5)) * 3 + step
+        ours_x, theirs_x = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        out, expected = ours(ours_x), theirs(theirs_x)
+        np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=mode)
+        cotangent = rng.standard_normal(x.shape)
+        out.backward(cotangent)
+        expected.backward(torch.from_numpy(cotangent))
+        np.testing.assert_allclose(ours_x.grad.numpy(), theirs_x.grad.numpy(), rtol=1e-10, atol=1e-12)
+        for name, p in ours.named_parameters():
+            np.testing.assert_allclose(p.grad.numpy(), theirs.get_parameter(name).grad.numpy(), rtol=1e-10,
+                                       atol=1e-12, err_msg=name)
+            p.grad = theirs.get_parameter(name).grad = None
+        for name, value in theirs.state_dict().items():
+            np.testing.assert_allclose(ours.state_dict()[name], value.numpy(), rtol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("layer, shape", [("BatchNorm1d", (6, 3)), ("BatchNorm1d", (4, 3, 5)),
+                                          ("BatchNorm2d", (3, 3, 4, 2))], ids=["1d-nc", "1d-ncl", "2d"])
+def test_batchnorm_without_running_stats_normalises_by_the_batch_in_train_and_eval_as_torch(layer, shape):
+    torch = pytest.importorskip("torch")
+    ours, theirs = twins(lambda nn: getattr(nn, layer)(3, track_running_stats=False))
+    assert ours.running_mean is ours.running_var is ours.num_batches_tracked is None
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["weight", "bias"]
+    assert not list(ours.buffers())
+    x = np.random.default_rng(0).standard_normal(shape) * 2 + 1
+    for mode in (True, False):
+        out, expected = ours.train(mode)(Tensor(x)), theirs.train(mode)(torch.from_numpy(x))
+        np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours(Tensor(x)).numpy().mean(axis=(0, *range(2, len(shape)))), 0, atol=1e-12)
+
+
+class SequenceNet:
+    """(N, L, F) sequences → Linear per step → BatchNorm1d over (N, C, L) → ReLU → mean over L → classes."""
+
+    def __init__(self, nn):
+        super().__init__()
+        self.embed, self.bn, self.head = nn.Linear(4, 6), nn.BatchNorm1d(6, momentum=0.3), nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = self.embed(x).transpose(1, 2)    # (N, C, L)
+        h = self.bn(h).relu()                # statistics over N and L per channel
+        return self.head(h.mean(dim=2))      # (N, 3)
+
+
+def test_a_model_with_batchnorm1d_on_sequences_trains_step_for_step_like_its_torch_twin():
+    torch = pytest.importorskip("torch")
+    from tinygrad_mnist import optim
+    ours, theirs = twins(lambda nn: type("SequenceNet", (SequenceNet, nn.Module), {})(nn))
+    ours_opt = optim.SGD(ours.parameters(), lr=0.1, momentum=0.9)
+    theirs_opt = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9)
+    rng = np.random.default_rng(0)
+    for step in range(4):
+        x, y = rng.standard_normal((8, 5, 4)), rng.integers(0, 3, 8)
+        ours_loss = F.cross_entropy(ours(Tensor(x)), y)
+        theirs_loss = torch.nn.functional.cross_entropy(theirs(torch.from_numpy(x)), torch.from_numpy(y))
+        assert float(ours_loss) == pytest.approx(theirs_loss.item(), rel=1e-10), step
+        for model, opt, loss in ((ours, ours_opt, ours_loss), (theirs, theirs_opt, theirs_loss)):
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for name, value in theirs.state_dict().items():
+        np.testing.assert_allclose(ours.state_dict()[name], value.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+    assert int(ours.bn.num_batches_tracked) == 4
+    x = rng.standard_normal((3, 5, 4))
+    np.testing.assert_allclose(ours.eval()(Tensor(x)).numpy(), theirs.eval()(torch.from_numpy(x)).detach().numpy(),
+                               rtol=1e-9, atol=1e-12)

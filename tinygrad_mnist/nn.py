@@ -585,45 +585,55 @@ class Dropout(Module):
 
 
 class _BatchNorm(Module):
-    ndim = None
+    shapes = {}  # the input ranks the layer takes → how its docs spell that shape
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32, device=None):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, device=None,
+                 dtype=np.float32, *, bias=True):
         super().__init__()
         self.num_features, self.eps, self.affine = int(num_features), float(eps), affine
         self.momentum = None if momentum is None else float(momentum)
+        self.track_running_stats = track_running_stats
         n = self.num_features
-        self.weight = Parameter(np.ones(n, dtype), device=device) if affine else None
-        self.bias = Parameter(np.zeros(n, dtype), device=device) if affine else None
-        self.register_buffer("running_mean", Tensor(np.zeros(n, dtype), device=device))
-        self.register_buffer("running_var", Tensor(np.ones(n, dtype), device=device))
-        self.register_buffer("num_batches_tracked", Tensor(np.array(0, np.int64), device=device))
+        self.register_parameter("weight", Parameter(np.ones(n, dtype), device=device) if affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(n, dtype), device=device) if affine and bias else None)
+        tracked = track_running_stats  # without, the three buffers are registered as None, as in PyTorch
+        self.register_buffer("running_mean", Tensor(np.zeros(n, dtype), device=device) if tracked else None)
+        self.register_buffer("running_var", Tensor(np.ones(n, dtype), device=device) if tracked else None)
+        self.register_buffer("num_batches_tracked",
+                             Tensor(np.array(0, np.int64), device=device) if tracked else None)
 
     def forward(self, x):
-        if x.ndim != self.ndim or x.shape[1] != self.num_features:
-            raise ValueError(f"{type(self).__name__}({self.num_features}): expected a {self.ndim}-D input with "
-                             f"{self.num_features} channels on axis 1, got shape {tuple(x.shape)}")
+        if x.ndim not in self.shapes or x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}({self.num_features}): expected a "
+                             f"{' or '.join(self.shapes.values())} input with C = {self.num_features}, "
+                             f"got shape {tuple(x.shape)}")
         momentum = self.momentum
-        if self.training:
+        if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
             if momentum is None:  # PyTorch's cumulative average of every batch so far
                 momentum = 1.0 / int(self.num_batches_tracked)
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=self.training, momentum=momentum, eps=self.eps)
+        # Batch statistics in training, and in eval too when there are no running ones; those are
+        # updated only in training, and only when tracked.
+        track = not self.training or self.track_running_stats
+        return F.batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
+                            self.weight, self.bias, training=self.training or self.running_mean is None,
+                            momentum=0.0 if momentum is None else momentum, eps=self.eps)
 
     def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
-    """Batch normalisation of (N, C) inputs: batch statistics in training (updating the running ones),
-    running statistics in eval."""
-    ndim = 2
+    """Batch normalisation of (N, C) or (N, C, L) inputs per channel (over N, and L): batch statistics
+    in training (updating the running ones), running statistics in eval."""
+    shapes = {2: "(N, C)", 3: "(N, C, L)"}
 
 
 class BatchNorm2d(_BatchNorm):
     """Batch normalisation of (N, C, H, W) inputs per channel: batch statistics in training (updating
     the running ones), running statistics in eval."""
-    ndim = 4
+    shapes = {4: "(N, C, H, W)"}
 
 
 class Sequential(Module):
