@@ -781,3 +781,102 @@ def test_a_model_with_batchnorm1d_on_sequences_trains_step_for_step_like_its_tor
     x = rng.standard_normal((3, 5, 4))
     np.testing.assert_allclose(ours.eval()(Tensor(x)).numpy(), theirs.eval()(torch.from_numpy(x)).detach().numpy(),
                                rtol=1e-9, atol=1e-12)
+
+
+def truncated_normal_moments(mean, std, a, b):
+    """The mean and standard deviation of N(mean, std²) restricted to [a, b]."""
+    pdf = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+    cdf = lambda z: (1 + math.erf(z / math.sqrt(2))) / 2
+    alpha, beta = (a - mean) / std, (b - mean) / std
+    mass = cdf(beta) - cdf(alpha)
+    shift = (pdf(alpha) - pdf(beta)) / mass
+    var = 1 + (alpha * pdf(alpha) - beta * pdf(beta)) / mass - shift ** 2
+    return mean + std * shift, std * math.sqrt(var)
+
+
+@pytest.mark.parametrize("mean, std, a, b", [(0.0, 1.0, -2.0, 2.0), (0.5, 2.0, -1.0, 3.0), (0.0, 1.0, 1.0, 3.0),
+                                             (0.0, 0.02, 0.1, 0.2)], ids=["default", "wide", "tail", "far-tail"])
+@pytest.mark.filterwarnings("ignore:mean is more than 2 std")  # torch's, from before its sampling was exact there
+def test_trunc_normal_stays_in_bounds_with_the_truncated_normals_moments_as_torchs(mean, std, a, b):
+    torch = pytest.importorskip("torch")
+    ours = nn.init.trunc_normal_(Tensor(np.empty((200, 500), np.float32)), mean, std, a, b,
+                                 rng=np.random.default_rng(0)).numpy()
+    torch.manual_seed(0)
+    theirs = torch.nn.init.trunc_normal_(torch.empty(200, 500), mean, std, a, b).numpy()
+    want_mean, want_std = truncated_normal_moments(mean, std, a, b)
+    for values in (ours, theirs):
+        assert values.dtype == np.float32
+        assert values.min() >= np.float32(a) and values.max() <= np.float32(b)
+        assert values.mean() == pytest.approx(want_mean, abs=0.01 * want_std)
+        assert values.std() == pytest.approx(want_std, rel=0.01)
+
+
+def test_trunc_normal_refuses_bounds_in_the_wrong_order():
+    with pytest.raises(ValueError, match="a <= b"):
+        nn.init.trunc_normal_(Tensor(np.empty(3)), a=1.0, b=-1.0)
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 2), (7, 3), (4, 4)], ids=["wide", "tall", "square"])
+def test_orthogonal_gives_orthonormal_rows_or_columns_times_the_gain_as_torch(shape):
+    torch = pytest.importorskip("torch")
+    ours = nn.init.orthogonal_(Tensor(np.empty(shape)), gain=2.0, rng=np.random.default_rng(0)).numpy()
+    theirs = torch.nn.init.orthogonal_(torch.empty(shape, dtype=torch.float64), gain=2.0).numpy()
+    for w in (ours, theirs):
+        w = w.reshape(shape[0], -1)
+        gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+        np.testing.assert_allclose(gram, 4.0 * np.eye(len(gram)), atol=1e-12)
+
+
+def test_orthogonal_is_uniform_over_the_orthogonal_matrices_as_torchs():
+    # Uniform (Haar) orthogonal n×n matrices have entries of mean 0 and variance 1/n, the diagonal too;
+    # Q from a QR decomposition without the sign correction has a diagonal of one sign.
+    torch = pytest.importorskip("torch")
+    rng, n = np.random.default_rng(0), 4
+    ours = np.stack([nn.init.orthogonal_(Tensor(np.empty((n, n))), rng=rng).numpy() for _ in range(3000)])
+    torch.manual_seed(0)
+    theirs = np.stack([torch.nn.init.orthogonal_(torch.empty(n, n, dtype=torch.float64)).numpy()
+                       for _ in range(3000)])
+    for draws in (ours, theirs):
+        diagonal = np.einsum("kii->ki", draws)
+        assert abs(diagonal.mean()) < 0.02 and abs(draws.mean()) < 0.02
+        assert draws.var(axis=0) == pytest.approx(np.full((n, n), 1 / n), rel=0.15)
+
+
+@pytest.mark.parametrize("init, shape, kwargs", [("eye_", (3, 5), {}), ("eye_", (4, 2), {}),
+                                                 ("dirac_", (4, 3, 3), {}), ("dirac_", (6, 2, 3, 4), dict(groups=2)),
+                                                 ("dirac_", (2, 3, 1, 2, 3), {})])
+def test_eye_and_dirac_fill_in_place_what_torchs_fill(init, shape, kwargs):
+    torch = pytest.importorskip("torch")
+    t = Tensor(np.full(shape, 5.0, np.float32))
+    array = t.data
+    assert getattr(nn.init, init)(t, **kwargs) is t and t.data is array
+    np.testing.assert_array_equal(t.numpy(), getattr(torch.nn.init, init)(torch.full(shape, 5.0), **kwargs).numpy())
+
+
+@pytest.mark.parametrize("init, shape, kwargs", [("eye_", (2, 2, 2), {}), ("dirac_", (3, 3), {}),
+                                                 ("dirac_", (3, 2, 3), dict(groups=2)), ("orthogonal_", (3,), {})])
+def test_eye_dirac_and_orthogonal_refuse_the_shapes_torch_refuses(init, shape, kwargs):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=init):
+        getattr(nn.init, init)(Tensor(np.zeros(shape)), **kwargs)
+    with pytest.raises(ValueError):
+        getattr(torch.nn.init, init)(torch.zeros(shape), **kwargs)
+
+
+@pytest.mark.parametrize("nonlinearity, param", [
+    *[(name, None) for name in ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                                "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu")],
+    ("leaky_relu", 0.2), ("leaky_relu", 1)])
+def test_calculate_gain_equals_torchs(nonlinearity, param):
+    torch = pytest.importorskip("torch")
+    assert nn.init.calculate_gain(nonlinearity, param) == pytest.approx(
+        torch.nn.init.calculate_gain(nonlinearity, param), rel=1e-15)
+
+
+@pytest.mark.parametrize("nonlinearity, param", [("softmax", None), ("leaky_relu", True), ("leaky_relu", "0.1")])
+def test_calculate_gain_refuses_what_torch_refuses(nonlinearity, param):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError):
+        nn.init.calculate_gain(nonlinearity, param)
+    with pytest.raises(ValueError):
+        torch.nn.init.calculate_gain(nonlinearity, param)

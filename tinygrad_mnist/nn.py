@@ -339,16 +339,22 @@ class Module:
         return type(self).__name__ + ("(\n  " + "\n  ".join(lines) + "\n)" if lines else "()")
 
 
+LINEAR_FNS = ("linear", "identity", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+              "conv_transpose3d")
+
+
 def calculate_gain(nonlinearity, param=None):
     """The gain PyTorch recommends for a nonlinearity: linear/conv/sigmoid 1, tanh 5/3, relu √2,
     leaky_relu √(2 / (1 + slope²)) with slope `param` (default 0.01), selu 3/4."""
-    if nonlinearity in ("linear", "identity", "conv1d", "conv2d", "conv3d", "sigmoid"):
+    if nonlinearity in LINEAR_FNS or nonlinearity == "sigmoid":
         return 1.0
     if nonlinearity == "tanh":
         return 5.0 / 3
     if nonlinearity == "relu":
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
+        if param is not None and (isinstance(param, bool) or not isinstance(param, (int, float))):
+            raise ValueError(f"calculate_gain: the leaky_relu slope must be a number, got {param!r}")
         slope = 0.01 if param is None else float(param)
         return math.sqrt(2.0 / (1 + slope ** 2))
     if nonlinearity == "selu":
@@ -395,6 +401,69 @@ def ones_(tensor):
     return constant_(tensor, 1.0)
 
 
+def eye_(tensor):
+    """The identity matrix (ones on the diagonal of a 2-D tensor, which need not be square)."""
+    if tensor.ndim != 2:
+        raise ValueError(f"eye_: expected a 2-D tensor, got shape {tuple(tensor.shape)}")
+    return _fill(tensor, np.eye(*tensor.shape))
+
+
+def dirac_(tensor, groups=1):
+    """A 3-, 4- or 5-D convolution weight (out, in, k…) that passes input channel d to output channel d of
+    each of the `groups` groups of outputs: a one at the kernel's centre, zeros elsewhere."""
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError(f"dirac_: expected a 3-, 4- or 5-D tensor, got shape {tuple(tensor.shape)}")
+    out_per_group, ins = divmod(tensor.shape[0], groups), tensor.shape[1]
+    if out_per_group[1]:
+        raise ValueError(f"dirac_: dim 0 ({tensor.shape[0]}) must be divisible by groups ({groups})")
+    values = np.zeros(tensor.shape)
+    d = np.arange(min(out_per_group[0], ins))
+    centre = tuple(k // 2 for k in tensor.shape[2:])
+    for g in range(groups):
+        values[(g * out_per_group[0] + d, d, *centre)] = 1
+    return _fill(tensor, values)
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, rng=None):
+    """N(mean, std²) truncated to [a, b] (absolute bounds), exactly, however far [a, b] lies in the tail:
+    by redrawing normal values outside it when [a, b] holds over 30% of the mass, else by drawing from
+    U(a, b) and keeping x with probability pdf(x) / (the pdf's peak on [a, b]), as PyTorch does."""
+    if not a <= b:
+        raise ValueError(f"trunc_normal_: expected a <= b, got a={a}, b={b}")
+    rng = _rng(rng)
+    z = lambda x: (x - mean) / std
+    if (math.erf(z(b) / math.sqrt(2)) - math.erf(z(a) / math.sqrt(2))) / 2 > 0.3:
+        draw, keep = (lambda n: rng.normal(mean, std, n)), (lambda x: (a <= x) & (x <= b))
+    else:
+        peak = z(min(max(mean, a), b))
+        draw = lambda n: rng.uniform(a, b, n)
+        keep = lambda x: rng.random(x.size) < np.exp((peak ** 2 - z(x) ** 2) / 2)
+    values, todo = np.empty(tensor.numel()), np.arange(tensor.numel())
+    while todo.size:
+        x = draw(todo.size)
+        kept = keep(x)
+        values[todo[kept]] = x[kept]
+        todo = todo[~kept]
+    return _fill(tensor, values.reshape(tensor.shape))
+
+
+def orthogonal_(tensor, gain=1.0, rng=None):
+    """gain times a random (semi-)orthogonal matrix (Saxe et al., 2013), the axes after the first
+    flattened: of the (rows, cols) matrix, the rows are orthonormal if rows <= cols, else the columns. Q of
+    the QR decomposition of a standard normal matrix, each column's sign that of R's diagonal entry, so
+    that Q is uniform over the orthogonal matrices (Mezzadri, 2007)."""
+    if tensor.ndim < 2:
+        raise ValueError(f"orthogonal_: expected at least 2 dimensions, got shape {tuple(tensor.shape)}")
+    if tensor.numel() == 0:
+        return tensor
+    rows = tensor.shape[0]
+    cols = tensor.numel() // rows
+    m = _rng(rng).standard_normal((rows, cols))
+    q, r = np.linalg.qr(m if rows >= cols else m.T)
+    q *= np.sign(np.diag(r))
+    return _fill(tensor, gain * (q if rows >= cols else q.T).reshape(tensor.shape))
+
+
 def xavier_uniform_(tensor, gain=1.0, rng=None):
     """U(-a, a) with a = gain·√(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
@@ -427,9 +496,10 @@ def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", rng
 
 
 init = SimpleNamespace(
-    calculate_gain=calculate_gain, uniform_=uniform_, normal_=normal_, constant_=constant_, zeros_=zeros_,
-    ones_=ones_, xavier_uniform_=xavier_uniform_, xavier_normal_=xavier_normal_,
-    kaiming_uniform_=kaiming_uniform_, kaiming_normal_=kaiming_normal_,
+    calculate_gain=calculate_gain, uniform_=uniform_, normal_=normal_, trunc_normal_=trunc_normal_,
+    constant_=constant_, zeros_=zeros_, ones_=ones_, eye_=eye_, dirac_=dirac_, orthogonal_=orthogonal_,
+    xavier_uniform_=xavier_uniform_, xavier_normal_=xavier_normal_, kaiming_uniform_=kaiming_uniform_,
+    kaiming_normal_=kaiming_normal_,
 )
 
 INITS = ("kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal")
