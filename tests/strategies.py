@@ -586,7 +586,7 @@ def build_batchnorm(g):
     least = 2 if training else 1  # values per channel: batch statistics need two
     x = g.pick()
     v = g.values[x]
-    if not (v.ndim in (2, 4) and v.size // v.shape[1] >= least):
+    if not (v.ndim in (2, 3, 4) and v.size // v.shape[1] >= least):
         rows = [n for n in range(least, v.size + 1) if v.size % n == 0]
         x = g.reshaped(x, (g.draw(st.sampled_from(rows)), -1)) if rows else g.leaf((2, g.draw(st.integers(1, 3))))
     c = g.values[x].shape[1]

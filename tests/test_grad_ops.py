@@ -289,7 +289,7 @@ def case_dropout(draw, device):
 def case_batchnorm(draw, device):
     n, c, h, w = image_batch(draw, device, max_side=3)
     n = draw(st.integers(2, 4))
-    dims = draw(st.sampled_from([(n, c), (n, c, h, w)]))
+    dims = draw(st.sampled_from([(n, c), (n, c, w), (n, c, h, w)]))
     training = draw(st.booleans())
     x = leaf(values(draw, dims), device)
     mean, var = Tensor(values(draw, (c,)), device=device), Tensor(values(draw, (c,), 0.5, 2.0), device=device)

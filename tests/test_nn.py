@@ -123,9 +123,15 @@ def test_batchnorm_updates_running_stats_in_train_and_uses_them_in_eval():
     np.testing.assert_array_equal(bn.running_mean.numpy(), before)
 
 
-def test_batchnorm1d_rejects_inputs_of_the_wrong_rank():
-    with pytest.raises(ValueError, match="2-D input"):
-        nn.BatchNorm1d(3)(Tensor(np.zeros((2, 3, 4, 4), dtype=np.float32)))
+@pytest.mark.parametrize("layer, shape, message", [
+    (nn.BatchNorm1d(3), (2, 3, 4, 4), r"BatchNorm1d\(3\): expected a \(N, C\) or \(N, C, L\) input with C = 3, "
+                                      r"got shape \(2, 3, 4, 4\)"),
+    (nn.BatchNorm1d(3), (2, 4, 5), r"with C = 3, got shape \(2, 4, 5\)"),
+    (nn.BatchNorm2d(3), (2, 3, 4), r"BatchNorm2d\(3\): expected a \(N, C, H, W\) input"),
+], ids=["1d-on-4d", "1d-wrong-channels", "2d-on-3d"])
+def test_batchnorm_names_the_input_shapes_it_accepts(layer, shape, message):
+    with pytest.raises(ValueError, match=message):
+        layer(Tensor(np.zeros(shape, dtype=np.float32)))
 
 
 def test_state_dict_is_a_numpy_copy_that_round_trips():
@@ -528,3 +534,349 @@ def test_clip_grad_norm_matches_torch():
         assert float(total) == pytest.approx(float(expected), rel=1e-9)
         for p, q in zip(ours, theirs):
             np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-9)
+
+
+def tensor_of(framework_nn, array):
+    """`array` as a tensor of the framework whose nn is `framework_nn`."""
+    return Tensor(array) if framework_nn is nn else pytest.importorskip("torch").from_numpy(array)
+
+
+def twins(build):
+    """`build(nn)` in our nn and in torch.nn, the torch one holding our float64 weights."""
+    torch = pytest.importorskip("torch")
+    ours = build(nn).to(np.float64)
+    theirs = build(torch.nn).double()
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()}, strict=True)
+    return ours, theirs
+
+
+@pytest.mark.parametrize("method, dtype", [("double", np.float64), ("float", np.float32), ("half", np.float16)])
+def test_float_double_and_half_convert_float_parameters_buffers_and_gradients_in_place_as_torch(method, dtype):
+    ours, theirs = twins(lambda nn: nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2)))
+    ours(Tensor(np.ones((4, 3)))).sum().backward()
+    params = list(ours.parameters())
+    assert getattr(ours, method)() is ours and all(a is b for a, b in zip(params, ours.parameters()))
+    getattr(theirs, method)()
+    assert {k: v.dtype for k, v in ours.state_dict().items()} == \
+        {k: v.numpy().dtype for k, v in theirs.state_dict().items()}
+    assert ours[1].num_batches_tracked.dtype == np.int64 and all(p.grad.dtype == dtype for p in params)
+    assert ours.eval()(Tensor(np.ones((4, 3), dtype))).dtype == dtype
+
+
+def test_cpu_returns_the_module_and_cuda_moves_it_or_says_why():
+    from tinygrad_mnist import backend
+    model = nn.Linear(2, 2)
+    assert model.cpu() is model and model.weight.device == "cpu"
+    if not backend.cuda_available():
+        with pytest.raises(backend.DeviceError, match="CuPy"):
+            model.cuda()
+        return
+    assert model.cuda() is model and all(p.device == "cuda" for p in model.parameters())
+    assert model.cpu().weight.device == "cpu"
+
+
+def register_by_method(nn):
+    """A module built with add_module, register_module, register_parameter and register_buffer."""
+    model = nn.Module()
+    model.add_module("encoder", nn.Linear(3, 2))
+    model.register_module("head", nn.Sequential(nn.ReLU(), nn.Linear(2, 1)))
+    model.add_module("unused", None)
+    model.register_parameter("scale", nn.Parameter(tensor_of(nn, np.ones(2))))
+    model.register_parameter("shift", None)
+    return model
+
+
+def test_add_module_register_module_and_register_parameter_register_as_in_torch():
+    ours, theirs = twins(register_by_method)
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == [
+        "scale", "encoder.weight", "encoder.bias", "head.1.weight", "head.1.bias"]  # its own, then its children's
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert [n for n, _ in ours.named_children()] == [n for n, _ in theirs.named_children()] == ["encoder", "head"]
+    assert ours.shift is None and theirs.shift is None and "shift" in ours._parameters
+    assert repr(ours) == repr(theirs)
+
+
+def registration_refusals(torch_nn, tensor):
+    """Calls that both frameworks refuse, by name, with the exception type they raise."""
+    module = torch_nn.Linear(2, 2)
+    return {
+        "dotted-buffer": (KeyError, lambda: module.register_buffer("a.b", tensor)),
+        "empty-parameter": (KeyError, lambda: module.register_parameter("", None)),
+        "buffer-over-a-parameter": (KeyError, lambda: module.register_buffer("weight", tensor)),
+        "module-over-a-method": (KeyError, lambda: module.add_module("forward", torch_nn.ReLU())),
+        "name-not-a-string": (TypeError, lambda: module.register_buffer(3, tensor)),
+        "tensor-as-a-parameter": (TypeError, lambda: module.register_parameter("w", tensor)),
+        "tensor-as-a-module": (TypeError, lambda: module.add_module("m", tensor)),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(registration_refusals(nn, None)))
+def test_registration_refuses_the_names_and_values_torch_refuses(case):
+    torch = pytest.importorskip("torch")
+    error, call = registration_refusals(nn, Tensor(np.zeros(2)))[case]
+    with pytest.raises(error):
+        call()
+    error, call = registration_refusals(torch.nn, torch.zeros(2))[case]
+    with pytest.raises(error):
+        call()
+
+
+def test_get_submodule_get_parameter_and_get_buffer_follow_dotted_paths_as_in_torch():
+    ours, theirs = twins(lambda nn: nn.Sequential(nn.Linear(3, 2), nn.Sequential(nn.BatchNorm1d(2))))
+    assert ours.get_submodule("") is ours and ours.get_submodule("1.0") is ours[1][0]
+    assert ours.get_parameter("0.bias") is ours[0].bias and ours.get_buffer("1.0.running_var") is ours[1][0].running_var
+    for model in (ours, theirs):
+        for call, target in [("get_submodule", "1.5"), ("get_submodule", "0.weight"), ("get_parameter", "0.nope"),
+                             ("get_parameter", "1.0.running_mean"), ("get_buffer", "0.weight")]:
+            with pytest.raises(AttributeError, match=f"{call}\\('{target}'\\)" if model is ours else None):
+                getattr(model, call)(target)
+
+
+def with_a_non_persistent_buffer(nn):
+    model = nn.Sequential(nn.Linear(2, 2))
+    model.register_buffer("cache", tensor_of(nn, np.arange(3.0)), persistent=False)
+    return model
+
+
+def test_a_non_persistent_buffer_is_a_buffer_that_state_dict_leaves_out_as_in_torch():
+    ours, theirs = twins(with_a_non_persistent_buffer)
+    assert [n for n, _ in ours.named_buffers()] == [n for n, _ in theirs.named_buffers()] == ["cache"]
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["0.weight", "0.bias"]
+    assert ours.to(np.float32).cache.dtype == np.float32  # `to` moves and converts it like any buffer
+    ours.cache = Tensor(np.zeros(3))
+    assert "cache" not in ours.state_dict() and "cache" in dict(ours.named_buffers())
+
+
+def test_strict_loading_neither_wants_nor_accepts_a_non_persistent_buffer_as_in_torch():
+    torch = pytest.importorskip("torch")
+    ours, theirs = twins(with_a_non_persistent_buffer)
+    ours.load_state_dict(ours.state_dict(), strict=True)
+    extra = {**ours.state_dict(), "cache": np.ones(3)}
+    with pytest.raises(nn.StateDictError, match="unexpected key 'cache'"):
+        ours.load_state_dict(extra, strict=True)
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        theirs.load_state_dict({k: torch.from_numpy(v) for k, v in extra.items()}, strict=True)
+    result = theirs.load_state_dict({k: torch.from_numpy(v) for k, v in extra.items()}, strict=False)
+    assert tuple(ours.load_state_dict(extra, strict=False)) == (result.missing_keys, result.unexpected_keys)
+    np.testing.assert_array_equal(ours.cache.numpy(), np.arange(3.0))
+
+
+def test_a_checkpoint_leaves_out_non_persistent_buffers_and_loads_strictly(tmp_path):
+    from tinygrad_mnist import load, save
+    from tinygrad_mnist.checkpoint import load_checkpoint, save_checkpoint
+    model = with_a_non_persistent_buffer(nn)
+    save(model.state_dict(), tmp_path / "weights.npz")
+    save_checkpoint(tmp_path / "ckpt.npz", {"model": model.state_dict(), "epoch": 1})
+    for state in (load(tmp_path / "weights.npz"), load_checkpoint(tmp_path / "ckpt.npz")["model"]):
+        fresh = with_a_non_persistent_buffer(nn)
+        fresh.cache.array[...] = 7.0
+        fresh.load_state_dict(state, strict=True)
+        assert "cache" not in state and np.all(fresh.cache.numpy() == 7.0)
+        np.testing.assert_array_equal(fresh[0].weight.numpy(), model[0].weight.numpy())
+
+
+def test_replacing_a_buffer_by_a_parameter_or_deleting_it_forgets_that_it_was_non_persistent():
+    model = with_a_non_persistent_buffer(nn)
+    model.cache = nn.Parameter(np.zeros(3))
+    assert "cache" in model.state_dict() and not list(model.buffers())
+    del model.cache
+    model.register_buffer("cache", Tensor(np.zeros(1)))
+    assert "cache" in model.state_dict()
+
+
+class Settings:
+    """A module whose settings take two lines, in either framework."""
+
+    def extra_repr(self):
+        return "depth=2\nwidth=3"
+
+
+def test_repr_lays_out_settings_and_submodules_as_torch():
+    torch = pytest.importorskip("torch")
+
+    def build(nn):
+        model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2, track_running_stats=False, bias=False),
+                              nn.Sequential(nn.ReLU(), nn.Flatten()), type("Block", (Settings, nn.Module), {})())
+        model.add_module("unused", None)
+        return model
+
+    assert repr(build(nn)) == repr(build(torch.nn))
+    assert repr(type("Block", (Settings, nn.Module), {})()) == "Block(\n  depth=2\n  width=3\n)"
+
+
+@pytest.mark.parametrize("momentum", [0.2, None], ids=["momentum", "cumulative"])
+@pytest.mark.parametrize("affine", [dict(), dict(bias=False), dict(affine=False)], ids=["affine", "no-bias", "plain"])
+def test_batchnorm1d_on_n_c_l_input_matches_torch_outputs_gradients_and_running_stats(affine, momentum):
+    torch = pytest.importorskip("torch")
+    ours, theirs = twins(lambda nn: nn.BatchNorm1d(3, momentum=momentum, **affine))
+    rng = np.random.default_rng(0)
+    if ours.weight is not None:
+        ours.weight.array[...] = rng.uniform(0.5, 1.5, 3)
+        theirs.weight.array[...] = torch.from_numpy(ours.weight.numpy())
+    for step, mode in enumerate(["train"] * 3 + ["eval"]):
+        ours.train(mode == "train"), theirs.train(mode == "train")
+        x = rng.standard_normal((4, 3, 5)) * 3 + step
+        ours_x, theirs_x = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        out, expected = ours(ours_x), theirs(theirs_x)
+        np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=mode)
+        cotangent = rng.standard_normal(x.shape)
+        out.backward(cotangent)
+        expected.backward(torch.from_numpy(cotangent))
+        np.testing.assert_allclose(ours_x.grad.numpy(), theirs_x.grad.numpy(), rtol=1e-10, atol=1e-12)
+        for name, p in ours.named_parameters():
+            np.testing.assert_allclose(p.grad.numpy(), theirs.get_parameter(name).grad.numpy(), rtol=1e-10,
+                                       atol=1e-12, err_msg=name)
+            p.grad = theirs.get_parameter(name).grad = None
+        for name, value in theirs.state_dict().items():
+            np.testing.assert_allclose(ours.state_dict()[name], value.numpy(), rtol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("layer, shape", [("BatchNorm1d", (6, 3)), ("BatchNorm1d", (4, 3, 5)),
+                                          ("BatchNorm2d", (3, 3, 4, 2))], ids=["1d-nc", "1d-ncl", "2d"])
+def test_batchnorm_without_running_stats_normalises_by_the_batch_in_train_and_eval_as_torch(layer, shape):
+    torch = pytest.importorskip("torch")
+    ours, theirs = twins(lambda nn: getattr(nn, layer)(3, track_running_stats=False))
+    assert ours.running_mean is ours.running_var is ours.num_batches_tracked is None
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["weight", "bias"]
+    assert not list(ours.buffers())
+    x = np.random.default_rng(0).standard_normal(shape) * 2 + 1
+    for mode in (True, False):
+        out, expected = ours.train(mode)(Tensor(x)), theirs.train(mode)(torch.from_numpy(x))
+        np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours(Tensor(x)).numpy().mean(axis=(0, *range(2, len(shape)))), 0, atol=1e-12)
+
+
+class SequenceNet:
+    """(N, L, F) sequences → Linear per step → BatchNorm1d over (N, C, L) → ReLU → mean over L → classes."""
+
+    def __init__(self, nn):
+        super().__init__()
+        self.embed, self.bn, self.head = nn.Linear(4, 6), nn.BatchNorm1d(6, momentum=0.3), nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = self.embed(x).transpose(1, 2)    # (N, C, L)
+        h = self.bn(h).relu()                # statistics over N and L per channel
+        return self.head(h.mean(dim=2))      # (N, 3)
+
+
+def test_a_model_with_batchnorm1d_on_sequences_trains_step_for_step_like_its_torch_twin():
+    torch = pytest.importorskip("torch")
+    from tinygrad_mnist import optim
+    ours, theirs = twins(lambda nn: type("SequenceNet", (SequenceNet, nn.Module), {})(nn))
+    ours_opt = optim.SGD(ours.parameters(), lr=0.1, momentum=0.9)
+    theirs_opt = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9)
+    rng = np.random.default_rng(0)
+    for step in range(4):
+        x, y = rng.standard_normal((8, 5, 4)), rng.integers(0, 3, 8)
+        ours_loss = F.cross_entropy(ours(Tensor(x)), y)
+        theirs_loss = torch.nn.functional.cross_entropy(theirs(torch.from_numpy(x)), torch.from_numpy(y))
+        assert float(ours_loss) == pytest.approx(theirs_loss.item(), rel=1e-10), step
+        for model, opt, loss in ((ours, ours_opt, ours_loss), (theirs, theirs_opt, theirs_loss)):
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for name, value in theirs.state_dict().items():
+        np.testing.assert_allclose(ours.state_dict()[name], value.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+    assert int(ours.bn.num_batches_tracked) == 4
+    x = rng.standard_normal((3, 5, 4))
+    np.testing.assert_allclose(ours.eval()(Tensor(x)).numpy(), theirs.eval()(torch.from_numpy(x)).detach().numpy(),
+                               rtol=1e-9, atol=1e-12)
+
+
+def truncated_normal_moments(mean, std, a, b):
+    """The mean and standard deviation of N(mean, std²) restricted to [a, b]."""
+    pdf = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+    cdf = lambda z: (1 + math.erf(z / math.sqrt(2))) / 2
+    alpha, beta = (a - mean) / std, (b - mean) / std
+    mass = cdf(beta) - cdf(alpha)
+    shift = (pdf(alpha) - pdf(beta)) / mass
+    var = 1 + (alpha * pdf(alpha) - beta * pdf(beta)) / mass - shift ** 2
+    return mean + std * shift, std * math.sqrt(var)
+
+
+@pytest.mark.parametrize("mean, std, a, b", [(0.0, 1.0, -2.0, 2.0), (0.5, 2.0, -1.0, 3.0), (0.0, 1.0, 1.0, 3.0),
+                                             (0.0, 0.02, 0.1, 0.2)], ids=["default", "wide", "tail", "far-tail"])
+@pytest.mark.filterwarnings("ignore:mean is more than 2 std")  # torch's, from before its sampling was exact there
+def test_trunc_normal_stays_in_bounds_with_the_truncated_normals_moments_as_torchs(mean, std, a, b):
+    torch = pytest.importorskip("torch")
+    ours = nn.init.trunc_normal_(Tensor(np.empty((200, 500), np.float32)), mean, std, a, b,
+                                 rng=np.random.default_rng(0)).numpy()
+    torch.manual_seed(0)
+    theirs = torch.nn.init.trunc_normal_(torch.empty(200, 500), mean, std, a, b).numpy()
+    want_mean, want_std = truncated_normal_moments(mean, std, a, b)
+    for values in (ours, theirs):
+        assert values.dtype == np.float32
+        assert values.min() >= np.float32(a) and values.max() <= np.float32(b)
+        assert values.mean() == pytest.approx(want_mean, abs=0.01 * want_std)
+        assert values.std() == pytest.approx(want_std, rel=0.01)
+
+
+def test_trunc_normal_refuses_bounds_in_the_wrong_order():
+    with pytest.raises(ValueError, match="a <= b"):
+        nn.init.trunc_normal_(Tensor(np.empty(3)), a=1.0, b=-1.0)
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 2), (7, 3), (4, 4)], ids=["wide", "tall", "square"])
+def test_orthogonal_gives_orthonormal_rows_or_columns_times_the_gain_as_torch(shape):
+    torch = pytest.importorskip("torch")
+    ours = nn.init.orthogonal_(Tensor(np.empty(shape)), gain=2.0, rng=np.random.default_rng(0)).numpy()
+    theirs = torch.nn.init.orthogonal_(torch.empty(shape, dtype=torch.float64), gain=2.0).numpy()
+    for w in (ours, theirs):
+        w = w.reshape(shape[0], -1)
+        gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+        np.testing.assert_allclose(gram, 4.0 * np.eye(len(gram)), atol=1e-12)
+
+
+def test_orthogonal_is_uniform_over_the_orthogonal_matrices_as_torchs():
+    # Uniform (Haar) orthogonal n×n matrices have entries of mean 0 and variance 1/n, the diagonal too;
+    # Q from a QR decomposition without the sign correction has a diagonal of one sign.
+    torch = pytest.importorskip("torch")
+    rng, n = np.random.default_rng(0), 4
+    ours = np.stack([nn.init.orthogonal_(Tensor(np.empty((n, n))), rng=rng).numpy() for _ in range(3000)])
+    torch.manual_seed(0)
+    theirs = np.stack([torch.nn.init.orthogonal_(torch.empty(n, n, dtype=torch.float64)).numpy()
+                       for _ in range(3000)])
+    for draws in (ours, theirs):
+        diagonal = np.einsum("kii->ki", draws)
+        assert abs(diagonal.mean()) < 0.02 and abs(draws.mean()) < 0.02
+        assert draws.var(axis=0) == pytest.approx(np.full((n, n), 1 / n), rel=0.15)
+
+
+@pytest.mark.parametrize("init, shape, kwargs", [("eye_", (3, 5), {}), ("eye_", (4, 2), {}),
+                                                 ("dirac_", (4, 3, 3), {}), ("dirac_", (6, 2, 3, 4), dict(groups=2)),
+                                                 ("dirac_", (2, 3, 1, 2, 3), {})])
+def test_eye_and_dirac_fill_in_place_what_torchs_fill(init, shape, kwargs):
+    torch = pytest.importorskip("torch")
+    t = Tensor(np.full(shape, 5.0, np.float32))
+    array = t.array
+    assert getattr(nn.init, init)(t, **kwargs) is t and t.array is array
+    np.testing.assert_array_equal(t.numpy(), getattr(torch.nn.init, init)(torch.full(shape, 5.0), **kwargs).numpy())
+
+
+@pytest.mark.parametrize("init, shape, kwargs", [("eye_", (2, 2, 2), {}), ("dirac_", (3, 3), {}),
+                                                 ("dirac_", (3, 2, 3), dict(groups=2)), ("orthogonal_", (3,), {})])
+def test_eye_dirac_and_orthogonal_refuse_the_shapes_torch_refuses(init, shape, kwargs):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=init):
+        getattr(nn.init, init)(Tensor(np.zeros(shape)), **kwargs)
+    with pytest.raises(ValueError):
+        getattr(torch.nn.init, init)(torch.zeros(shape), **kwargs)
+
+
+@pytest.mark.parametrize("nonlinearity, param", [
+    *[(name, None) for name in ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                                "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu")],
+    ("leaky_relu", 0.2), ("leaky_relu", 1)])
+def test_calculate_gain_equals_torchs(nonlinearity, param):
+    torch = pytest.importorskip("torch")
+    assert nn.init.calculate_gain(nonlinearity, param) == pytest.approx(
+        torch.nn.init.calculate_gain(nonlinearity, param), rel=1e-15)
+
+
+@pytest.mark.parametrize("nonlinearity, param", [("softmax", None), ("leaky_relu", True), ("leaky_relu", "0.1")])
+def test_calculate_gain_refuses_what_torch_refuses(nonlinearity, param):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError):
+        nn.init.calculate_gain(nonlinearity, param)
+    with pytest.raises(ValueError):
+        torch.nn.init.calculate_gain(nonlinearity, param)

@@ -299,7 +299,7 @@ def test_cross_entropy_keeps_the_dtype_of_the_logits(dtype):
     assert loss.dtype == dtype and t.grad.dtype == dtype
 
 
-BN_SHAPES = [(5, 3), (4, 3, 2, 3)]
+BN_SHAPES = [(5, 3), (3, 4, 2), (4, 3, 2, 3)]
 
 
 def channel_axes(x):
@@ -315,7 +315,7 @@ def direct_batch_norm(x, mean, var, gamma, beta, eps):
     return xhat * per_channel(gamma, x) + per_channel(beta, x)
 
 
-@pytest.mark.parametrize("shape", BN_SHAPES, ids=["2d", "4d"])
+@pytest.mark.parametrize("shape", BN_SHAPES, ids=["2d", "3d", "4d"])
 def test_batch_norm_in_training_normalises_with_the_batch_mean_and_biased_variance(shape):
     x = random_array(0, shape, -3.0, 5.0)
     gamma, beta = random_array(1, shape[1:2]), random_array(2, shape[1:2])
@@ -326,7 +326,7 @@ def test_batch_norm_in_training_normalises_with_the_batch_mean_and_biased_varian
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("shape", BN_SHAPES, ids=["2d", "4d"])
+@pytest.mark.parametrize("shape", BN_SHAPES, ids=["2d", "3d", "4d"])
 def test_batch_norm_in_training_updates_the_running_stats_in_place_with_momentum_and_unbiased_variance(shape):
     x = random_array(0, shape, -3.0, 5.0)
     old_mean, old_var = random_array(1, shape[1:2]), random_array(2, shape[1:2], 0.5, 2.0)
@@ -340,7 +340,7 @@ def test_batch_norm_in_training_updates_the_running_stats_in_place_with_momentum
     np.testing.assert_allclose(rv.numpy(), 0.75 * old_var + 0.25 * x.var(axis=axes) * count / (count - 1), rtol=1e-12)
 
 
-@pytest.mark.parametrize("shape", BN_SHAPES, ids=["2d", "4d"])
+@pytest.mark.parametrize("shape", BN_SHAPES, ids=["2d", "3d", "4d"])
 def test_batch_norm_in_eval_normalises_with_the_running_stats_and_leaves_them_unchanged(shape):
     x = random_array(0, shape, -3.0, 5.0)
     mean, var = random_array(1, shape[1:2]), random_array(2, shape[1:2], 0.5, 2.0)

@@ -166,7 +166,7 @@ def test_cross_entropy_matches_torch(n, k, smoothing, data):
                          lambda t: TF.cross_entropy(t, torch.tensor(labels), label_smoothing=smoothing), logits)
 
 
-BN_SHAPES = {"2d": (6, 3), "4d": (3, 2, 4, 3)}
+BN_SHAPES = {"2d": (6, 3), "3d": (4, 3, 5), "4d": (3, 2, 4, 3)}
 
 
 def batch_norm_pair(shape, training, affine):

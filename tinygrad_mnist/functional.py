@@ -354,13 +354,13 @@ def dropout2d(x, p=0.5, training=True):
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
-    """Batch normalisation over axis 1 of (N, C) or (N, C, H, W) inputs.
+    """Batch normalisation over axis 1 of (N, C, ...) inputs: (N, C), (N, C, L), (N, C, H, W), ...
 
     In training the batch's statistics normalise and update the running ones in place
     (running ← (1-momentum)·running + momentum·batch, the variance unbiased, as PyTorch does).
     """
-    if x.ndim not in (2, 4):
-        raise ValueError(f"batch_norm: expected (N, C) or (N, C, H, W), got shape {x.shape}")
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: expected (N, C, ...) with channels on axis 1, got shape {x.shape}")
     count = x.array.size // x.shape[1]
     data = lambda t: t.array if isinstance(t, Tensor) else t
     if training:

@@ -39,6 +39,7 @@ class Module:
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_non_persistent_buffers_set", set())
         object.__setattr__(self, "training", True)
 
     def forward(self, *args, **kwargs):
@@ -67,11 +68,19 @@ class Module:
         elif name in params and value is not None:
             raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r}: "
                             "wrap it in Parameter (or assign None)")
+        elif value is None:  # None keeps a parameter's or submodule's place, as in PyTorch
+            home = params if name in params else modules if name in modules else None
         else:
             home = None
-        for registry in (params, buffers, modules):
+        self._register(name, value, home)
+
+    def _register(self, name, value, home):
+        """Set the attribute and file it in the registry `home` (None: in none), out of the others."""
+        for registry in self._registries():
             if registry is not home:
                 registry.pop(name, None)
+        if home is not self._buffers:
+            self._non_persistent_buffers_set.discard(name)
         if home is not None:
             home[name] = value
         object.__setattr__(self, name, value)
@@ -79,20 +88,78 @@ class Module:
     def __delattr__(self, name):
         for registry in self._registries():
             registry.pop(name, None)
+        self._non_persistent_buffers_set.discard(name)
         object.__delattr__(self, name)
 
-    def register_buffer(self, name, tensor):
-        """Register a tensor that is state but not a parameter (e.g. batch-norm running statistics):
-        it is saved in state_dict and moved by `to`, and no optimizer sees it."""
+    def _check_new_name(self, kind, name, registry):
+        """PyTorch's rules for the name of a parameter, buffer or submodule registered by a method."""
+        if not isinstance(name, str):
+            raise TypeError(f"{kind} name should be a string, got {type(name).__name__}")
+        if "." in name:
+            raise KeyError(f'{kind} name can\'t contain ".", got {name!r}')
+        if name == "":
+            raise KeyError(f'{kind} name can\'t be empty string ""')
+        if hasattr(self, name) and name not in registry:
+            raise KeyError(f"attribute {name!r} already exists")
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """Register a tensor that is state but not a parameter (e.g. batch-norm running statistics): it
+        is moved by `to`, no optimizer sees it, and it is in state_dict unless persistent=False."""
+        params, buffers, modules = self._registries()
+        self._check_new_name("buffer", name, buffers)
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"register_buffer({name!r}): expected a Tensor or None, got {type(tensor).__name__}")
         if isinstance(tensor, Parameter):
             raise TypeError(f"register_buffer({name!r}): a Parameter cannot be a buffer")
+        self._register(name, tensor, buffers)
+        if not persistent:
+            self._non_persistent_buffers_set.add(name)
+
+    def register_parameter(self, name, param):
+        """Register a Parameter (or None, a place for one that stays empty) under `name`."""
         params, buffers, modules = self._registries()
-        params.pop(name, None)
-        modules.pop(name, None)
-        buffers[name] = tensor
-        object.__setattr__(self, name, tensor)
+        self._check_new_name("parameter", name, params)
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"cannot assign {type(param).__name__} as parameter {name!r}: "
+                            "wrap it in Parameter (or pass None)")
+        self._register(name, param, params)
+
+    def add_module(self, name, module):
+        """Register `module` (or None) as the submodule `name`, as assigning it as an attribute does."""
+        params, buffers, modules = self._registries()
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module({name!r}): {type(module).__name__} is not a Module")
+        self._check_new_name("module", name, modules)
+        self._register(name, module, modules)
+
+    register_module = add_module
+
+    def get_submodule(self, target):
+        """The submodule at the dotted path `target` ("" is this module), e.g. "features.0"."""
+        module = self
+        for item in target.split(".") if target else ():
+            if module._modules.get(item) is None:
+                what = "is not a Module" if hasattr(module, item) else "is no attribute"
+                raise AttributeError(f"get_submodule({target!r}): {item!r} {what} of {type(module).__name__}")
+            module = module._modules[item]
+        return module
+
+    def _get_member(self, target, kind):
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        member = getattr(module, f"_{kind}s").get(name)
+        if member is None:
+            what = f"is not a {kind}" if hasattr(module, name) else "is no attribute"
+            raise AttributeError(f"get_{kind}({target!r}): {name!r} {what} of {type(module).__name__}")
+        return member
+
+    def get_parameter(self, target):
+        """The parameter at the dotted path `target`, e.g. "features.0.weight"."""
+        return self._get_member(target, "parameter")
+
+    def get_buffer(self, target):
+        """The buffer at the dotted path `target`, e.g. "bn.running_mean"."""
+        return self._get_member(target, "buffer")
 
     def named_modules(self, prefix="", remove_duplicate=True):
         """(dotted name, module) for this module and every descendant, depth first: each module once, or
@@ -125,13 +192,14 @@ class Module:
                     yield (f"{prefix}.{name}" if prefix else name), t
 
     def _state_tensors(self):
-        """name → tensor of every parameter and buffer, module by module (each module's parameters,
-        then its buffers, as PyTorch orders state_dict); tied tensors keep every name."""
+        """name → tensor of every parameter and persistent buffer, module by module (each module's
+        parameters, then its buffers, as PyTorch orders state_dict); tied tensors keep every name."""
         out = {}
         for prefix, module in self.named_modules(remove_duplicate=False):
             for registry in (module._parameters, module._buffers):
                 for name, t in registry.items():
-                    if t is not None:
+                    if t is not None and not (registry is module._buffers and
+                                              name in module._non_persistent_buffers_set):
                         out[f"{prefix}.{name}" if prefix else name] = t
         return out
 
@@ -198,8 +266,26 @@ class Module:
                     holder.array = holder.array.astype(dtype)
         return self
 
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        """Move to the GPU (CuPy); `device` may be None, 0, "cuda" or "cuda:0": one GPU is all we drive."""
+        if device not in (None, 0) and backend.normalize_device(device) != "cuda":
+            raise backend.DeviceError(f"cuda({device!r}): expected None, 0 or 'cuda:0'")
+        return self.to("cuda")
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    def half(self):
+        return self.to(np.float16)
+
     def state_dict(self):
-        """name → NumPy copy of each parameter and buffer."""
+        """name → NumPy copy of each parameter and persistent buffer."""
         return {k: np.array(backend.to_numpy(t.array), copy=True) for k, t in self._state_tensors().items()}
 
     def load_state_dict(self, state, strict=True):
@@ -243,24 +329,32 @@ class Module:
         return ""
 
     def __repr__(self):
-        lines = [self.extra_repr()] if self.extra_repr() else []
-        for name, m in self.named_children():
-            lines.append(f"({name}): " + repr(m).replace("\n", "\n  "))
-        if not self._modules:
-            return f"{type(self).__name__}({''.join(lines)})"
-        return type(self).__name__ + "(\n  " + "\n  ".join(lines) + "\n)"
+        """PyTorch's layout: settings inline when they are all there is, else one line each, then the
+        submodules indented by two spaces."""
+        extra = self.extra_repr().split("\n") if self.extra_repr() else []
+        children = [f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        if len(extra) == 1 and not children:
+            return f"{type(self).__name__}({extra[0]})"
+        lines = extra + children
+        return type(self).__name__ + ("(\n  " + "\n  ".join(lines) + "\n)" if lines else "()")
+
+
+LINEAR_FNS = ("linear", "identity", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+              "conv_transpose3d")
 
 
 def calculate_gain(nonlinearity, param=None):
     """The gain PyTorch recommends for a nonlinearity: linear/conv/sigmoid 1, tanh 5/3, relu √2,
     leaky_relu √(2 / (1 + slope²)) with slope `param` (default 0.01), selu 3/4."""
-    if nonlinearity in ("linear", "identity", "conv1d", "conv2d", "conv3d", "sigmoid"):
+    if nonlinearity in LINEAR_FNS or nonlinearity == "sigmoid":
         return 1.0
     if nonlinearity == "tanh":
         return 5.0 / 3
     if nonlinearity == "relu":
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
+        if param is not None and (isinstance(param, bool) or not isinstance(param, (int, float))):
+            raise ValueError(f"calculate_gain: the leaky_relu slope must be a number, got {param!r}")
         slope = 0.01 if param is None else float(param)
         return math.sqrt(2.0 / (1 + slope ** 2))
     if nonlinearity == "selu":
@@ -307,6 +401,69 @@ def ones_(tensor):
     return constant_(tensor, 1.0)
 
 
+def eye_(tensor):
+    """The identity matrix (ones on the diagonal of a 2-D tensor, which need not be square)."""
+    if tensor.ndim != 2:
+        raise ValueError(f"eye_: expected a 2-D tensor, got shape {tuple(tensor.shape)}")
+    return _fill(tensor, np.eye(*tensor.shape))
+
+
+def dirac_(tensor, groups=1):
+    """A 3-, 4- or 5-D convolution weight (out, in, k…) that passes input channel d to output channel d of
+    each of the `groups` groups of outputs: a one at the kernel's centre, zeros elsewhere."""
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError(f"dirac_: expected a 3-, 4- or 5-D tensor, got shape {tuple(tensor.shape)}")
+    out_per_group, ins = divmod(tensor.shape[0], groups), tensor.shape[1]
+    if out_per_group[1]:
+        raise ValueError(f"dirac_: dim 0 ({tensor.shape[0]}) must be divisible by groups ({groups})")
+    values = np.zeros(tensor.shape)
+    d = np.arange(min(out_per_group[0], ins))
+    centre = tuple(k // 2 for k in tensor.shape[2:])
+    for g in range(groups):
+        values[(g * out_per_group[0] + d, d, *centre)] = 1
+    return _fill(tensor, values)
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, rng=None):
+    """N(mean, std²) truncated to [a, b] (absolute bounds), exactly, however far [a, b] lies in the tail:
+    by redrawing normal values outside it when [a, b] holds over 30% of the mass, else by drawing from
+    U(a, b) and keeping x with probability pdf(x) / (the pdf's peak on [a, b]), as PyTorch does."""
+    if not a <= b:
+        raise ValueError(f"trunc_normal_: expected a <= b, got a={a}, b={b}")
+    rng = _rng(rng)
+    z = lambda x: (x - mean) / std
+    if (math.erf(z(b) / math.sqrt(2)) - math.erf(z(a) / math.sqrt(2))) / 2 > 0.3:
+        draw, keep = (lambda n: rng.normal(mean, std, n)), (lambda x: (a <= x) & (x <= b))
+    else:
+        peak = z(min(max(mean, a), b))
+        draw = lambda n: rng.uniform(a, b, n)
+        keep = lambda x: rng.random(x.size) < np.exp((peak ** 2 - z(x) ** 2) / 2)
+    values, todo = np.empty(tensor.numel()), np.arange(tensor.numel())
+    while todo.size:
+        x = draw(todo.size)
+        kept = keep(x)
+        values[todo[kept]] = x[kept]
+        todo = todo[~kept]
+    return _fill(tensor, values.reshape(tensor.shape))
+
+
+def orthogonal_(tensor, gain=1.0, rng=None):
+    """gain times a random (semi-)orthogonal matrix (Saxe et al., 2013), the axes after the first
+    flattened: of the (rows, cols) matrix, the rows are orthonormal if rows <= cols, else the columns. Q of
+    the QR decomposition of a standard normal matrix, each column's sign that of R's diagonal entry, so
+    that Q is uniform over the orthogonal matrices (Mezzadri, 2007)."""
+    if tensor.ndim < 2:
+        raise ValueError(f"orthogonal_: expected at least 2 dimensions, got shape {tuple(tensor.shape)}")
+    if tensor.numel() == 0:
+        return tensor
+    rows = tensor.shape[0]
+    cols = tensor.numel() // rows
+    m = _rng(rng).standard_normal((rows, cols))
+    q, r = np.linalg.qr(m if rows >= cols else m.T)
+    q *= np.sign(np.diag(r))
+    return _fill(tensor, gain * (q if rows >= cols else q.T).reshape(tensor.shape))
+
+
 def xavier_uniform_(tensor, gain=1.0, rng=None):
     """U(-a, a) with a = gain·√(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
@@ -339,9 +496,10 @@ def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", rng
 
 
 init = SimpleNamespace(
-    calculate_gain=calculate_gain, uniform_=uniform_, normal_=normal_, constant_=constant_, zeros_=zeros_,
-    ones_=ones_, xavier_uniform_=xavier_uniform_, xavier_normal_=xavier_normal_,
-    kaiming_uniform_=kaiming_uniform_, kaiming_normal_=kaiming_normal_,
+    calculate_gain=calculate_gain, uniform_=uniform_, normal_=normal_, trunc_normal_=trunc_normal_,
+    constant_=constant_, zeros_=zeros_, ones_=ones_, eye_=eye_, dirac_=dirac_, orthogonal_=orthogonal_,
+    xavier_uniform_=xavier_uniform_, xavier_normal_=xavier_normal_, kaiming_uniform_=kaiming_uniform_,
+    kaiming_normal_=kaiming_normal_,
 )
 
 INITS = ("kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal")
@@ -497,45 +655,55 @@ class Dropout(Module):
 
 
 class _BatchNorm(Module):
-    ndim = None
+    shapes = {}  # the input ranks the layer takes → how its docs spell that shape
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32, device=None):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, device=None,
+                 dtype=np.float32, *, bias=True):
         super().__init__()
         self.num_features, self.eps, self.affine = int(num_features), float(eps), affine
         self.momentum = None if momentum is None else float(momentum)
+        self.track_running_stats = track_running_stats
         n = self.num_features
-        self.weight = Parameter(np.ones(n, dtype), device=device) if affine else None
-        self.bias = Parameter(np.zeros(n, dtype), device=device) if affine else None
-        self.register_buffer("running_mean", Tensor(np.zeros(n, dtype), device=device))
-        self.register_buffer("running_var", Tensor(np.ones(n, dtype), device=device))
-        self.register_buffer("num_batches_tracked", Tensor(np.array(0, np.int64), device=device))
+        self.register_parameter("weight", Parameter(np.ones(n, dtype), device=device) if affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(n, dtype), device=device) if affine and bias else None)
+        tracked = track_running_stats  # without, the three buffers are registered as None, as in PyTorch
+        self.register_buffer("running_mean", Tensor(np.zeros(n, dtype), device=device) if tracked else None)
+        self.register_buffer("running_var", Tensor(np.ones(n, dtype), device=device) if tracked else None)
+        self.register_buffer("num_batches_tracked",
+                             Tensor(np.array(0, np.int64), device=device) if tracked else None)
 
     def forward(self, x):
-        if x.ndim != self.ndim or x.shape[1] != self.num_features:
-            raise ValueError(f"{type(self).__name__}({self.num_features}): expected a {self.ndim}-D input with "
-                             f"{self.num_features} channels on axis 1, got shape {tuple(x.shape)}")
+        if x.ndim not in self.shapes or x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}({self.num_features}): expected a "
+                             f"{' or '.join(self.shapes.values())} input with C = {self.num_features}, "
+                             f"got shape {tuple(x.shape)}")
         momentum = self.momentum
-        if self.training:
+        if self.training and self.track_running_stats:
             self.num_batches_tracked.array += 1
             if momentum is None:  # PyTorch's cumulative average of every batch so far
                 momentum = 1.0 / int(self.num_batches_tracked)
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=self.training, momentum=momentum, eps=self.eps)
+        # Batch statistics in training, and in eval too when there are no running ones; those are
+        # updated only in training, and only when tracked.
+        track = not self.training or self.track_running_stats
+        return F.batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
+                            self.weight, self.bias, training=self.training or self.running_mean is None,
+                            momentum=0.0 if momentum is None else momentum, eps=self.eps)
 
     def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
-    """Batch normalisation of (N, C) inputs: batch statistics in training (updating the running ones),
-    running statistics in eval."""
-    ndim = 2
+    """Batch normalisation of (N, C) or (N, C, L) inputs per channel (over N, and L): batch statistics
+    in training (updating the running ones), running statistics in eval."""
+    shapes = {2: "(N, C)", 3: "(N, C, L)"}
 
 
 class BatchNorm2d(_BatchNorm):
     """Batch normalisation of (N, C, H, W) inputs per channel: batch statistics in training (updating
     the running ones), running statistics in eval."""
-    ndim = 4
+    shapes = {4: "(N, C, H, W)"}
 
 
 class Sequential(Module):
