@@ -712,7 +712,7 @@ def test_batchnorm1d_on_n_c_l_input_matches_torch_outputs_gradients_and_running_
     rng = np.random.default_rng(0)
     if ours.weight is not None:
         ours.weight.array[...] = rng.uniform(0.5, 1.5, 3)
-        theirs.weight.array[...] = torch.from_numpy(ours.weight.numpy())
+        theirs.weight.data[...] = torch.from_numpy(ours.weight.numpy())
     for step, mode in enumerate(["train"] * 3 + ["eval"]):
         ours.train(mode == "train"), theirs.train(mode == "train")
         x = rng.standard_normal((4, 3, 5)) * 3 + step
