@@ -335,3 +335,26 @@ def test_hand_written_sgd_through_data_matches_pytorch():
         results.append((w.detach().numpy(), b.detach().numpy(), float(loss.detach())))
     for ours, theirs in zip(*results):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+@pytest.mark.parametrize("expression", ["Tensor(2, 3)", "Tensor()", "FloatTensor([1, 2])", "FloatTensor(2, 3)",
+                                        "FloatTensor()", "DoubleTensor([[1]])", "LongTensor([1.7, -2.2])",
+                                        "LongTensor(3)", "IntTensor(2, 0)", "ByteTensor([3, 4])", "HalfTensor([0.5])",
+                                        "BoolTensor([0, 2])", "FloatTensor(np.arange(3))", "LongTensor(tensor([1, 2]))"])
+def test_legacy_constructors_give_pytorchs_shape_dtype_and_values(expression):
+    real = pytest.importorskip("torch")
+    ours = eval(expression, {"np": np, "Tensor": torch.Tensor, **vars(torch)})
+    theirs = eval(expression, {"np": np, "Tensor": real.Tensor, **vars(real)})
+    assert ours.shape == tuple(theirs.shape) and str(theirs.dtype) == f"torch.{ours.dtype}"
+    if not expression.endswith("(2, 3)") and "(3)" not in expression:  # torch leaves those uninitialised
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_tensor_of_sizes_is_float32_zeros_and_a_stray_positional_argument_is_refused():
+    assert torch.Tensor(2, 3).tolist() == [[0.0] * 3] * 2 and torch.Tensor(2, 3).dtype == np.float32
+    assert torch.Tensor(2, 3, requires_grad=True).requires_grad
+    for bad in [(2, True), ([1.0], True), (2, -1), (2, 1.5)]:
+        with pytest.raises(TypeError, match="by keyword"):
+            torch.Tensor(*bad)
+    with pytest.raises(TypeError, match=r"t.to\(int64\)"):
+        torch.LongTensor(torch.tensor([1.5]))

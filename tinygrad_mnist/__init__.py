@@ -10,6 +10,7 @@ import numpy as np
 from .backend import DeviceError, cuda_available, device, manual_seed
 from .creation import (arange, as_tensor, empty, eye, from_numpy, full, full_like, linspace, ones, ones_like, rand,
                        randint, randn, randperm, tensor, zeros, zeros_like)
+from .creation import BoolTensor, ByteTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor, LongTensor
 from .gradcheck import GradcheckError, gradcheck
 from .ops import OPS
 from .serialization import load, save
@@ -55,4 +56,5 @@ __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "gradcheck", "Gra
            "from_numpy", "zeros", "ones", "empty", "full", "zeros_like", "ones_like", "full_like", "arange",
            "linspace", "eye", "rand", "randn", "randint", "randperm", "cat", "concat", "concatenate", "stack",
            "where", "maximum", "minimum", "save", "load", "float32", "float", "float64", "double", "float16", "half", "int64", "long",
-           "int32", "int", "int16", "int8", "uint8", "bool", *TENSOR_FUNCTIONS]
+           "int32", "int", "int16", "int8", "uint8", "bool", "FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor",
+           "IntTensor", "ByteTensor", "BoolTensor", *TENSOR_FUNCTIONS]

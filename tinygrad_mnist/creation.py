@@ -6,7 +6,7 @@ seed gives the same numbers on every device.
 import numpy as np
 
 from . import backend
-from .tensor import Tensor, _dtype_of_python, _shape_args
+from .tensor import Tensor, _dtype_of_python, _legacy_sizes, _shape_args
 
 
 def _make(array, dtype, device, requires_grad):
@@ -109,3 +109,28 @@ def randint(low, high=None, size=None, dtype=None, device=None):
 
 def randperm(n, dtype=None, device=None):
     return Tensor(backend.generator("cpu").permutation(n).astype(dtype or np.int64), device=device)
+
+
+def _legacy(name, dtype):
+    """PyTorch's typed legacy constructors: `FloatTensor([1, 2])` holds the data in that dtype, and
+    `FloatTensor(2, 3)` (ints only, one or several) is a tensor of that shape (zeros here)."""
+    def make(*data, device=None):
+        if len(data) == 1 and not (isinstance(data[0], (int, np.integer)) and not isinstance(data[0], bool)):
+            if isinstance(data[0], Tensor) and data[0].dtype != dtype:
+                raise TypeError(f"{name}(t): t is {data[0].dtype}, not {np.dtype(dtype)}: convert it with "
+                                f"t.to({np.dtype(dtype).name}) instead, as PyTorch requires")
+            data = data[0].array if isinstance(data[0], Tensor) else data[0]
+            return Tensor(backend.to_numpy(data).copy() if hasattr(data, "dtype") else data, dtype=dtype, device=device)
+        return Tensor(_legacy_sizes(data, dtype), device=device)
+    make.__name__ = make.__qualname__ = name
+    make.__doc__ = _legacy.__doc__.replace("FloatTensor", name).replace("that dtype", np.dtype(dtype).name)
+    return make
+
+
+FloatTensor = _legacy("FloatTensor", np.float32)
+DoubleTensor = _legacy("DoubleTensor", np.float64)
+HalfTensor = _legacy("HalfTensor", np.float16)
+LongTensor = _legacy("LongTensor", np.int64)
+IntTensor = _legacy("IntTensor", np.int32)
+ByteTensor = _legacy("ByteTensor", np.uint8)
+BoolTensor = _legacy("BoolTensor", np.bool_)

@@ -229,12 +229,24 @@ def _index_key(key, xp):
     return tuple(one(k) for k in key) if isinstance(key, tuple) else one(key)
 
 
+def _legacy_sizes(sizes, dtype):
+    """The zeros that `Tensor(*sizes)` (or `Tensor()`) makes, as torch.Tensor's legacy constructor does."""
+    if not all(isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_)) and n >= 0 for n in sizes):
+        raise TypeError(f"Tensor{tuple(sizes)!r}: give one data argument (a list, number or array), or sizes as "
+                        f"non-negative ints; pass requires_grad=, dtype= and device= by keyword")
+    return np.zeros(tuple(int(n) for n in sizes) if sizes else (0,), dtype=dtype or np.float32)
+
+
 class Tensor:
     """An n-dimensional array on a device, with an optional gradient and the op that made it."""
 
     __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operators
 
-    def __init__(self, data, requires_grad=False, dtype=None, device=None):
+    def __init__(self, *data, requires_grad=False, dtype=None, device=None):
+        """`Tensor(data)` infers the dtype as torch.tensor does (arrays keep theirs); `Tensor(2, 3)` is
+        PyTorch's legacy constructor of a float32 tensor of that shape (zeros here, uninitialised there),
+        and `Tensor()` an empty one."""
+        data = _legacy_sizes(data, dtype) if len(data) != 1 else data[0]
         if isinstance(data, Tensor):
             data = data.array
         if device is None:
