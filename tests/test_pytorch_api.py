@@ -241,3 +241,49 @@ def test_conv2d_function_refuses_the_settings_pytorch_refuses(case):
     w_shape, options, message = FUNCTIONAL_REFUSALS[case]
     with pytest.raises(ValueError, match=message):
         torch.functional.conv2d(torch.zeros(1, 4, 5, 5), torch.zeros(*w_shape), **options)
+
+
+def framework(name):
+    """The library a client's code runs on: this engine, or PyTorch itself where it is installed, so that
+    each expectation below is checked against PyTorch too."""
+    return torch if name == "tinygrad_mnist" else pytest.importorskip("torch")
+
+
+FRAMEWORKS = ["tinygrad_mnist", "torch"]
+
+
+def functional(lib):
+    return lib.functional if lib is torch else lib.nn.functional
+
+
+RUNTIME_ERRORS = {  # client code that PyTorch refuses with a RuntimeError; the engine's class, kept beside it
+    "view": (lambda lib: lib.zeros(2, 3).view(4), ValueError),
+    "reshape": (lambda lib: lib.zeros(2, 3).reshape(4, 2), ValueError),
+    "matmul": (lambda lib: lib.zeros(2, 3) @ lib.zeros(2, 3), ValueError),
+    "broadcasting": (lambda lib: lib.zeros(2, 3) + lib.zeros(4), ValueError),
+    "comparison": (lambda lib: lib.zeros(2, 3) == lib.zeros(4), ValueError),
+    "in-place-broadcasting": (lambda lib: lib.zeros(2, 3).add_(lib.zeros(4)), ValueError),
+    "cat": (lambda lib: lib.cat([lib.zeros(2, 3), lib.zeros(3, 3)], dim=1), ValueError),
+    "stack": (lambda lib: lib.stack([lib.zeros(2, 3), lib.zeros(3, 3)]), ValueError),
+    "expand": (lambda lib: lib.zeros(2, 3).expand(3, 3), ValueError),
+    "item-of-many": (lambda lib: lib.zeros(2, 3).item(), ValueError),
+    "backward-gradient-shape": (lambda lib: (lib.zeros(2, requires_grad=True) * 2).backward(lib.zeros(3)), ValueError),
+    "linear": (lambda lib: functional(lib).linear(lib.zeros(2, 3), lib.zeros(4, 4)), ValueError),
+    "load-state-dict": (lambda lib: lib.nn.Linear(2, 2).load_state_dict({}), ValueError),
+    "requires-grad-of-integers": (lambda lib: lib.tensor([1, 2]).requires_grad_(), TypeError),
+}
+
+
+@pytest.mark.parametrize("lib", FRAMEWORKS)
+@pytest.mark.parametrize("case", sorted(RUNTIME_ERRORS))
+def test_what_pytorch_refuses_with_a_runtime_error_is_a_runtime_error(case, lib):
+    code, _ = RUNTIME_ERRORS[case]
+    with pytest.raises(RuntimeError):
+        code(framework(lib))
+
+
+@pytest.mark.parametrize("case", sorted(RUNTIME_ERRORS))
+def test_the_engines_errors_keep_their_own_class_beside_runtime_error(case):
+    code, engine_class = RUNTIME_ERRORS[case]
+    with pytest.raises(engine_class):
+        code(torch)

@@ -13,8 +13,8 @@ from .creation import (arange, as_tensor, empty, eye, from_numpy, full, full_lik
 from .gradcheck import GradcheckError, gradcheck
 from .ops import OPS
 from .serialization import load, save
-from .tensor import (Function, Tensor, cat, concat, concatenate, is_grad_enabled, maximum, minimum, no_grad, stack,
-                     toposort, where)
+from .tensor import (DtypeError, Function, ShapeError, Tensor, cat, concat, concatenate, is_grad_enabled, maximum,
+                     minimum, no_grad, stack, toposort, where)
 
 __version__ = "0.1.0"
 
@@ -51,8 +51,9 @@ del _name
 from . import functional, nn, optim, utils  # noqa: E402  (torch.nn, torch.optim, torch.utils.data after `import torch`)
 
 __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "gradcheck", "GradcheckError", "OPS", "toposort",
-           "DeviceError", "cuda_available", "manual_seed", "device", "cuda", "accelerator", "tensor", "as_tensor",
-           "from_numpy", "zeros", "ones", "empty", "full", "zeros_like", "ones_like", "full_like", "arange",
-           "linspace", "eye", "rand", "randn", "randint", "randperm", "cat", "concat", "concatenate", "stack",
-           "where", "maximum", "minimum", "save", "load", "float32", "float", "float64", "double", "float16", "half", "int64", "long",
-           "int32", "int", "int16", "int8", "uint8", "bool", *TENSOR_FUNCTIONS]
+           "DeviceError", "ShapeError", "DtypeError", "cuda_available", "manual_seed", "device", "cuda", "accelerator",
+           "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "zeros_like", "ones_like",
+           "full_like", "arange", "linspace", "eye", "rand", "randn", "randint", "randperm", "cat", "concat",
+           "concatenate", "stack", "where", "maximum", "minimum", "save", "load", "float32", "float", "float64",
+           "double", "float16", "half", "int64", "long", "int32", "int", "int16", "int8", "uint8", "bool",
+           *TENSOR_FUNCTIONS]

@@ -16,6 +16,17 @@ from .backend import DeviceError
 _state = threading.local()
 
 
+class ShapeError(ValueError, RuntimeError):
+    """Shapes that do not fit (a reshape, a product, broadcasting, `item()` of many elements), and NumPy's
+    other refusals within an op (integers to negative powers). NumPy raises a ValueError there and
+    PyTorch a RuntimeError: this is both, so either `except` catches it."""
+
+
+class DtypeError(TypeError, RuntimeError):
+    """A dtype the operation does not take (an integer tensor that would require grad, or be averaged):
+    a TypeError, and the RuntimeError PyTorch raises there."""
+
+
 def is_grad_enabled():
     return getattr(_state, "grad_enabled", True)
 
@@ -71,7 +82,10 @@ class Function:
         arrays = _common_dtype(cls.__name__, tensors)
         for hook in op_hooks:
             hook.forward_pre(ctx, arrays)
-        out = Tensor._wrap(ctx.forward(*arrays, **options))
+        try:
+            out = Tensor._wrap(ctx.forward(*arrays, **options))
+        except ValueError as e:  # NumPy's refusals (shapes that do not broadcast or multiply)
+            raise e if isinstance(e, ShapeError) else ShapeError(f"{cls.__name__}: {e}") from None
         for hook in op_hooks:
             hook.forward_post(ctx, arrays)
         if ctx.view:  # the output shares the input's memory, so an in-place change to either changes both
@@ -103,6 +117,17 @@ def _common_dtype(op, tensors):
         return [t.data for t in tensors]
     (dtype,) = floats
     return [t.data if t.dtype == dtype else t.data.astype(dtype) for t in tensors]
+
+
+@contextlib.contextmanager
+def _shapes_must_fit(name):
+    """NumPy's ValueError for shapes that do not fit, raised as a ShapeError naming the operation."""
+    try:
+        yield
+    except ShapeError:
+        raise
+    except ValueError as e:
+        raise ShapeError(f"{name}: {e}") from None
 
 
 def recorded_parents(t):
@@ -260,7 +285,7 @@ class Tensor:
 
     def requires_grad_(self, requires_grad=True):
         if requires_grad and not _float_dtype(self.dtype):
-            raise TypeError(f"only floating-point tensors can require grad, not {self.dtype}")
+            raise DtypeError(f"only floating-point tensors can require grad, not {self.dtype}")
         if not requires_grad and not self.is_leaf:
             raise RuntimeError("requires_grad_(False) on a tensor made by a recorded op: use .detach() instead")
         self.requires_grad = requires_grad
@@ -325,7 +350,7 @@ class Tensor:
 
     def item(self):
         if self.data.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+            raise ShapeError(f"item() needs a tensor with one element, this one has shape {self.shape}")
         return self.data.reshape(()).item()
 
     def tolist(self):
@@ -333,7 +358,7 @@ class Tensor:
 
     def _one_value(self, what):
         if self.data.size != 1:
-            raise RuntimeError(f"{what} of a tensor with {self.data.size} elements (shape {self.shape}) is "
+            raise ShapeError(f"{what} of a tensor with {self.data.size} elements (shape {self.shape}) is "
                                f"ambiguous: it needs exactly one; reduce it first (.any(), .all(), .sum())")
         return self.data.reshape(()).item()
 
@@ -363,8 +388,9 @@ class Tensor:
 
     def __setitem__(self, key, value):
         self._check_inplace("item assignment", value)
-        self.data[_index_key(key, backend.get_array_module(self.data))] = value.data if isinstance(value, Tensor) \
-            else value
+        with _shapes_must_fit("item assignment"):
+            self.data[_index_key(key, backend.get_array_module(self.data))] = value.data if isinstance(value, Tensor) \
+                else value
         self._version[0] += 1
 
     def detach(self):
@@ -432,7 +458,7 @@ class Tensor:
         else:
             gradient = gradient.data if isinstance(gradient, Tensor) else xp.asarray(gradient, dtype=self.dtype)
             if gradient.shape != self.shape:
-                raise ValueError(f"backward(gradient): it has shape {gradient.shape}, the tensor {self.shape}")
+                raise ShapeError(f"backward(gradient): it has shape {gradient.shape}, the tensor {self.shape}")
 
         grads = {id(self): gradient}
         for node in toposort(self, parents=_differentiable_parents):
@@ -504,7 +530,8 @@ class Tensor:
         if self.requires_grad and is_grad_enabled():
             raise RuntimeError(f"{name} is not differentiable: apply it to a tensor that needs no grad "
                                "(x.detach()) or under no_grad()")
-        return Tensor._wrap(fn(self.data, other))
+        with _shapes_must_fit(name):
+            return Tensor._wrap(fn(self.data, other))
 
     def __floordiv__(self, other): return self._no_grad_math(other, lambda a, b: a // b, "//")
     def __rfloordiv__(self, other): return self._no_grad_math(other, lambda a, b: b // a, "//")
@@ -513,7 +540,8 @@ class Tensor:
 
     def _compare(self, other, fn):
         other = other.data if isinstance(other, Tensor) else other
-        return Tensor._wrap(fn(self.data, other))
+        with _shapes_must_fit("comparison"):
+            return Tensor._wrap(fn(self.data, other))
 
     def __lt__(self, other): return self._compare(other, lambda a, b: a < b)
     def __le__(self, other): return self._compare(other, lambda a, b: a <= b)
@@ -639,7 +667,7 @@ class Tensor:
         """The axes in the order `dims` (a permutation of all of them)."""
         dims = _shape_args(dims)
         if sorted(d % max(self.ndim, 1) for d in dims) != list(range(self.ndim)):
-            raise ValueError(f"permute: {dims} is not a permutation of the {self.ndim} dimensions")
+            raise ShapeError(f"permute: {dims} is not a permutation of the {self.ndim} dimensions")
         return ops.Transpose.apply(self, axes=tuple(d % self.ndim for d in dims))
 
     def transpose(self, *axes):
@@ -669,7 +697,7 @@ class Tensor:
         else:
             sizes = list(split_size_or_sections)
             if sum(sizes) != n:
-                raise ValueError(f"split: sizes {sizes} add up to {sum(sizes)}, but dimension {dim} has {n}")
+                raise ShapeError(f"split: sizes {sizes} add up to {sum(sizes)}, but dimension {dim} has {n}")
         where, starts = [slice(None)] * (dim % self.ndim), np.cumsum([0] + sizes)
         return tuple(self[(*where, slice(int(a), int(b)))] for a, b in zip(starts[:-1], starts[1:]))
 
@@ -781,7 +809,8 @@ class Tensor:
         xp = backend.get_array_module(self.data)
         other = other.data if isinstance(other, Tensor) else other
         try:
-            getattr(xp, ufunc)(self.data, other, out=self.data, casting="same_kind")
+            with _shapes_must_fit(name):
+                getattr(xp, ufunc)(self.data, other, out=self.data, casting="same_kind")
         except TypeError as e:  # NumPy's UFuncTypeError is a TypeError
             raise RuntimeError(f"{name}: the result cannot be stored in this {self.dtype} tensor ({e})") from None
         self._version[0] += 1
@@ -799,7 +828,8 @@ class Tensor:
 
     def copy_(self, src):
         self._check_inplace("copy_", src)
-        self.data[...] = backend.to_device(src.data if isinstance(src, Tensor) else src, self.device)
+        with _shapes_must_fit("copy_"):
+            self.data[...] = backend.to_device(src.data if isinstance(src, Tensor) else src, self.device)
         self._version[0] += 1
         return self
 
@@ -859,7 +889,7 @@ def stack(tensors, dim=0):
         raise ValueError("stack: expected a non-empty sequence of tensors")
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:
-        raise ValueError(f"stack: expects tensors of one shape, got {sorted(shapes)}")
+        raise ShapeError(f"stack: expects tensors of one shape, got {sorted(shapes)}")
     return cat([t.unsqueeze(dim) for t in tensors], dim)
 
 
