@@ -287,3 +287,79 @@ def test_the_engines_errors_keep_their_own_class_beside_runtime_error(case):
     code, engine_class = RUNTIME_ERRORS[case]
     with pytest.raises(engine_class):
         code(torch)
+
+
+def dtype_name(t):
+    return str(t.dtype).removeprefix("torch.")
+
+
+DTYPES = {  # client code -> the dtype PyTorch gives its result
+    "arange-over-an-int": (lambda lib: lib.arange(4) / 4, "float32"),
+    "int-scalar-over-an-int": (lambda lib: lib.tensor(3) / 2, "float32"),
+    "accuracy-as-a-fraction": (lambda lib: (lib.tensor([1, 2, 3]) == lib.tensor([1, 0, 3])).sum()
+                               / lib.tensor([1, 0, 3]).size(0), "float32"),
+    "div-method": (lambda lib: lib.arange(4).div(2), "float32"),
+    "number-over-an-int-tensor": (lambda lib: 5 / (lib.arange(4) + 1), "float32"),
+    "int-tensor-over-int-tensor": (lambda lib: lib.arange(1, 5) / lib.arange(4, 0, -1), "float32"),
+    "bool-over-bool": (lambda lib: lib.tensor([True, False]) / lib.tensor([True, True]), "float32"),
+    "int-over-a-python-float": (lambda lib: lib.arange(4) / 2.0, "float32"),
+    "int-over-float64": (lambda lib: lib.arange(4) / lib.tensor(2.0, dtype=lib.float64), "float64"),
+    "float64-over-int": (lambda lib: lib.ones(2, dtype=lib.float64) / lib.arange(1, 3), "float64"),
+    "float32-plus-int-over-int": (lambda lib: lib.ones(4, 2) + (lib.arange(4) / 4)[:, None], "float32"),
+    "float-scalar-tensor-times-int": (lambda lib: lib.tensor(2.5) * lib.arange(4), "float32"),
+    "int-times-a-python-float": (lambda lib: lib.arange(4) * 0.5, "float32"),
+    "floor-rounding-of-ints": (lambda lib: lib.tensor([-7, 7, 6]).div(2, rounding_mode="floor"), "int64"),
+    "trunc-rounding-of-ints": (lambda lib: lib.tensor([-7, 7, -6, -1]).div(2, rounding_mode="trunc"), "int64"),
+    "trunc-rounding-of-floats": (lambda lib: lib.tensor([-7.0, 7.5]).div(2, rounding_mode="trunc"), "float32"),
+    "int-floor-divided-by-a-float": (lambda lib: lib.arange(5) // 2.0, "float32"),
+    "int-modulo-a-float": (lambda lib: lib.arange(5) % 2.0, "float32"),
+    "mean-of-ints-with-a-dtype": (lambda lib: lib.arange(4).mean(dtype=lib.float32), "float32"),
+    "sum-with-a-dtype": (lambda lib: lib.ones(2, 3).sum(1, dtype=lib.float64), "float64"),
+    "softmax-of-ints-with-a-dtype": (lambda lib: lib.arange(4).softmax(0, dtype=lib.float32), "float32"),
+    "logsumexp-of-ints": (lambda lib: lib.arange(4).logsumexp(0), "float32"),
+    **{f"{name}-of-ints": ((lambda name: lambda lib: getattr(lib.arange(1, 4), name)())(name), "float32")
+       for name in ("sqrt", "rsqrt", "exp", "log", "sin", "cos", "tanh", "sigmoid")},
+    "sigmoid-of-bools": (lambda lib: lib.tensor([True, False]).sigmoid(), "float32"),
+    "abs-of-ints": (lambda lib: lib.arange(-2, 2).abs(), "int64"),
+    "prod-of-ints": (lambda lib: lib.arange(1, 4).prod(), "int64"),
+}
+
+
+@pytest.mark.parametrize("lib", FRAMEWORKS)
+@pytest.mark.parametrize("case", sorted(DTYPES))
+def test_integer_and_mixed_arithmetic_gives_pytorchs_dtype(case, lib):
+    code, dtype = DTYPES[case]
+    out = code(framework(lib))
+    assert dtype_name(out) == dtype
+    if lib == "torch":  # and the engine's values are PyTorch's
+        np.testing.assert_allclose(code(torch).numpy(), out.numpy(), rtol=1e-6)
+
+
+INTEGER_REFUSALS = {  # PyTorch computes these in floating point only, and says so
+    "mean": lambda lib: lib.arange(4).mean(),
+    "mean-of-a-comparison": lambda lib: (lib.arange(4) == 2).mean(),
+    "var": lambda lib: lib.arange(4).var(),
+    "std": lambda lib: lib.arange(4).std(),
+    "norm": lambda lib: lib.arange(4).norm(),
+    "softmax": lambda lib: lib.arange(4).softmax(0),
+    "log-softmax": lambda lib: lib.arange(4).log_softmax(0),
+}
+
+
+@pytest.mark.parametrize("lib", FRAMEWORKS)
+@pytest.mark.parametrize("case", sorted(INTEGER_REFUSALS))
+def test_floating_point_reductions_of_an_integer_tensor_are_refused(case, lib):
+    with pytest.raises(RuntimeError):
+        INTEGER_REFUSALS[case](framework(lib))
+
+
+def test_the_refusal_of_an_integer_mean_says_how_to_convert():
+    with pytest.raises(torch.DtypeError, match=r"needs a floating-point tensor.*x\.float\(\)\.mean\(\)"):
+        torch.arange(4).mean()
+
+
+def test_rounded_division_has_no_gradient_and_refuses_an_unknown_mode():
+    with pytest.raises(RuntimeError, match="not differentiable"):
+        Tensor([1.5], requires_grad=True).div(2, rounding_mode="floor")
+    with pytest.raises(ValueError, match="rounding_mode must be None, 'trunc' or 'floor'"):
+        Tensor([1.5]).div(2, rounding_mode="round")

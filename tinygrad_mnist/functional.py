@@ -197,8 +197,7 @@ def _dim(dim, axis):
 
 def log_softmax(input, dim=None, dtype=None, *, axis=None):
     """log softmax along `dim` (default the last axis; `axis` is the NumPy spelling, kept as an alias)."""
-    x = input if dtype is None else input.to(dtype)
-    return ops.LogSoftmax.apply(x, axis=_dim(dim, axis))
+    return input.log_softmax(_dim(dim, axis), dtype)
 
 
 def softmax(input, dim=None, dtype=None, *, axis=None):

@@ -509,8 +509,8 @@ class Tensor:
     def __rsub__(self, other): return self._binary(other, ops.Sub, reverse=True)
     def __mul__(self, other): return self._binary(other, ops.Mul)
     def __rmul__(self, other): return self._binary(other, ops.Mul, reverse=True)
-    def __truediv__(self, other): return self._binary(other, ops.Div)
-    def __rtruediv__(self, other): return self._binary(other, ops.Div, reverse=True)
+    def __truediv__(self, other): return self._true_divide(other)
+    def __rtruediv__(self, other): return self._true_divide(other, reverse=True)
     def __matmul__(self, other): return self._binary(other, ops.MatMul)
     def __rmatmul__(self, other): return self._binary(other, ops.MatMul, reverse=True)
     def __neg__(self): return ops.Neg.apply(self)
@@ -524,14 +524,23 @@ class Tensor:
     def __rpow__(self, base):
         return self._constant(base) ** self
 
+    def _true_divide(self, other, reverse=False):
+        """self / other. Integer and boolean operands alone divide in float32, PyTorch's default dtype
+        (NumPy would give float64); with a floating-point operand the result has its dtype, as in any op."""
+        a, b = _tensors(self, other)
+        if not (_float_dtype(a.dtype) or _float_dtype(b.dtype)):
+            a = a.float()
+        return ops.Div.apply(b, a) if reverse else ops.Div.apply(a, b)
+
     def _no_grad_math(self, other, fn, name):
-        """Integer-valued arithmetic (//, %) that has no gradient: refused on tensors that need one."""
-        other = other.data if isinstance(other, Tensor) else other
-        if self.requires_grad and is_grad_enabled():
+        """Integer-valued arithmetic (//, %, rounded division) that has no gradient: refused on tensors that
+        need one. The operands' dtypes combine as in the ops (an integer tensor // 2.0 is float32)."""
+        a, b = _tensors(self, other)
+        if (a.requires_grad or b.requires_grad) and is_grad_enabled():
             raise RuntimeError(f"{name} is not differentiable: apply it to a tensor that needs no grad "
                                "(x.detach()) or under no_grad()")
         with _shapes_must_fit(name):
-            return Tensor._wrap(fn(self.data, other))
+            return Tensor._wrap(fn(*_common_dtype(name, (a, b))))
 
     def __floordiv__(self, other): return self._no_grad_math(other, lambda a, b: a // b, "//")
     def __rfloordiv__(self, other): return self._no_grad_math(other, lambda a, b: b // a, "//")
@@ -575,11 +584,25 @@ class Tensor:
         t = self if dtype is None else self.to(dtype)
         return ops.Sum.apply(t, axis=_dims(dim, axis), keepdims=_keep(keepdim, keepdims))
 
-    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    def mean(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+        """The mean over all elements or `dim`, in `dtype` if given. An integer tensor needs a dtype, as
+        in PyTorch: x.float().mean() or x.mean(dtype=torch.float32)."""
+        t = self if dtype is None else self.to(dtype)
+        t._require_float("mean()", "x.float().mean() or x.mean(dtype=torch.float32)")
         axis = _dims(dim, axis)
-        axes = range(self.ndim) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
-        count = math.prod(self.shape[a] for a in axes)
-        return self.sum(axis=axis, keepdims=_keep(keepdim, keepdims)) * (1.0 / count)
+        axes = range(t.ndim) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
+        count = math.prod(t.shape[a] for a in axes)
+        return t.sum(axis=axis, keepdims=_keep(keepdim, keepdims)) * (1.0 / count)
+
+    def _require_float(self, what, fix):
+        if not _float_dtype(self.dtype):
+            raise DtypeError(f"{what} needs a floating-point tensor, as in PyTorch, not {self.dtype}: convert "
+                             f"first, {fix}")
+
+    def _floating(self):
+        """This tensor, or a float32 copy of an integer or boolean one: what PyTorch takes exp, log, sin,
+        tanh or sigmoid of."""
+        return self if _float_dtype(self.dtype) else self.float()
 
     def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         """With no dim, the maximum; with an int dim, (values, indices) along it, as PyTorch; with a
@@ -709,23 +732,33 @@ class Tensor:
         return tuple(t.squeeze(dim) for t in self.split(1, dim))
 
     def matmul(self, other): return self @ other
-    def exp(self): return ops.Exp.apply(self)
-    def log(self): return ops.Log.apply(self)
+    def exp(self): return ops.Exp.apply(self._floating())
+    def log(self): return ops.Log.apply(self._floating())
     def relu(self): return ops.ReLU.apply(self)
-    def tanh(self): return ops.Tanh.apply(self)
-    def sigmoid(self): return ops.Sigmoid.apply(self)
+    def tanh(self): return ops.Tanh.apply(self._floating())
+    def sigmoid(self): return ops.Sigmoid.apply(self._floating())
     def pow(self, exponent): return self ** exponent
     def add(self, other, alpha=1): return self + (other if alpha == 1 else other * alpha)
     def sub(self, other, alpha=1): return self - (other if alpha == 1 else other * alpha)
     def mul(self, other): return self * other
-    def div(self, other): return self / other
     def neg(self): return -self
+
+    def div(self, other, *, rounding_mode=None):
+        """self / other, or with rounding_mode 'floor' or 'trunc' the quotient rounded down or toward zero
+        (integers stay integers; no gradient, as for //)."""
+        if rounding_mode is None:
+            return self / other
+        if rounding_mode == "floor":
+            return self // other
+        if rounding_mode == "trunc":
+            return self._no_grad_math(other, _trunc_divide, "div(rounding_mode='trunc')")
+        raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
 
     def sqrt(self): return self ** 0.5
     def rsqrt(self): return self ** -0.5
     def square(self): return self * self
-    def sin(self): return ops.Sin.apply(self)
-    def cos(self): return ops.Cos.apply(self)
+    def sin(self): return ops.Sin.apply(self._floating())
+    def cos(self): return ops.Cos.apply(self._floating())
     def maximum(self, other): return maximum(self, other)
     def minimum(self, other): return minimum(self, other)
 
@@ -754,6 +787,7 @@ class Tensor:
 
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
         """Σ (x - mean)² / (n - correction), with correction 1 (Bessel's) unless unbiased=False or given."""
+        self._require_float("var() and std()", "x.float().var()")
         axis, keep = _dims(dim, axis), _keep(keepdim, keepdims)
         if correction is None:
             correction = 0 if unbiased is False else 1
@@ -768,6 +802,7 @@ class Tensor:
 
     def norm(self, p=2, dim=None, keepdim=False):
         """The p-norm (2, 1, inf or any positive p; 'fro' is 2) over all elements or `dim`."""
+        self._require_float("norm()", "x.float().norm()")
         if p == "fro":
             p = 2
         if p == 2:
@@ -780,15 +815,19 @@ class Tensor:
 
     def logsumexp(self, dim, keepdim=False):
         """log Σ eˣ along dim, shifted by the (constant) maximum so no exponential overflows."""
-        top = Tensor._wrap(self.data.max(axis=dim, keepdims=True))
-        out = (self - top).exp().sum(dim, keepdim=True).log() + top
+        t = self._floating()
+        top = Tensor._wrap(t.data.max(axis=dim, keepdims=True))
+        out = (t - top).exp().sum(dim, keepdim=True).log() + top
         return out if keepdim else out.squeeze(dim)
 
-    def softmax(self, dim=-1):
-        return self.log_softmax(dim).exp()
+    def softmax(self, dim=-1, dtype=None):
+        return self.log_softmax(dim, dtype).exp()
 
-    def log_softmax(self, dim=-1):
-        return ops.LogSoftmax.apply(self, axis=dim)
+    def log_softmax(self, dim=-1, dtype=None):
+        """x - logsumexp(x) along `dim`, in `dtype` if given (an integer tensor needs one, as in PyTorch)."""
+        t = self if dtype is None else self.to(dtype)
+        t._require_float("softmax() and log_softmax()", "x.float() or pass dtype=torch.float32")
+        return ops.LogSoftmax.apply(t, axis=dim)
 
     def _check_inplace(self, name, *others):
         """PyTorch's rules for changing a tensor's data in place while the tape records."""
@@ -841,6 +880,14 @@ class Tensor:
 
     def zero_(self):
         return self.fill_(0)
+
+
+def _trunc_divide(a, b):
+    """a / b rounded toward zero; exact for integers (no detour through floats)."""
+    if _float_dtype(a.dtype):
+        return backend.get_array_module(a).trunc(a / b)
+    q = a // b
+    return q + ((q < 0) & (q * b != a))  # floor is one below trunc for an inexact negative quotient
 
 
 class MinMax(tuple):
