@@ -175,6 +175,16 @@ def test_top_level_functions_are_the_tensor_methods():
     assert torch.max(x, 1).values.tolist() == [2.0, 5.0] and float(torch.sum(x)) == 15.0
 
 
+def test_pythons_abs_and_unary_plus_work_on_tensors():
+    x = Tensor([-1.5, 2.0])
+    assert abs(x).tolist() == [1.5, 2.0] and (+x).tolist() == [-1.5, 2.0]
+
+
+def test_a_top_level_function_refuses_what_is_not_a_tensor_naming_the_argument():
+    with pytest.raises(TypeError, match="argument 'input' must be a Tensor, not list"):
+        torch.exp([1.0])
+
+
 def test_save_and_load_round_trip_a_model_and_optimizer_state(tmp_path):
     model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
     opt = torch.optim.Adam(model.parameters(), lr=0.1)

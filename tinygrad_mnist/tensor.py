@@ -515,6 +515,7 @@ class Tensor:
     def __rmatmul__(self, other): return self._binary(other, ops.MatMul, reverse=True)
     def __neg__(self): return ops.Neg.apply(self)
     def __pos__(self): return self
+    def __abs__(self): return self.abs()
 
     def __pow__(self, exponent):
         if not isinstance(exponent, Tensor) and not np.isscalar(exponent):
@@ -710,15 +711,15 @@ class Tensor:
 
     swapaxes = swapdims = transpose
 
-    def split(self, split_size_or_sections, dim=0):
+    def split(self, split_size, dim=0):
         """Pieces of `split_size` along `dim` (the last one smaller), or of the given list of sizes."""
         n = self.shape[dim]
-        if isinstance(split_size_or_sections, int):
-            if split_size_or_sections < 1:
-                raise ValueError(f"split: split_size must be positive, got {split_size_or_sections}")
-            sizes = [min(split_size_or_sections, n - s) for s in range(0, n, split_size_or_sections)]
+        if isinstance(split_size, int):
+            if split_size < 1:
+                raise ValueError(f"split: split_size must be positive, got {split_size}")
+            sizes = [min(split_size, n - s) for s in range(0, n, split_size)]
         else:
-            sizes = list(split_size_or_sections)
+            sizes = list(split_size)
             if sum(sizes) != n:
                 raise ShapeError(f"split: sizes {sizes} add up to {sum(sizes)}, but dimension {dim} has {n}")
         where, starts = [slice(None)] * (dim % self.ndim), np.cumsum([0] + sizes)
