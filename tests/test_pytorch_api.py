@@ -373,3 +373,46 @@ def test_rounded_division_has_no_gradient_and_refuses_an_unknown_mode():
         Tensor([1.5], requires_grad=True).div(2, rounding_mode="floor")
     with pytest.raises(ValueError, match="rounding_mode must be None, 'trunc' or 'floor'"):
         Tensor([1.5]).div(2, rounding_mode="round")
+
+
+WHERE = {  # torch.where(condition, a, b) with numbers for a or b -> the dtype PyTorch gives
+    "two-python-floats": (lambda lib, c: lib.where(c, 1.0, 0.0), "float32"),
+    "two-python-ints": (lambda lib, c: lib.where(c, 1, 0), "int64"),
+    "an-int-and-a-float": (lambda lib, c: lib.where(c, 1, 0.5), "float32"),
+    "two-bools": (lambda lib, c: lib.where(c, True, False), "bool"),
+    "a-float64-tensor-and-a-float": (lambda lib, c: lib.where(c, lib.ones(3, dtype=lib.float64), 0.5), "float64"),
+    "an-int-tensor-and-a-float": (lambda lib, c: lib.where(c, lib.arange(3), 0.5), "float32"),
+    "a-float-and-a-float32-tensor": (lambda lib, c: lib.where(c, 2.0, lib.ones(3)), "float32"),
+}
+
+
+@pytest.mark.parametrize("lib", FRAMEWORKS)
+@pytest.mark.parametrize("case", sorted(WHERE))
+def test_where_with_numbers_for_either_side_gives_pytorchs_dtype_and_values(case, lib):
+    code, dtype = WHERE[case]
+    lib = framework(lib)
+    out = code(lib, lib.tensor([True, False, True]))
+    assert dtype_name(out) == dtype
+    expected = code(torch, torch.tensor([True, False, True]))
+    np.testing.assert_array_equal(out.numpy(), expected.numpy())
+
+
+NONZERO = {  # the index tensors PyTorch gives
+    "where-of-a-condition-alone": (lambda lib, x: lib.where(x > 0), [[0, 1], [0, 1]]),
+    "nonzero-as-rows": (lambda lib, x: x.nonzero(), [[[0, 0], [1, 0], [1, 1]]]),
+    "torch-nonzero-as-a-tuple": (lambda lib, x: lib.nonzero(x, as_tuple=True), [[0, 1, 1], [0, 0, 1]]),
+    "nonzero-of-a-scalar": (lambda lib, x: lib.tensor(5).nonzero(as_tuple=True), [[0]]),
+    "nonzero-of-zero": (lambda lib, x: lib.tensor(0.0).nonzero(as_tuple=True), [[]]),
+    "nonzero-rows-of-a-scalar": (lambda lib, x: lib.tensor(5).nonzero(), [[[]]]),
+}
+
+
+@pytest.mark.parametrize("lib", FRAMEWORKS)
+@pytest.mark.parametrize("case", sorted(NONZERO))
+def test_where_of_a_condition_and_nonzero_give_pytorchs_int64_indices(case, lib):
+    code, expected = NONZERO[case]
+    lib = framework(lib)
+    out = code(lib, lib.tensor([[3, 0], [-1, 2]]))
+    out = list(out) if isinstance(out, tuple) else [out]
+    assert all(dtype_name(t) == "int64" for t in out)
+    assert [t.tolist() for t in out] == expected

@@ -48,7 +48,8 @@ TENSOR_FUNCTIONS = ("flatten", "reshape", "squeeze", "unsqueeze", "permute", "tr
                     "std", "norm", "logsumexp", "softmax", "log_softmax", "any", "all", "matmul", "abs", "sqrt",
                     "rsqrt", "square", "exp", "log", "sin", "cos", "relu", "tanh", "sigmoid", "clamp", "clip", "add",
                     "sub", "mul", "div", "neg", "eq", "ne", "lt", "le", "gt", "ge", "less", "less_equal", "greater",
-                    "greater_equal", "not_equal", "equal", "allclose", "is_floating_point", "numel", "clone", "detach")
+                    "greater_equal", "not_equal", "equal", "allclose", "is_floating_point", "nonzero", "numel", "clone",
+                    "detach")
 for _name in TENSOR_FUNCTIONS:
     globals()[_name] = _function(_name)
 del _name

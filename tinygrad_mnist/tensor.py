@@ -575,6 +575,14 @@ class Tensor:
         xp = backend.get_array_module(self.data)
         return bool(xp.allclose(self.data, other.data if isinstance(other, Tensor) else other, rtol, atol))
 
+    def nonzero(self, *, as_tuple=False):
+        """The indices of the non-zero elements: an (n, ndim) int64 tensor, or with as_tuple=True one int64
+        tensor of n indices per dimension (a 0-d tensor counting as 1-d, as in PyTorch). No gradient: indices."""
+        xp = backend.get_array_module(self.data)
+        if as_tuple:
+            return tuple(Tensor._wrap(i.astype(np.int64, copy=False)) for i in xp.nonzero(xp.atleast_1d(self.data)))
+        return Tensor._wrap(xp.argwhere(self.data).astype(np.int64, copy=False))
+
     def any(self, dim=None, keepdim=False):
         return Tensor._wrap(self.data.any(axis=dim, keepdims=keepdim))
 
@@ -911,9 +919,17 @@ def minimum(a, b):
     return -ops.Maximum.apply(-a, -b)
 
 
-def where(condition, input, other):
-    """input where condition holds, else other (either may be a number);  the gradient flows to the
-    side that was chosen."""
+def where(condition, input=None, other=None):
+    """input where condition holds, else other; either may be a number, and two numbers make a tensor as
+    torch.tensor would (Python floats float32). The gradient flows to the side that was chosen.
+    where(condition) alone is condition.nonzero(as_tuple=True), as in PyTorch."""
+    if input is None and other is None:
+        return (condition if isinstance(condition, Tensor) else Tensor(condition)).nonzero(as_tuple=True)
+    if input is None or other is None:
+        raise TypeError("where: give both input and other (or neither, for where(condition), the indices of the "
+                        "elements that hold)")
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        input = Tensor(input, device=condition.device if isinstance(condition, Tensor) else None)
     input, other = _tensors(input, other)
     cond = condition.data if isinstance(condition, Tensor) else condition
     return ops.Where.apply(input, other, condition=backend.get_array_module(input.data).asarray(cond, dtype=bool))
