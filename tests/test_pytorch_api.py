@@ -1,6 +1,8 @@
 """A PyTorch user's everyday tensor habits work, or fail loudly: Python values, dtypes, factories, in-place
 rules, `.grad` as a Tensor. (Gradients of the ops are in test_grad_ops.py, agreement with PyTorch in
 test_torch_parity.py.)"""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -416,3 +418,22 @@ def test_where_of_a_condition_and_nonzero_give_pytorchs_int64_indices(case, lib)
     out = list(out) if isinstance(out, tuple) else [out]
     assert all(dtype_name(t) == "int64" for t in out)
     assert [t.tolist() for t in out] == expected
+
+
+def test_the_norm_and_std_at_zero_have_gradient_zero_and_warn_of_nothing():
+    x = Tensor([0.0, 0.0, 0.0], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (x.norm() + x.norm(p=3) + x.std()).backward()
+    assert x.grad.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_logsumexp_of_a_row_of_minus_infinity_is_minus_infinity():
+    x = Tensor([[-np.inf, -np.inf], [0.0, -np.inf]])
+    assert x.logsumexp(1).tolist() == [-np.inf, 0.0]
+
+
+@pytest.mark.parametrize("p", [0, -1, float("-inf"), "nuc"])
+def test_a_norm_order_the_engine_lacks_is_refused_by_name(p):
+    with pytest.raises(ValueError, match="norm: p must be a positive number, math.inf or 'fro'"):
+        Tensor([1.0, 2.0]).norm(p=p)

@@ -367,6 +367,35 @@ def test_every_top_level_function_of_the_engine_is_a_pytorch_function():
     assert [name for name in tg.TENSOR_FUNCTIONS + ("pow", "split") if not callable(getattr(torch, name, None))] == []
 
 
+def _edge_cases():
+    """(name, ours, theirs, input arrays) where a naive VJP divides by zero: norms of zero rows and of rows
+    with zeros, std of a constant row, logsumexp of rows of -inf and +inf, sqrt at 0."""
+    import tinygrad_mnist as tg
+    zeros = np.array([[0.0, 0.0, 0.0], [0.0, 2.0, -1.0], [1.0, -3.0, 0.5]])
+    constant = np.array([[2.0, 2.0, 2.0], [1.0, 2.0, 3.5]])
+    infinite = np.array([[-np.inf, -np.inf, -np.inf], [np.inf, 1.0, 2.0], [-np.inf, 0.5, 1.0]])
+    cases = [(f"norm-p{p}-with-zeros", (lambda p: lambda a: a.norm(p=p, dim=1) + a[0].norm(p=p))(p),
+              (lambda p: lambda a: a.norm(p=p, dim=1) + a[0].norm(p=p))(p), [zeros])
+             for p in (2, "fro", 1, 3, 0.5, float("inf"))]
+    return cases + [
+        ("norm-of-all-zeros", lambda a: tg.norm(a * 0), lambda a: torch.norm(a * 0), [zeros]),
+        ("std-of-a-constant-row", lambda a: a.std(1) + a.std(1, unbiased=False), lambda a: a.std(1) +
+         a.std(1, unbiased=False), [constant]),
+        ("logsumexp-of-infinite-rows", lambda a: a.logsumexp(1), lambda a: a.logsumexp(1), [infinite]),
+        ("sqrt-at-zero", lambda a: a.sqrt(), lambda a: a.sqrt(), [np.array([0.0, 4.0])]),
+        ("rsqrt-at-zero", lambda a: a.rsqrt(), lambda a: a.rsqrt(), [np.array([0.0, 4.0])]),
+    ]
+
+
+EDGES = _edge_cases()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's, where an inf or a NaN appears
+@pytest.mark.parametrize("name, ours, theirs, arrays", EDGES, ids=[case[0] for case in EDGES])
+def test_gradient_at_a_zero_or_infinite_edge_matches_torch(name, ours, theirs, arrays):
+    assert_matches_torch(ours, theirs, *arrays)
+
+
 def test_argmax_and_indices_with_keepdim_match_torch():
     x = random_array(0, (4, 5))
     ours, theirs = Tensor(x), torch.tensor(x)

@@ -807,26 +807,35 @@ class Tensor:
         return (d * d).sum(axis=axis, keepdims=keep) * scale
 
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
-        return self.var(dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims).sqrt()
+        """√var; where it is 0 (constant values) the gradient is 0, as in PyTorch."""
+        var = self.var(dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims)
+        return _power_flat_at_zero(var, 0.5)
 
     def norm(self, p=2, dim=None, keepdim=False):
-        """The p-norm (2, 1, inf or any positive p; 'fro' is 2) over all elements or `dim`."""
+        """The p-norm (2, 1, inf or any positive p; 'fro' is 2) over all elements or `dim`. At 0, and for
+        p < 1 at each zero element, the gradient is 0 (the subgradient PyTorch takes), not NaN."""
         self._require_float("norm()", "x.float().norm()")
         if p == "fro":
             p = 2
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0:
+            raise ValueError(f"norm: p must be a positive number, math.inf or 'fro', got {p!r}")
         if p == 2:
-            return (self * self).sum(dim, keepdim).sqrt()
+            return _power_flat_at_zero((self * self).sum(dim, keepdim), 0.5)
         if p == 1:
             return self.abs().sum(dim, keepdim)
         if p == math.inf:
             return self.abs().amax(dim, keepdim)
-        return (self.abs() ** p).sum(dim, keepdim) ** (1.0 / p)
+        return _power_flat_at_zero(_power_flat_at_zero(self.abs(), p).sum(dim, keepdim), 1.0 / p)
 
     def logsumexp(self, dim, keepdim=False):
-        """log Σ eˣ along dim, shifted by the (constant) maximum so no exponential overflows."""
+        """log Σ eˣ along dim, shifted by the (constant) maximum so no exponential overflows. A row of -inf
+        gives -inf and one holding +inf gives inf, as in PyTorch (their gradients are NaN there, as its are)."""
         t = self._floating()
-        top = Tensor._wrap(t.data.max(axis=dim, keepdims=True))
-        out = (t - top).exp().sum(dim, keepdim=True).log() + top
+        xp = backend.get_array_module(t.data)
+        top = t.data.max(axis=dim, keepdims=True)
+        top = Tensor._wrap(xp.where(xp.isfinite(top), top, 0).astype(t.dtype, copy=False))  # inf - inf is NaN
+        with np.errstate(divide="ignore"):  # log 0 = -inf is the answer for a row of -inf
+            out = (t - top).exp().sum(dim, keepdim=True).log() + top
         return out if keepdim else out.squeeze(dim)
 
     def softmax(self, dim=-1, dtype=None):
@@ -889,6 +898,14 @@ class Tensor:
 
     def zero_(self):
         return self.fill_(0)
+
+
+def _power_flat_at_zero(s, exponent):
+    """s ** exponent for s >= 0 (exponent > 0), with a gradient of 0 where s = 0: the subgradient PyTorch
+    takes for norms and std there. The plain power's VJP would be inf · 0 = NaN; here the power only ever
+    sees 1 in place of a 0, and the outer `where` sends no gradient to it."""
+    zero = s == 0
+    return where(zero, 0.0, where(zero, 1.0, s) ** exponent)
 
 
 def _trunc_divide(a, b):
