@@ -437,3 +437,48 @@ def test_logsumexp_of_a_row_of_minus_infinity_is_minus_infinity():
 def test_a_norm_order_the_engine_lacks_is_refused_by_name(p):
     with pytest.raises(ValueError, match="norm: p must be a positive number, math.inf or 'fro'"):
         Tensor([1.0, 2.0]).norm(p=p)
+
+
+KEYWORDS = {  # PyTorch's keyword spellings (and its NumPy aliases axis= and keepdims=), on x of shape (2, 3, 4)
+    "transpose-dim0-dim1": lambda lib, x: x.transpose(dim0=0, dim1=2),
+    "torch-transpose-dim0-dim1": lambda lib, x: lib.transpose(x, dim0=0, dim1=2),
+    "swapaxes-axis0-axis1": lambda lib, x: x.swapaxes(axis0=0, axis1=1),
+    "torch-swapdims-dim0-dim1": lambda lib, x: lib.swapdims(x, dim0=0, dim1=1),
+    "split-split-size": lambda lib, x: x.split(split_size=3, dim=2),
+    "torch-split-split-size-or-sections": lambda lib, x: lib.split(x, split_size_or_sections=[1, 3], dim=2),
+    "reshape-shape": lambda lib, x: x.reshape(shape=(6, 4)),
+    "torch-reshape-shape": lambda lib, x: lib.reshape(x, shape=(-1,)),
+    "view-size": lambda lib, x: x.view(size=(4, 6)),
+    "permute-dims": lambda lib, x: x.permute(dims=(2, 0, 1)),
+    "expand-size": lambda lib, x: x[:1].expand(size=(3, 3, 4)),
+    "cat-axis": lambda lib, x: lib.cat([x, x], axis=1),
+    "concat-axis": lambda lib, x: lib.concat([x, x], axis=2),
+    "stack-axis": lambda lib, x: lib.stack([x, x], axis=1),
+    "sum-axis-keepdims": lambda lib, x: x.sum(axis=1, keepdims=True),
+    "mean-axis": lambda lib, x: x.mean(axis=1),
+    "amax-axis-keepdims": lambda lib, x: x.amax(axis=1, keepdims=True),
+    "amin-axis-tuple": lambda lib, x: x.amin(axis=(0, 1)),
+    "prod-axis-keepdims": lambda lib, x: x.prod(axis=1, keepdims=True),
+    "logsumexp-axis": lambda lib, x: x.logsumexp(axis=1),
+    "softmax-axis": lambda lib, x: x.softmax(axis=1),
+    "log-softmax-axis": lambda lib, x: x.log_softmax(axis=0),
+    "squeeze-axis": lambda lib, x: x[:1].squeeze(axis=0),
+    "unsqueeze-axis": lambda lib, x: x.unsqueeze(axis=1),
+    "any-axis": lambda lib, x: (x > 3).any(axis=1),
+    "all-axis-keepdims": lambda lib, x: (x > 3).all(axis=1, keepdims=True),
+    "mean-dtype": lambda lib, x: x.mean(dtype=lib.float64),
+    "sum-dtype": lambda lib, x: x.sum(2, dtype=lib.float64),
+    "prod-dtype": lambda lib, x: (x[0, 0] + 1).prod(dtype=lib.float64),
+}
+
+
+@pytest.mark.parametrize("lib", FRAMEWORKS)
+@pytest.mark.parametrize("case", sorted(KEYWORDS))
+def test_pytorchs_keyword_names_and_aliases_are_accepted(case, lib):
+    lib = framework(lib)
+    out = KEYWORDS[case](lib, lib.arange(24.0).reshape(2, 3, 4) / 10)
+    expected = KEYWORDS[case](torch, torch.arange(24.0).reshape(2, 3, 4) / 10)
+    out, expected = (list(t) if isinstance(t, tuple) else [t] for t in (out, expected))
+    assert [dtype_name(t) for t in out] == [dtype_name(t) for t in expected]
+    for a, b in zip(out, expected):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)

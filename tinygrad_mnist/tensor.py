@@ -241,6 +241,15 @@ def _shape_args(shape):
     return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else tuple(shape)
 
 
+def _sizes(name, args, keyword):
+    """Sizes given as arguments, as one tuple or list, or by keyword (reshape(shape=...), view(size=...))."""
+    if keyword is None:
+        return _shape_args(args)
+    if args:
+        raise TypeError(f"{name}: give the sizes as arguments or by keyword, not both")
+    return (keyword,) if isinstance(keyword, int) else tuple(keyword)
+
+
 def _index_key(key, xp):
     """An index with its Tensors and lists turned into arrays on the indexed tensor's device."""
     def one(k):
@@ -583,11 +592,11 @@ class Tensor:
             return tuple(Tensor._wrap(i.astype(np.int64, copy=False)) for i in xp.nonzero(xp.atleast_1d(self.data)))
         return Tensor._wrap(xp.argwhere(self.data).astype(np.int64, copy=False))
 
-    def any(self, dim=None, keepdim=False):
-        return Tensor._wrap(self.data.any(axis=dim, keepdims=keepdim))
+    def any(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return Tensor._wrap(self.data.any(axis=_dims(dim, axis), keepdims=_keep(keepdim, keepdims)))
 
-    def all(self, dim=None, keepdim=False):
-        return Tensor._wrap(self.data.all(axis=dim, keepdims=keepdim))
+    def all(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return Tensor._wrap(self.data.all(axis=_dims(dim, axis), keepdims=_keep(keepdim, keepdims)))
 
     def sum(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None):
         t = self if dtype is None else self.to(dtype)
@@ -635,11 +644,11 @@ class Tensor:
             return values
         return MinMax(values, self.argmin(axis, keep))
 
-    def amax(self, dim=None, keepdim=False):
-        return ops.Max.apply(self, axis=_dims(dim, None), keepdims=keepdim)
+    def amax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return ops.Max.apply(self, axis=_dims(dim, axis), keepdims=_keep(keepdim, keepdims))
 
-    def amin(self, dim=None, keepdim=False):
-        return -(-self).amax(dim, keepdim)
+    def amin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return -(-self).amax(_dims(dim, axis), _keep(keepdim, keepdims))
 
     def _arg(self, method, dim, keepdim):
         index = getattr(self.data, method)(axis=dim)
@@ -654,10 +663,13 @@ class Tensor:
     def argmin(self, dim=None, keepdim=False, *, axis=None):
         return self._arg("argmin", _dims(dim, axis), keepdim)
 
-    def reshape(self, *shape):
-        return ops.Reshape.apply(self, shape=_shape_args(shape))
+    def reshape(self, *sizes, shape=None):
+        """reshape(2, 3), reshape((2, 3)) or reshape(shape=(2, 3)), as PyTorch takes each."""
+        return ops.Reshape.apply(self, shape=_sizes("reshape", sizes, shape))
 
-    view = reshape
+    def view(self, *sizes, size=None):
+        """view(2, 3), view((2, 3)) or view(size=(2, 3)): reshape, which makes a view where it can."""
+        return self.reshape(_sizes("view", sizes, size))
 
     def view_as(self, other):
         return self.reshape(other.shape)
@@ -670,12 +682,16 @@ class Tensor:
         start, end = start_dim % self.ndim, end_dim % self.ndim
         return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1:])
 
-    def unsqueeze(self, dim):
+    def unsqueeze(self, dim=None, *, axis=None):
+        dim = _dims(dim, axis)
+        if dim is None:
+            raise TypeError("unsqueeze: give the dim where the new axis goes")
         dim = dim % (self.ndim + 1)
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
-    def squeeze(self, dim=None):
+    def squeeze(self, dim=None, *, axis=None):
         """Drop axes of length 1: all of them, or those of `dim` (an int or tuple) that have length 1."""
+        dim = _dims(dim, axis)
         if dim is None:
             dims = {i for i, n in enumerate(self.shape) if n == 1}
         else:
@@ -683,9 +699,9 @@ class Tensor:
             dims = {d for d in dims if self.ndim and self.shape[d] == 1}
         return self.reshape(tuple(n for i, n in enumerate(self.shape) if i not in dims))
 
-    def expand(self, *sizes):
+    def expand(self, *sizes, size=None):
         """A broadcast view to `sizes` (-1 keeps an axis); the gradient sums over the stretched axes."""
-        sizes = _shape_args(sizes)
+        sizes = _sizes("expand", sizes, size)
         lead = len(sizes) - self.ndim
         if lead < 0:
             raise RuntimeError(f"expand: {len(sizes)} sizes for a tensor with {self.ndim} dimensions")
@@ -695,17 +711,17 @@ class Tensor:
     def expand_as(self, other):
         return self.expand(other.shape)
 
-    def permute(self, *dims):
+    def permute(self, *order, dims=None):
         """The axes in the order `dims` (a permutation of all of them)."""
-        dims = _shape_args(dims)
+        dims = _sizes("permute", order, dims)
         if sorted(d % max(self.ndim, 1) for d in dims) != list(range(self.ndim)):
             raise ShapeError(f"permute: {dims} is not a permutation of the {self.ndim} dimensions")
         return ops.Transpose.apply(self, axes=tuple(d % self.ndim for d in dims))
 
-    def transpose(self, *axes):
-        """Two axes: swap them (PyTorch). No axes: reverse them, a longer permutation: apply it (NumPy,
-        kept from before; `permute` is the PyTorch name for that)."""
-        axes = _shape_args(axes)
+    def transpose(self, *axes, dim0=None, dim1=None):
+        """Two axes (or dim0=, dim1=): swap them (PyTorch). No axes: reverse them, a longer permutation:
+        apply it (NumPy, kept from before; `permute` is the PyTorch name for that)."""
+        axes = _shape_args(axes) + tuple(d for d in (dim0, dim1) if d is not None)
         if len(axes) != 2:
             return self.permute(*(axes or reversed(range(self.ndim))))
         perm = list(range(self.ndim))
@@ -717,7 +733,8 @@ class Tensor:
             raise RuntimeError(f"t() expects a tensor with at most 2 dimensions, this one has {self.ndim}")
         return self.transpose()
 
-    swapaxes = swapdims = transpose
+    def swapaxes(self, axis0, axis1): return self.transpose(axis0, axis1)
+    def swapdims(self, dim0, dim1): return self.transpose(dim0, dim1)
 
     def split(self, split_size, dim=0):
         """Pieces of `split_size` along `dim` (the last one smaller), or of the given list of sizes."""
@@ -789,10 +806,12 @@ class Tensor:
 
     clip = clamp
 
-    def prod(self, dim=None, keepdim=False):
-        if isinstance(dim, (tuple, list)):
+    def prod(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+        dim = _dims(dim, axis)
+        if isinstance(dim, tuple):
             raise TypeError("prod: dim must be one int (or None for all elements), as in PyTorch")
-        return ops.Prod.apply(self, axis=dim, keepdims=keepdim)
+        t = self if dtype is None else self.to(dtype)
+        return ops.Prod.apply(t, axis=dim, keepdims=_keep(keepdim, keepdims))
 
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
         """Σ (x - mean)² / (n - correction), with correction 1 (Bessel's) unless unbiased=False or given."""
@@ -827,9 +846,12 @@ class Tensor:
             return self.abs().amax(dim, keepdim)
         return _power_flat_at_zero(_power_flat_at_zero(self.abs(), p).sum(dim, keepdim), 1.0 / p)
 
-    def logsumexp(self, dim, keepdim=False):
+    def logsumexp(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         """log Σ eˣ along dim, shifted by the (constant) maximum so no exponential overflows. A row of -inf
         gives -inf and one holding +inf gives inf, as in PyTorch (their gradients are NaN there, as its are)."""
+        dim, keepdim = _dims(dim, axis), _keep(keepdim, keepdims)
+        if dim is None:
+            raise TypeError("logsumexp: give dim (an int or a tuple), as PyTorch requires")
         t = self._floating()
         xp = backend.get_array_module(t.data)
         top = t.data.max(axis=dim, keepdims=True)
@@ -838,11 +860,12 @@ class Tensor:
             out = (t - top).exp().sum(dim, keepdim=True).log() + top
         return out if keepdim else out.squeeze(dim)
 
-    def softmax(self, dim=-1, dtype=None):
-        return self.log_softmax(dim, dtype).exp()
+    def softmax(self, dim=-1, dtype=None, *, axis=None):
+        return self.log_softmax(dim, dtype, axis=axis).exp()
 
-    def log_softmax(self, dim=-1, dtype=None):
+    def log_softmax(self, dim=-1, dtype=None, *, axis=None):
         """x - logsumexp(x) along `dim`, in `dtype` if given (an integer tensor needs one, as in PyTorch)."""
+        dim = dim if axis is None else axis
         t = self if dtype is None else self.to(dtype)
         t._require_float("softmax() and log_softmax()", "x.float() or pass dtype=torch.float32")
         return ops.LogSoftmax.apply(t, axis=dim)
@@ -952,8 +975,9 @@ def where(condition, input=None, other=None):
     return ops.Where.apply(input, other, condition=backend.get_array_module(input.data).asarray(cond, dtype=bool))
 
 
-def cat(tensors, dim=0):
-    """The tensors joined along an existing axis `dim`."""
+def cat(tensors, dim=0, *, axis=None):
+    """The tensors joined along an existing axis `dim` (`axis` is an alias, as in PyTorch)."""
+    dim = dim if axis is None else axis
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: expected a non-empty sequence of tensors")
@@ -963,8 +987,9 @@ def cat(tensors, dim=0):
 concatenate = concat = cat
 
 
-def stack(tensors, dim=0):
-    """The tensors (all of one shape) joined along a new axis `dim`."""
+def stack(tensors, dim=0, *, axis=None):
+    """The tensors (all of one shape) joined along a new axis `dim` (`axis` is an alias, as in PyTorch)."""
+    dim = dim if axis is None else axis
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: expected a non-empty sequence of tensors")
