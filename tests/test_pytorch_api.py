@@ -42,7 +42,7 @@ def test_dtype_methods_convert():
     x = Tensor([1.5, -2.5])
     assert x.double().dtype == np.float64 and x.long().dtype == np.int64 and x.int().dtype == np.int32
     assert x.half().dtype == np.float16 and x.bool().dtype == np.bool_ and x.long().float().dtype == np.float32
-    assert x.to(torch.float64).dtype == np.float64 and x.type() == "float32"
+    assert x.to(torch.float64).dtype == np.float64
 
 
 def test_a_python_float_against_an_integer_tensor_gives_float32():
@@ -482,3 +482,22 @@ def test_pytorchs_keyword_names_and_aliases_are_accepted(case, lib):
     assert [dtype_name(t) for t in out] == [dtype_name(t) for t in expected]
     for a, b in zip(out, expected):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+
+
+TYPES = {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor", "float16": "torch.HalfTensor",
+         "int64": "torch.LongTensor", "int32": "torch.IntTensor", "int16": "torch.ShortTensor",
+         "int8": "torch.CharTensor", "uint8": "torch.ByteTensor", "bool": "torch.BoolTensor"}
+
+
+@pytest.mark.parametrize("lib", FRAMEWORKS)
+@pytest.mark.parametrize("dtype", sorted(TYPES))
+def test_type_names_the_tensor_type_as_pytorch_does_and_converts_to_one(dtype, lib):
+    lib = framework(lib)
+    x = lib.zeros(2, dtype=getattr(lib, dtype))
+    assert x.type() == TYPES[dtype]
+    assert dtype_name(lib.zeros(2).type(TYPES[dtype])) == dtype and dtype_name(x.type(lib.float64)) == "float64"
+
+
+def test_type_refuses_a_name_that_is_no_tensor_type():
+    with pytest.raises(ValueError, match="unknown tensor type 'torch.Float'"):
+        Tensor([1.0]).type("torch.Float")

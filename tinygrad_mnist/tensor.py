@@ -223,6 +223,12 @@ def _dtype_of_python(data):
                     f"numbers or an array")
 
 
+# PyTorch's names for the tensor types of its dtypes, as x.type() gives them.
+_TENSOR_TYPES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor", "int64": "LongTensor",
+                 "int32": "IntTensor", "int16": "ShortTensor", "int8": "CharTensor", "uint8": "ByteTensor",
+                 "bool": "BoolTensor"}
+
+
 def _dims(dim, axis, name="dim"):
     """One axis argument from PyTorch's `dim` or NumPy's `axis` (kept as an alias), lists as tuples."""
     if axis is not None:
@@ -444,8 +450,20 @@ class Tensor:
     def bool(self): return self.to(np.bool_)
 
     def type(self, dtype=None):
-        """With no argument, the dtype's name; else the tensor in that dtype."""
-        return str(self.dtype) if dtype is None else self.to(dtype)
+        """With no argument, PyTorch's name for the tensor's type ('torch.FloatTensor', on cuda
+        'torch.cuda.FloatTensor'); with a dtype, the tensor in that dtype; with such a name, the tensor in
+        its dtype on its device, as in PyTorch."""
+        if dtype is None:
+            if self.dtype.name not in _TENSOR_TYPES:
+                raise DtypeError(f"type(): PyTorch has no tensor type for {self.dtype}; use x.dtype")
+            return f"torch.{'cuda.' if self.device == 'cuda' else ''}{_TENSOR_TYPES[self.dtype.name]}"
+        if isinstance(dtype, str) and dtype.startswith("torch."):
+            types = {f"torch.{name}": d for d, name in _TENSOR_TYPES.items()}
+            on_cpu = dtype.replace(".cuda.", ".")
+            if on_cpu not in types:
+                raise ValueError(f"type(): unknown tensor type {dtype!r}: give a dtype or one of {', '.join(types)}")
+            return self.to("cpu" if on_cpu == dtype else "cuda", np.dtype(types[on_cpu]))
+        return self.to(np.dtype(dtype))  # to() would take a string for a device
 
     def is_floating_point(self):
         return _float_dtype(self.dtype)
