@@ -458,6 +458,7 @@ KEYWORDS = {  # PyTorch's keyword spellings (and its NumPy aliases axis= and kee
     "mean-axis": lambda lib, x: x.mean(axis=1),
     "amax-axis-keepdims": lambda lib, x: x.amax(axis=1, keepdims=True),
     "amin-axis-tuple": lambda lib, x: x.amin(axis=(0, 1)),
+    "argmax-axis-keepdims": lambda lib, x: x.argmax(axis=2, keepdims=True),
     "prod-axis-keepdims": lambda lib, x: x.prod(axis=1, keepdims=True),
     "logsumexp-axis": lambda lib, x: x.logsumexp(axis=1),
     "softmax-axis": lambda lib, x: x.softmax(axis=1),

@@ -675,11 +675,11 @@ class Tensor:
             index = xp.expand_dims(index, dim) if dim is not None else index.reshape((1,) * self.ndim)
         return Tensor._wrap(index)
 
-    def argmax(self, dim=None, keepdim=False, *, axis=None):
-        return self._arg("argmax", _dims(dim, axis), keepdim)
+    def argmax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return self._arg("argmax", _dims(dim, axis), _keep(keepdim, keepdims))
 
-    def argmin(self, dim=None, keepdim=False, *, axis=None):
-        return self._arg("argmin", _dims(dim, axis), keepdim)
+    def argmin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return self._arg("argmin", _dims(dim, axis), _keep(keepdim, keepdims))
 
     def reshape(self, *sizes, shape=None):
         """reshape(2, 3), reshape((2, 3)) or reshape(shape=(2, 3)), as PyTorch takes each."""
