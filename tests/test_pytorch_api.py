@@ -1,6 +1,8 @@
 """A PyTorch user's everyday tensor habits work, or fail loudly: Python values, dtypes, factories, in-place
 rules, `.grad` as a Tensor. (Gradients of the ops are in test_grad_ops.py, agreement with PyTorch in
 test_torch_parity.py.)"""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -40,7 +42,7 @@ def test_dtype_methods_convert():
     x = Tensor([1.5, -2.5])
     assert x.double().dtype == np.float64 and x.long().dtype == np.int64 and x.int().dtype == np.int32
     assert x.half().dtype == np.float16 and x.bool().dtype == np.bool_ and x.long().float().dtype == np.float32
-    assert x.to(torch.float64).dtype == np.float64 and x.type() == "float32"
+    assert x.to(torch.float64).dtype == np.float64
 
 
 def test_a_python_float_against_an_integer_tensor_gives_float32():
@@ -173,6 +175,16 @@ def test_top_level_functions_are_the_tensor_methods():
     x = Tensor(np.arange(6.0).reshape(2, 3))
     assert torch.flatten(x).shape == (6,) and torch.argmax(x, dim=1).tolist() == [2, 2]
     assert torch.max(x, 1).values.tolist() == [2.0, 5.0] and float(torch.sum(x)) == 15.0
+
+
+def test_pythons_abs_and_unary_plus_work_on_tensors():
+    x = Tensor([-1.5, 2.0])
+    assert abs(x).tolist() == [1.5, 2.0] and (+x).tolist() == [-1.5, 2.0]
+
+
+def test_a_top_level_function_refuses_what_is_not_a_tensor_naming_the_argument():
+    with pytest.raises(TypeError, match="argument 'input' must be a Tensor, not list"):
+        torch.exp([1.0])
 
 
 def test_save_and_load_round_trip_a_model_and_optimizer_state(tmp_path):
@@ -358,3 +370,252 @@ def test_tensor_of_sizes_is_float32_zeros_and_a_stray_positional_argument_is_ref
             torch.Tensor(*bad)
     with pytest.raises(TypeError, match=r"t.to\(int64\)"):
         torch.LongTensor(torch.tensor([1.5]))
+
+
+def framework(name):
+    """The library a client's code runs on: this engine, or PyTorch itself where it is installed, so that
+    each expectation below is checked against PyTorch too."""
+    return torch if name == "tinygrad_mnist" else pytest.importorskip("torch")
+
+
+FRAMEWORKS = ["tinygrad_mnist", "torch"]
+
+
+def functional(lib):
+    return lib.functional if lib is torch else lib.nn.functional
+
+
+RUNTIME_ERRORS = {  # client code that PyTorch refuses with a RuntimeError; the engine's class, kept beside it
+    "view": (lambda lib: lib.zeros(2, 3).view(4), ValueError),
+    "reshape": (lambda lib: lib.zeros(2, 3).reshape(4, 2), ValueError),
+    "matmul": (lambda lib: lib.zeros(2, 3) @ lib.zeros(2, 3), ValueError),
+    "broadcasting": (lambda lib: lib.zeros(2, 3) + lib.zeros(4), ValueError),
+    "comparison": (lambda lib: lib.zeros(2, 3) == lib.zeros(4), ValueError),
+    "in-place-broadcasting": (lambda lib: lib.zeros(2, 3).add_(lib.zeros(4)), ValueError),
+    "cat": (lambda lib: lib.cat([lib.zeros(2, 3), lib.zeros(3, 3)], dim=1), ValueError),
+    "stack": (lambda lib: lib.stack([lib.zeros(2, 3), lib.zeros(3, 3)]), ValueError),
+    "expand": (lambda lib: lib.zeros(2, 3).expand(3, 3), ValueError),
+    "item-of-many": (lambda lib: lib.zeros(2, 3).item(), ValueError),
+    "backward-gradient-shape": (lambda lib: (lib.zeros(2, requires_grad=True) * 2).backward(lib.zeros(3)), ValueError),
+    "linear": (lambda lib: functional(lib).linear(lib.zeros(2, 3), lib.zeros(4, 4)), ValueError),
+    "load-state-dict": (lambda lib: lib.nn.Linear(2, 2).load_state_dict({}), ValueError),
+    "requires-grad-of-integers": (lambda lib: lib.tensor([1, 2]).requires_grad_(), TypeError),
+}
+
+
+@pytest.mark.parametrize("lib", FRAMEWORKS)
+@pytest.mark.parametrize("case", sorted(RUNTIME_ERRORS))
+def test_what_pytorch_refuses_with_a_runtime_error_is_a_runtime_error(case, lib):
+    code, _ = RUNTIME_ERRORS[case]
+    with pytest.raises(RuntimeError):
+        code(framework(lib))
+
+
+@pytest.mark.parametrize("case", sorted(RUNTIME_ERRORS))
+def test_the_engines_errors_keep_their_own_class_beside_runtime_error(case):
+    code, engine_class = RUNTIME_ERRORS[case]
+    with pytest.raises(engine_class):
+        code(torch)
+
+
+def dtype_name(t):
+    return str(t.dtype).removeprefix("torch.")
+
+
+DTYPES = {  # client code -> the dtype PyTorch gives its result
+    "arange-over-an-int": (lambda lib: lib.arange(4) / 4, "float32"),
+    "int-scalar-over-an-int": (lambda lib: lib.tensor(3) / 2, "float32"),
+    "accuracy-as-a-fraction": (lambda lib: (lib.tensor([1, 2, 3]) == lib.tensor([1, 0, 3])).sum()
+                               / lib.tensor([1, 0, 3]).size(0), "float32"),
+    "div-method": (lambda lib: lib.arange(4).div(2), "float32"),
+    "number-over-an-int-tensor": (lambda lib: 5 / (lib.arange(4) + 1), "float32"),
+    "int-tensor-over-int-tensor": (lambda lib: lib.arange(1, 5) / lib.arange(4, 0, -1), "float32"),
+    "bool-over-bool": (lambda lib: lib.tensor([True, False]) / lib.tensor([True, True]), "float32"),
+    "int-over-a-python-float": (lambda lib: lib.arange(4) / 2.0, "float32"),
+    "int-over-float64": (lambda lib: lib.arange(4) / lib.tensor(2.0, dtype=lib.float64), "float64"),
+    "float64-over-int": (lambda lib: lib.ones(2, dtype=lib.float64) / lib.arange(1, 3), "float64"),
+    "float32-plus-int-over-int": (lambda lib: lib.ones(4, 2) + (lib.arange(4) / 4)[:, None], "float32"),
+    "float-scalar-tensor-times-int": (lambda lib: lib.tensor(2.5) * lib.arange(4), "float32"),
+    "int-times-a-python-float": (lambda lib: lib.arange(4) * 0.5, "float32"),
+    "floor-rounding-of-ints": (lambda lib: lib.tensor([-7, 7, 6]).div(2, rounding_mode="floor"), "int64"),
+    "trunc-rounding-of-ints": (lambda lib: lib.tensor([-7, 7, -6, -1]).div(2, rounding_mode="trunc"), "int64"),
+    "trunc-rounding-of-floats": (lambda lib: lib.tensor([-7.0, 7.5]).div(2, rounding_mode="trunc"), "float32"),
+    "int-floor-divided-by-a-float": (lambda lib: lib.arange(5) // 2.0, "float32"),
+    "int-modulo-a-float": (lambda lib: lib.arange(5) % 2.0, "float32"),
+    "mean-of-ints-with-a-dtype": (lambda lib: lib.arange(4).mean(dtype=lib.float32), "float32"),
+    "sum-with-a-dtype": (lambda lib: lib.ones(2, 3).sum(1, dtype=lib.float64), "float64"),
+    "softmax-of-ints-with-a-dtype": (lambda lib: lib.arange(4).softmax(0, dtype=lib.float32), "float32"),
+    "logsumexp-of-ints": (lambda lib: lib.arange(4).logsumexp(0), "float32"),
+    **{f"{name}-of-ints": ((lambda name: lambda lib: getattr(lib.arange(1, 4), name)())(name), "float32")
+       for name in ("sqrt", "rsqrt", "exp", "log", "sin", "cos", "tanh", "sigmoid")},
+    "sigmoid-of-bools": (lambda lib: lib.tensor([True, False]).sigmoid(), "float32"),
+    "abs-of-ints": (lambda lib: lib.arange(-2, 2).abs(), "int64"),
+    "prod-of-ints": (lambda lib: lib.arange(1, 4).prod(), "int64"),
+}
+
+
+@pytest.mark.parametrize("lib", FRAMEWORKS)
+@pytest.mark.parametrize("case", sorted(DTYPES))
+def test_integer_and_mixed_arithmetic_gives_pytorchs_dtype(case, lib):
+    code, dtype = DTYPES[case]
+    out = code(framework(lib))
+    assert dtype_name(out) == dtype
+    if lib == "torch":  # and the engine's values are PyTorch's
+        np.testing.assert_allclose(code(torch).numpy(), out.numpy(), rtol=1e-6)
+
+
+INTEGER_REFUSALS = {  # PyTorch computes these in floating point only, and says so
+    "mean": lambda lib: lib.arange(4).mean(),
+    "mean-of-a-comparison": lambda lib: (lib.arange(4) == 2).mean(),
+    "var": lambda lib: lib.arange(4).var(),
+    "std": lambda lib: lib.arange(4).std(),
+    "norm": lambda lib: lib.arange(4).norm(),
+    "softmax": lambda lib: lib.arange(4).softmax(0),
+    "log-softmax": lambda lib: lib.arange(4).log_softmax(0),
+}
+
+
+@pytest.mark.parametrize("lib", FRAMEWORKS)
+@pytest.mark.parametrize("case", sorted(INTEGER_REFUSALS))
+def test_floating_point_reductions_of_an_integer_tensor_are_refused(case, lib):
+    with pytest.raises(RuntimeError):
+        INTEGER_REFUSALS[case](framework(lib))
+
+
+def test_the_refusal_of_an_integer_mean_says_how_to_convert():
+    with pytest.raises(torch.DtypeError, match=r"needs a floating-point tensor.*x\.float\(\)\.mean\(\)"):
+        torch.arange(4).mean()
+
+
+def test_rounded_division_has_no_gradient_and_refuses_an_unknown_mode():
+    with pytest.raises(RuntimeError, match="not differentiable"):
+        Tensor([1.5], requires_grad=True).div(2, rounding_mode="floor")
+    with pytest.raises(ValueError, match="rounding_mode must be None, 'trunc' or 'floor'"):
+        Tensor([1.5]).div(2, rounding_mode="round")
+
+
+WHERE = {  # torch.where(condition, a, b) with numbers for a or b -> the dtype PyTorch gives
+    "two-python-floats": (lambda lib, c: lib.where(c, 1.0, 0.0), "float32"),
+    "two-python-ints": (lambda lib, c: lib.where(c, 1, 0), "int64"),
+    "an-int-and-a-float": (lambda lib, c: lib.where(c, 1, 0.5), "float32"),
+    "two-bools": (lambda lib, c: lib.where(c, True, False), "bool"),
+    "a-float64-tensor-and-a-float": (lambda lib, c: lib.where(c, lib.ones(3, dtype=lib.float64), 0.5), "float64"),
+    "an-int-tensor-and-a-float": (lambda lib, c: lib.where(c, lib.arange(3), 0.5), "float32"),
+    "a-float-and-a-float32-tensor": (lambda lib, c: lib.where(c, 2.0, lib.ones(3)), "float32"),
+}
+
+
+@pytest.mark.parametrize("lib", FRAMEWORKS)
+@pytest.mark.parametrize("case", sorted(WHERE))
+def test_where_with_numbers_for_either_side_gives_pytorchs_dtype_and_values(case, lib):
+    code, dtype = WHERE[case]
+    lib = framework(lib)
+    out = code(lib, lib.tensor([True, False, True]))
+    assert dtype_name(out) == dtype
+    expected = code(torch, torch.tensor([True, False, True]))
+    np.testing.assert_array_equal(out.numpy(), expected.numpy())
+
+
+NONZERO = {  # the index tensors PyTorch gives
+    "where-of-a-condition-alone": (lambda lib, x: lib.where(x > 0), [[0, 1], [0, 1]]),
+    "nonzero-as-rows": (lambda lib, x: x.nonzero(), [[[0, 0], [1, 0], [1, 1]]]),
+    "torch-nonzero-as-a-tuple": (lambda lib, x: lib.nonzero(x, as_tuple=True), [[0, 1, 1], [0, 0, 1]]),
+    "nonzero-of-a-scalar": (lambda lib, x: lib.tensor(5).nonzero(as_tuple=True), [[0]]),
+    "nonzero-of-zero": (lambda lib, x: lib.tensor(0.0).nonzero(as_tuple=True), [[]]),
+    "nonzero-rows-of-a-scalar": (lambda lib, x: lib.tensor(5).nonzero(), [[[]]]),
+}
+
+
+@pytest.mark.parametrize("lib", FRAMEWORKS)
+@pytest.mark.parametrize("case", sorted(NONZERO))
+def test_where_of_a_condition_and_nonzero_give_pytorchs_int64_indices(case, lib):
+    code, expected = NONZERO[case]
+    lib = framework(lib)
+    out = code(lib, lib.tensor([[3, 0], [-1, 2]]))
+    out = list(out) if isinstance(out, tuple) else [out]
+    assert all(dtype_name(t) == "int64" for t in out)
+    assert [t.tolist() for t in out] == expected
+
+
+def test_the_norm_and_std_at_zero_have_gradient_zero_and_warn_of_nothing():
+    x = Tensor([0.0, 0.0, 0.0], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (x.norm() + x.norm(p=3) + x.std()).backward()
+    assert x.grad.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_logsumexp_of_a_row_of_minus_infinity_is_minus_infinity():
+    x = Tensor([[-np.inf, -np.inf], [0.0, -np.inf]])
+    assert x.logsumexp(1).tolist() == [-np.inf, 0.0]
+
+
+@pytest.mark.parametrize("p", [0, -1, float("-inf"), "nuc"])
+def test_a_norm_order_the_engine_lacks_is_refused_by_name(p):
+    with pytest.raises(ValueError, match="norm: p must be a positive number, math.inf or 'fro'"):
+        Tensor([1.0, 2.0]).norm(p=p)
+
+
+KEYWORDS = {  # PyTorch's keyword spellings (and its NumPy aliases axis= and keepdims=), on x of shape (2, 3, 4)
+    "transpose-dim0-dim1": lambda lib, x: x.transpose(dim0=0, dim1=2),
+    "torch-transpose-dim0-dim1": lambda lib, x: lib.transpose(x, dim0=0, dim1=2),
+    "swapaxes-axis0-axis1": lambda lib, x: x.swapaxes(axis0=0, axis1=1),
+    "torch-swapdims-dim0-dim1": lambda lib, x: lib.swapdims(x, dim0=0, dim1=1),
+    "split-split-size": lambda lib, x: x.split(split_size=3, dim=2),
+    "torch-split-split-size-or-sections": lambda lib, x: lib.split(x, split_size_or_sections=[1, 3], dim=2),
+    "reshape-shape": lambda lib, x: x.reshape(shape=(6, 4)),
+    "torch-reshape-shape": lambda lib, x: lib.reshape(x, shape=(-1,)),
+    "view-size": lambda lib, x: x.view(size=(4, 6)),
+    "permute-dims": lambda lib, x: x.permute(dims=(2, 0, 1)),
+    "expand-size": lambda lib, x: x[:1].expand(size=(3, 3, 4)),
+    "cat-axis": lambda lib, x: lib.cat([x, x], axis=1),
+    "concat-axis": lambda lib, x: lib.concat([x, x], axis=2),
+    "stack-axis": lambda lib, x: lib.stack([x, x], axis=1),
+    "sum-axis-keepdims": lambda lib, x: x.sum(axis=1, keepdims=True),
+    "mean-axis": lambda lib, x: x.mean(axis=1),
+    "amax-axis-keepdims": lambda lib, x: x.amax(axis=1, keepdims=True),
+    "amin-axis-tuple": lambda lib, x: x.amin(axis=(0, 1)),
+    "argmax-axis-keepdims": lambda lib, x: x.argmax(axis=2, keepdims=True),
+    "prod-axis-keepdims": lambda lib, x: x.prod(axis=1, keepdims=True),
+    "logsumexp-axis": lambda lib, x: x.logsumexp(axis=1),
+    "softmax-axis": lambda lib, x: x.softmax(axis=1),
+    "log-softmax-axis": lambda lib, x: x.log_softmax(axis=0),
+    "squeeze-axis": lambda lib, x: x[:1].squeeze(axis=0),
+    "unsqueeze-axis": lambda lib, x: x.unsqueeze(axis=1),
+    "any-axis": lambda lib, x: (x > 3).any(axis=1),
+    "all-axis-keepdims": lambda lib, x: (x > 3).all(axis=1, keepdims=True),
+    "mean-dtype": lambda lib, x: x.mean(dtype=lib.float64),
+    "sum-dtype": lambda lib, x: x.sum(2, dtype=lib.float64),
+    "prod-dtype": lambda lib, x: (x[0, 0] + 1).prod(dtype=lib.float64),
+}
+
+
+@pytest.mark.parametrize("lib", FRAMEWORKS)
+@pytest.mark.parametrize("case", sorted(KEYWORDS))
+def test_pytorchs_keyword_names_and_aliases_are_accepted(case, lib):
+    lib = framework(lib)
+    out = KEYWORDS[case](lib, lib.arange(24.0).reshape(2, 3, 4) / 10)
+    expected = KEYWORDS[case](torch, torch.arange(24.0).reshape(2, 3, 4) / 10)
+    out, expected = (list(t) if isinstance(t, tuple) else [t] for t in (out, expected))
+    assert [dtype_name(t) for t in out] == [dtype_name(t) for t in expected]
+    for a, b in zip(out, expected):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+
+
+TYPES = {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor", "float16": "torch.HalfTensor",
+         "int64": "torch.LongTensor", "int32": "torch.IntTensor", "int16": "torch.ShortTensor",
+         "int8": "torch.CharTensor", "uint8": "torch.ByteTensor", "bool": "torch.BoolTensor"}
+
+
+@pytest.mark.parametrize("lib", FRAMEWORKS)
+@pytest.mark.parametrize("dtype", sorted(TYPES))
+def test_type_names_the_tensor_type_as_pytorch_does_and_converts_to_one(dtype, lib):
+    lib = framework(lib)
+    x = lib.zeros(2, dtype=getattr(lib, dtype))
+    assert x.type() == TYPES[dtype]
+    assert dtype_name(lib.zeros(2).type(TYPES[dtype])) == dtype and dtype_name(x.type(lib.float64)) == "float64"
+
+
+def test_type_refuses_a_name_that_is_no_tensor_type():
+    with pytest.raises(ValueError, match="unknown tensor type 'torch.Float'"):
+        Tensor([1.0]).type("torch.Float")

@@ -333,6 +333,69 @@ def test_tensor_op_matches_torch(name, ours, theirs, arrays):
     assert_matches_torch(ours, theirs, *arrays)
 
 
+def _top_level_functions():
+    """(name, call): torch.<name>(...) as client code writes it, with PyTorch's argument names."""
+    return [
+        ("abs-sqrt-rsqrt-square", lambda lib, x: lib.abs(x) + lib.sqrt(input=lib.abs(x) + 1) + lib.rsqrt(x * x + 1)
+         + lib.square(x)),
+        ("exp-log-neg", lambda lib, x: lib.exp(x) + lib.log(input=lib.exp(x) + 1) + lib.neg(x)),
+        ("sin-cos-tanh-sigmoid-relu", lambda lib, x: lib.sin(x) * lib.cos(x) + lib.tanh(x) + lib.sigmoid(x)
+         + lib.relu(x)),
+        ("clamp-clip", lambda lib, x: lib.clamp(x, min=-1, max=0.5) + lib.clip(input=x, max=0)),
+        ("var-std", lambda lib, x: lib.var(x, dim=1, keepdim=True) + lib.std(x, 0, unbiased=False)),
+        ("prod-norm", lambda lib, x: lib.prod(input=x, dim=1) + lib.norm(x, p=2, dim=1) + lib.norm(x, 1, 1)),
+        ("logsumexp-softmax", lambda lib, x: lib.logsumexp(x, dim=1)[:, None] + lib.softmax(x, dim=0)
+         + lib.log_softmax(input=x, dim=1)),
+        ("mean-sum-amax-amin", lambda lib, x: lib.mean(x, dim=1, keepdim=True) + lib.sum(input=x, dim=0)
+         + lib.amax(x, dim=1, keepdim=True) + lib.amin(x, 0)),
+        ("pow-matmul", lambda lib, x: lib.pow(x, 2) + lib.pow(2, x) + lib.matmul(x, lib.transpose(x, 0, 1))[:, :1]),
+        ("swapaxes-split", lambda lib, x: lib.swapaxes(x, 0, 1)[0] + lib.split(x, 2, dim=1)[1][0, 0]),
+    ]
+
+
+TOP_LEVEL = _top_level_functions()
+
+
+@pytest.mark.parametrize("name, call", TOP_LEVEL, ids=[case[0] for case in TOP_LEVEL])
+def test_top_level_function_matches_torch(name, call):
+    import tinygrad_mnist as tg
+    assert_matches_torch(lambda x: call(tg, x), lambda x: call(torch, x), random_array(11, (3, 4)))
+
+
+def test_every_top_level_function_of_the_engine_is_a_pytorch_function():
+    import tinygrad_mnist as tg
+    assert [name for name in tg.TENSOR_FUNCTIONS + ("pow", "split") if not callable(getattr(torch, name, None))] == []
+
+
+def _edge_cases():
+    """(name, ours, theirs, input arrays) where a naive VJP divides by zero: norms of zero rows and of rows
+    with zeros, std of a constant row, logsumexp of rows of -inf and +inf, sqrt at 0."""
+    import tinygrad_mnist as tg
+    zeros = np.array([[0.0, 0.0, 0.0], [0.0, 2.0, -1.0], [1.0, -3.0, 0.5]])
+    constant = np.array([[2.0, 2.0, 2.0], [1.0, 2.0, 3.5]])
+    infinite = np.array([[-np.inf, -np.inf, -np.inf], [np.inf, 1.0, 2.0], [-np.inf, 0.5, 1.0]])
+    cases = [(f"norm-p{p}-with-zeros", (lambda p: lambda a: a.norm(p=p, dim=1) + a[0].norm(p=p))(p),
+              (lambda p: lambda a: a.norm(p=p, dim=1) + a[0].norm(p=p))(p), [zeros])
+             for p in (2, "fro", 1, 3, 0.5, float("inf"))]
+    return cases + [
+        ("norm-of-all-zeros", lambda a: tg.norm(a * 0), lambda a: torch.norm(a * 0), [zeros]),
+        ("std-of-a-constant-row", lambda a: a.std(1) + a.std(1, unbiased=False), lambda a: a.std(1) +
+         a.std(1, unbiased=False), [constant]),
+        ("logsumexp-of-infinite-rows", lambda a: a.logsumexp(1), lambda a: a.logsumexp(1), [infinite]),
+        ("sqrt-at-zero", lambda a: a.sqrt(), lambda a: a.sqrt(), [np.array([0.0, 4.0])]),
+        ("rsqrt-at-zero", lambda a: a.rsqrt(), lambda a: a.rsqrt(), [np.array([0.0, 4.0])]),
+    ]
+
+
+EDGES = _edge_cases()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's, where an inf or a NaN appears
+@pytest.mark.parametrize("name, ours, theirs, arrays", EDGES, ids=[case[0] for case in EDGES])
+def test_gradient_at_a_zero_or_infinite_edge_matches_torch(name, ours, theirs, arrays):
+    assert_matches_torch(ours, theirs, *arrays)
+
+
 def test_argmax_and_indices_with_keepdim_match_torch():
     x = random_array(0, (4, 5))
     ours, theirs = Tensor(x), torch.tensor(x)

@@ -14,8 +14,8 @@ from .creation import BoolTensor, ByteTensor, DoubleTensor, FloatTensor, HalfTen
 from .gradcheck import GradcheckError, gradcheck
 from .ops import OPS
 from .serialization import load, save
-from .tensor import (Function, Tensor, cat, concat, concatenate, is_grad_enabled, maximum, minimum, no_grad, stack,
-                     toposort, where)
+from .tensor import (DtypeError, Function, ShapeError, Tensor, cat, concat, concatenate, is_grad_enabled, maximum,
+                     minimum, no_grad, stack, toposort, where)
 
 __version__ = "0.1.0"
 
@@ -34,27 +34,47 @@ accelerator = SimpleNamespace(is_available=cuda_available,
 
 def _function(name):
     def function(input, *args, **kwargs):
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{name}(): argument 'input' must be a Tensor, not {type(input).__name__}")
         return getattr(input, name)(*args, **kwargs)
     function.__name__, function.__qualname__ = name, name
     function.__doc__ = f"{name}(input, ...) is input.{name}(...), as in PyTorch."
     return function
 
 
-# torch.flatten(x, 1), torch.argmax(x, dim=1), torch.max(x, 1), ...: the tensor's methods as functions.
-TENSOR_FUNCTIONS = ("flatten", "reshape", "squeeze", "unsqueeze", "permute", "transpose", "t", "split", "chunk",
-                    "unbind", "sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "matmul", "exp", "log",
-                    "relu", "tanh", "sigmoid", "softmax", "log_softmax", "pow", "add", "sub", "mul", "div", "neg",
-                    "eq", "ne", "lt", "le", "gt", "ge", "equal", "allclose", "numel", "clone", "detach")
+# torch.flatten(x, 1), torch.argmax(x, dim=1), torch.max(x, 1), ...: the tensor's methods that PyTorch also has
+# as functions, with the method's arguments after `input`.
+TENSOR_FUNCTIONS = ("flatten", "reshape", "squeeze", "unsqueeze", "permute", "transpose", "swapaxes", "swapdims", "t",
+                    "chunk", "unbind", "sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "prod", "var",
+                    "std", "norm", "logsumexp", "softmax", "log_softmax", "any", "all", "matmul", "abs", "sqrt",
+                    "rsqrt", "square", "exp", "log", "sin", "cos", "relu", "tanh", "sigmoid", "clamp", "clip", "add",
+                    "sub", "mul", "div", "neg", "eq", "ne", "lt", "le", "gt", "ge", "less", "less_equal", "greater",
+                    "greater_equal", "not_equal", "equal", "allclose", "is_floating_point", "nonzero", "numel", "clone",
+                    "detach")
 for _name in TENSOR_FUNCTIONS:
     globals()[_name] = _function(_name)
 del _name
 
+
+def pow(input, exponent):
+    """input ** exponent, where either may be the tensor (torch.pow(2, x) as well as torch.pow(x, 2))."""
+    if not isinstance(input, Tensor) and not isinstance(exponent, Tensor):
+        raise TypeError("pow(): input or exponent must be a Tensor")
+    return input ** exponent
+
+
+def split(tensor, split_size_or_sections, dim=0):
+    """tensor.split(...), with torch.split's argument names."""
+    return tensor.split(split_size_or_sections, dim)
+
+
 from . import functional, nn, optim, utils  # noqa: E402  (torch.nn, torch.optim, torch.utils.data after `import torch`)
 
 __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "gradcheck", "GradcheckError", "OPS", "toposort",
-           "DeviceError", "cuda_available", "manual_seed", "device", "cuda", "accelerator", "tensor", "as_tensor",
-           "from_numpy", "zeros", "ones", "empty", "full", "zeros_like", "ones_like", "full_like", "arange",
-           "linspace", "eye", "rand", "randn", "randint", "randperm", "cat", "concat", "concatenate", "stack",
-           "where", "maximum", "minimum", "save", "load", "float32", "float", "float64", "double", "float16", "half", "int64", "long",
-           "int32", "int", "int16", "int8", "uint8", "bool", "FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor",
-           "IntTensor", "ByteTensor", "BoolTensor", *TENSOR_FUNCTIONS]
+           "DeviceError", "ShapeError", "DtypeError", "cuda_available", "manual_seed", "device", "cuda", "accelerator",
+           "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "zeros_like", "ones_like",
+           "full_like", "arange", "linspace", "eye", "rand", "randn", "randint", "randperm", "cat", "concat",
+           "concatenate", "stack", "where", "maximum", "minimum", "save", "load", "float32", "float", "float64",
+           "double", "float16", "half", "int64", "long", "int32", "int", "int16", "int8", "uint8", "bool",
+           "pow", "split", "FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor",
+           "ByteTensor", "BoolTensor", *TENSOR_FUNCTIONS]

@@ -1,6 +1,6 @@
 """The functional API (`import tinygrad_mnist.functional as F`): checks arguments, then applies ops."""
 from . import backend, ops
-from .tensor import Tensor, no_grad, stack, where
+from .tensor import ShapeError, Tensor, no_grad, stack, where
 
 
 def _square(value, name):
@@ -19,7 +19,7 @@ def sigmoid(input): return input.sigmoid()
 def linear(x, weight, bias=None):
     """x @ weightᵀ + bias, with weight (out_features, in_features) as in PyTorch."""
     if x.shape[-1] != weight.shape[1]:
-        raise ValueError(f"linear: input has {x.shape[-1]} features, weight {tuple(weight.shape)} expects {weight.shape[1]}")
+        raise ShapeError(f"linear: input has {x.shape[-1]} features, weight {tuple(weight.shape)} expects {weight.shape[1]}")
     return ops.Linear.apply(x, weight, *([bias] if bias is not None else []))
 
 
@@ -57,7 +57,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     also 'valid' or 'same'; groups splits the channels into that many independent convolutions."""
     x = input
     if x.ndim != 4 or weight.ndim != 4:
-        raise ValueError(f"conv2d: expected x (N, C, H, W) and weight (O, C/groups, kh, kw), got {x.shape} and "
+        raise ShapeError(f"conv2d: expected x (N, C, H, W) and weight (O, C/groups, kh, kw), got {x.shape} and "
                          f"{weight.shape}")
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
         raise ValueError(f"conv2d: groups must be a positive integer, got {groups!r}")
@@ -66,17 +66,17 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         raise ValueError(f"conv2d: stride and dilation must be >= 1, got stride={stride} dilation={dilation}")
     o, c_per_group, kh, kw = weight.shape
     if o % groups:
-        raise ValueError(f"conv2d: given groups={groups}, expected weight {tuple(weight.shape)} to have a number "
+        raise ShapeError(f"conv2d: given groups={groups}, expected weight {tuple(weight.shape)} to have a number "
                          f"of output channels divisible by {groups}")
     if x.shape[1] != c_per_group * groups:
-        raise ValueError(f"conv2d: given groups={groups}, weight {tuple(weight.shape)} expects input with "
+        raise ShapeError(f"conv2d: given groups={groups}, weight {tuple(weight.shape)} expects input with "
                          f"{c_per_group * groups} channels, but got {x.shape[1]} channels (input {tuple(x.shape)})")
     if bias is not None and tuple(bias.shape) != (o,):
-        raise ValueError(f"conv2d: bias of shape {tuple(bias.shape)} for {o} output channels: expected ({o},)")
+        raise ShapeError(f"conv2d: bias of shape {tuple(bias.shape)} for {o} output channels: expected ({o},)")
     top, bottom, left, right = conv_padding(padding, (kh, kw), stride, dilation)
     reach = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
     if x.shape[2] + top + bottom < reach[0] or x.shape[3] + left + right < reach[1]:
-        raise ValueError(f"conv2d: kernel {kh}x{kw} (dilation {dilation}, reaching {reach[0]}x{reach[1]}) is "
+        raise ShapeError(f"conv2d: kernel {kh}x{kw} (dilation {dilation}, reaching {reach[0]}x{reach[1]}) is "
                          f"larger than the padded input {x.shape[2:]} (padding {padding!r})")
     biases = [bias] if bias is not None else []
     if stride[0] == stride[1] and top == bottom == left == right and dilation == (1, 1) and groups == 1:
@@ -103,13 +103,13 @@ def _pool_args(name, x, kernel_size, stride, padding, dilation=1):
     p, d = _square(padding, "padding"), _square(dilation, "dilation")
     reach = d * (k - 1) + 1
     if x.ndim != 4:
-        raise ValueError(f"{name}: expected x (N, C, H, W), got shape {x.shape}")
+        raise ShapeError(f"{name}: expected x (N, C, H, W), got shape {x.shape}")
     if d < 1:
         raise ValueError(f"{name}: dilation must be >= 1, got {d}")
     if not 0 <= p <= reach // 2:
         raise ValueError(f"{name}: padding must lie in [0, half the kernel's reach] = [0, {reach // 2}], got {p}")
     if k < 1 or s < 1 or reach > min(x.shape[2:]) + 2 * p:
-        raise ValueError(f"{name}: kernel_size {k} (dilation {d}) and stride {s} do not fit an input of {x.shape[2:]}")
+        raise ShapeError(f"{name}: kernel_size {k} (dilation {d}) and stride {s} do not fit an input of {x.shape[2:]}")
     return k, s, p, d
 
 
@@ -178,7 +178,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """(x - mean) / √(var + ε) · weight + bias over the last len(normalized_shape) axes (biased variance)."""
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if tuple(input.shape[input.ndim - len(shape):]) != shape:
-        raise ValueError(f"layer_norm: input {tuple(input.shape)} does not end in normalized_shape {shape}")
+        raise ShapeError(f"layer_norm: input {tuple(input.shape)} does not end in normalized_shape {shape}")
     dims = tuple(range(input.ndim - len(shape), input.ndim))
     centred = input - input.mean(dim=dims, keepdim=True)
     out = centred * ((centred * centred).mean(dim=dims, keepdim=True) + eps).rsqrt()
@@ -197,8 +197,7 @@ def _dim(dim, axis):
 
 def log_softmax(input, dim=None, dtype=None, *, axis=None):
     """log softmax along `dim` (default the last axis; `axis` is the NumPy spelling, kept as an alias)."""
-    x = input if dtype is None else input.to(dtype)
-    return ops.LogSoftmax.apply(x, axis=_dim(dim, axis))
+    return input.log_softmax(_dim(dim, axis), dtype)
 
 
 def softmax(input, dim=None, dtype=None, *, axis=None):

@@ -24,8 +24,9 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
-class StateDictError(ValueError):
-    """A checkpoint that does not fit the model: a missing or unexpected key, a shape or a dtype."""
+class StateDictError(ValueError, RuntimeError):
+    """A checkpoint that does not fit the model: a missing or unexpected key, a shape or a dtype. Also a
+    RuntimeError, which PyTorch's load_state_dict raises, so code written for either catches it."""
 
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])

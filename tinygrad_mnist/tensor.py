@@ -16,6 +16,17 @@ from .backend import DeviceError
 _state = threading.local()
 
 
+class ShapeError(ValueError, RuntimeError):
+    """Shapes that do not fit (a reshape, a product, broadcasting, `item()` of many elements), and NumPy's
+    other refusals within an op (integers to negative powers). NumPy raises a ValueError there and
+    PyTorch a RuntimeError: this is both, so either `except` catches it."""
+
+
+class DtypeError(TypeError, RuntimeError):
+    """A dtype the operation does not take (an integer tensor that would require grad, or be averaged):
+    a TypeError, and the RuntimeError PyTorch raises there."""
+
+
 def is_grad_enabled():
     return getattr(_state, "grad_enabled", True)
 
@@ -71,7 +82,10 @@ class Function:
         arrays = _common_dtype(cls.__name__, tensors)
         for hook in op_hooks:
             hook.forward_pre(ctx, arrays)
-        out = Tensor._wrap(ctx.forward(*arrays, **options))
+        try:
+            out = Tensor._wrap(ctx.forward(*arrays, **options))
+        except ValueError as e:  # NumPy's refusals (shapes that do not broadcast or multiply)
+            raise e if isinstance(e, ShapeError) else ShapeError(f"{cls.__name__}: {e}") from None
         for hook in op_hooks:
             hook.forward_post(ctx, arrays)
         if ctx.view:  # the output shares the input's memory, so an in-place change to either changes both
@@ -103,6 +117,17 @@ def _common_dtype(op, tensors):
         return [t.array for t in tensors]
     (dtype,) = floats
     return [t.array if t.dtype == dtype else t.array.astype(dtype) for t in tensors]
+
+
+@contextlib.contextmanager
+def _shapes_must_fit(name):
+    """NumPy's ValueError for shapes that do not fit, raised as a ShapeError naming the operation."""
+    try:
+        yield
+    except ShapeError:
+        raise
+    except ValueError as e:
+        raise ShapeError(f"{name}: {e}") from None
 
 
 def recorded_parents(t):
@@ -198,6 +223,12 @@ def _dtype_of_python(data):
                     f"numbers or an array")
 
 
+# PyTorch's names for the tensor types of its dtypes, as x.type() gives them.
+_TENSOR_TYPES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor", "int64": "LongTensor",
+                 "int32": "IntTensor", "int16": "ShortTensor", "int8": "CharTensor", "uint8": "ByteTensor",
+                 "bool": "BoolTensor"}
+
+
 def _dims(dim, axis, name="dim"):
     """One axis argument from PyTorch's `dim` or NumPy's `axis` (kept as an alias), lists as tuples."""
     if axis is not None:
@@ -214,6 +245,15 @@ def _keep(keepdim, keepdims):
 def _shape_args(shape):
     """reshape(2, 3) and reshape((2, 3)) alike, as PyTorch takes both."""
     return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else tuple(shape)
+
+
+def _sizes(name, args, keyword):
+    """Sizes given as arguments, as one tuple or list, or by keyword (reshape(shape=...), view(size=...))."""
+    if keyword is None:
+        return _shape_args(args)
+    if args:
+        raise TypeError(f"{name}: give the sizes as arguments or by keyword, not both")
+    return (keyword,) if isinstance(keyword, int) else tuple(keyword)
 
 
 def _index_key(key, xp):
@@ -272,7 +312,7 @@ class Tensor:
 
     def requires_grad_(self, requires_grad=True):
         if requires_grad and not _float_dtype(self.dtype):
-            raise TypeError(f"only floating-point tensors can require grad, not {self.dtype}")
+            raise DtypeError(f"only floating-point tensors can require grad, not {self.dtype}")
         if not requires_grad and not self.is_leaf:
             raise RuntimeError("requires_grad_(False) on a tensor made by a recorded op: use .detach() instead")
         self.requires_grad = requires_grad
@@ -354,7 +394,7 @@ class Tensor:
 
     def item(self):
         if self.array.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+            raise ShapeError(f"item() needs a tensor with one element, this one has shape {self.shape}")
         return self.array.reshape(()).item()
 
     def tolist(self):
@@ -362,7 +402,7 @@ class Tensor:
 
     def _one_value(self, what):
         if self.array.size != 1:
-            raise RuntimeError(f"{what} of a tensor with {self.array.size} elements (shape {self.shape}) is "
+            raise ShapeError(f"{what} of a tensor with {self.array.size} elements (shape {self.shape}) is "
                                f"ambiguous: it needs exactly one; reduce it first (.any(), .all(), .sum())")
         return self.array.reshape(()).item()
 
@@ -392,8 +432,9 @@ class Tensor:
 
     def __setitem__(self, key, value):
         self._check_inplace("item assignment", value)
-        self.array[_index_key(key, backend.get_array_module(self.array))] = value.array if isinstance(value, Tensor) \
-            else value
+        with _shapes_must_fit("item assignment"):
+            self.array[_index_key(key, backend.get_array_module(self.array))] = value.array if isinstance(value, Tensor) \
+                else value
         self._version[0] += 1
 
     def detach(self):
@@ -438,8 +479,20 @@ class Tensor:
     def bool(self): return self.to(np.bool_)
 
     def type(self, dtype=None):
-        """With no argument, the dtype's name; else the tensor in that dtype."""
-        return str(self.dtype) if dtype is None else self.to(dtype)
+        """With no argument, PyTorch's name for the tensor's type ('torch.FloatTensor', on cuda
+        'torch.cuda.FloatTensor'); with a dtype, the tensor in that dtype; with such a name, the tensor in
+        its dtype on its device, as in PyTorch."""
+        if dtype is None:
+            if self.dtype.name not in _TENSOR_TYPES:
+                raise DtypeError(f"type(): PyTorch has no tensor type for {self.dtype}; use x.dtype")
+            return f"torch.{'cuda.' if self.device == 'cuda' else ''}{_TENSOR_TYPES[self.dtype.name]}"
+        if isinstance(dtype, str) and dtype.startswith("torch."):
+            types = {f"torch.{name}": d for d, name in _TENSOR_TYPES.items()}
+            on_cpu = dtype.replace(".cuda.", ".")
+            if on_cpu not in types:
+                raise ValueError(f"type(): unknown tensor type {dtype!r}: give a dtype or one of {', '.join(types)}")
+            return self.to("cpu" if on_cpu == dtype else "cuda", np.dtype(types[on_cpu]))
+        return self.to(np.dtype(dtype))  # to() would take a string for a device
 
     def is_floating_point(self):
         return _float_dtype(self.dtype)
@@ -461,7 +514,7 @@ class Tensor:
         else:
             gradient = gradient.array if isinstance(gradient, Tensor) else xp.asarray(gradient, dtype=self.dtype)
             if gradient.shape != self.shape:
-                raise ValueError(f"backward(gradient): it has shape {gradient.shape}, the tensor {self.shape}")
+                raise ShapeError(f"backward(gradient): it has shape {gradient.shape}, the tensor {self.shape}")
 
         grads = {id(self): gradient}
         for node in toposort(self, parents=_differentiable_parents):
@@ -512,12 +565,13 @@ class Tensor:
     def __rsub__(self, other): return self._binary(other, ops.Sub, reverse=True)
     def __mul__(self, other): return self._binary(other, ops.Mul)
     def __rmul__(self, other): return self._binary(other, ops.Mul, reverse=True)
-    def __truediv__(self, other): return self._binary(other, ops.Div)
-    def __rtruediv__(self, other): return self._binary(other, ops.Div, reverse=True)
+    def __truediv__(self, other): return self._true_divide(other)
+    def __rtruediv__(self, other): return self._true_divide(other, reverse=True)
     def __matmul__(self, other): return self._binary(other, ops.MatMul)
     def __rmatmul__(self, other): return self._binary(other, ops.MatMul, reverse=True)
     def __neg__(self): return ops.Neg.apply(self)
     def __pos__(self): return self
+    def __abs__(self): return self.abs()
 
     def __pow__(self, exponent):
         if not isinstance(exponent, Tensor) and not np.isscalar(exponent):
@@ -527,13 +581,23 @@ class Tensor:
     def __rpow__(self, base):
         return self._constant(base) ** self
 
+    def _true_divide(self, other, reverse=False):
+        """self / other. Integer and boolean operands alone divide in float32, PyTorch's default dtype
+        (NumPy would give float64); with a floating-point operand the result has its dtype, as in any op."""
+        a, b = _tensors(self, other)
+        if not (_float_dtype(a.dtype) or _float_dtype(b.dtype)):
+            a = a.float()
+        return ops.Div.apply(b, a) if reverse else ops.Div.apply(a, b)
+
     def _no_grad_math(self, other, fn, name):
-        """Integer-valued arithmetic (//, %) that has no gradient: refused on tensors that need one."""
-        other = other.array if isinstance(other, Tensor) else other
-        if self.requires_grad and is_grad_enabled():
+        """Integer-valued arithmetic (//, %, rounded division) that has no gradient: refused on tensors that
+        need one. The operands' dtypes combine as in the ops (an integer tensor // 2.0 is float32)."""
+        a, b = _tensors(self, other)
+        if (a.requires_grad or b.requires_grad) and is_grad_enabled():
             raise RuntimeError(f"{name} is not differentiable: apply it to a tensor that needs no grad "
                                "(x.detach()) or under no_grad()")
-        return Tensor._wrap(fn(self.array, other))
+        with _shapes_must_fit(name):
+            return Tensor._wrap(fn(*_common_dtype(name, (a, b))))
 
     def __floordiv__(self, other): return self._no_grad_math(other, lambda a, b: a // b, "//")
     def __rfloordiv__(self, other): return self._no_grad_math(other, lambda a, b: b // a, "//")
@@ -542,7 +606,8 @@ class Tensor:
 
     def _compare(self, other, fn):
         other = other.array if isinstance(other, Tensor) else other
-        return Tensor._wrap(fn(self.array, other))
+        with _shapes_must_fit("comparison"):
+            return Tensor._wrap(fn(self.array, other))
 
     def __lt__(self, other): return self._compare(other, lambda a, b: a < b)
     def __le__(self, other): return self._compare(other, lambda a, b: a <= b)
@@ -566,21 +631,43 @@ class Tensor:
         xp = backend.get_array_module(self.array)
         return bool(xp.allclose(self.array, other.array if isinstance(other, Tensor) else other, rtol, atol))
 
-    def any(self, dim=None, keepdim=False):
-        return Tensor._wrap(self.array.any(axis=dim, keepdims=keepdim))
+    def nonzero(self, *, as_tuple=False):
+        """The indices of the non-zero elements: an (n, ndim) int64 tensor, or with as_tuple=True one int64
+        tensor of n indices per dimension (a 0-d tensor counting as 1-d, as in PyTorch). No gradient: indices."""
+        xp = backend.get_array_module(self.array)
+        if as_tuple:
+            return tuple(Tensor._wrap(i.astype(np.int64, copy=False)) for i in xp.nonzero(xp.atleast_1d(self.array)))
+        return Tensor._wrap(xp.argwhere(self.array).astype(np.int64, copy=False))
 
-    def all(self, dim=None, keepdim=False):
-        return Tensor._wrap(self.array.all(axis=dim, keepdims=keepdim))
+    def any(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return Tensor._wrap(self.array.any(axis=_dims(dim, axis), keepdims=_keep(keepdim, keepdims)))
+
+    def all(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return Tensor._wrap(self.array.all(axis=_dims(dim, axis), keepdims=_keep(keepdim, keepdims)))
 
     def sum(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None):
         t = self if dtype is None else self.to(dtype)
         return ops.Sum.apply(t, axis=_dims(dim, axis), keepdims=_keep(keepdim, keepdims))
 
-    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    def mean(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+        """The mean over all elements or `dim`, in `dtype` if given. An integer tensor needs a dtype, as
+        in PyTorch: x.float().mean() or x.mean(dtype=torch.float32)."""
+        t = self if dtype is None else self.to(dtype)
+        t._require_float("mean()", "x.float().mean() or x.mean(dtype=torch.float32)")
         axis = _dims(dim, axis)
-        axes = range(self.ndim) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
-        count = math.prod(self.shape[a] for a in axes)
-        return self.sum(axis=axis, keepdims=_keep(keepdim, keepdims)) * (1.0 / count)
+        axes = range(t.ndim) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
+        count = math.prod(t.shape[a] for a in axes)
+        return t.sum(axis=axis, keepdims=_keep(keepdim, keepdims)) * (1.0 / count)
+
+    def _require_float(self, what, fix):
+        if not _float_dtype(self.dtype):
+            raise DtypeError(f"{what} needs a floating-point tensor, as in PyTorch, not {self.dtype}: convert "
+                             f"first, {fix}")
+
+    def _floating(self):
+        """This tensor, or a float32 copy of an integer or boolean one: what PyTorch takes exp, log, sin,
+        tanh or sigmoid of."""
+        return self if _float_dtype(self.dtype) else self.float()
 
     def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         """With no dim, the maximum; with an int dim, (values, indices) along it, as PyTorch; with a
@@ -604,11 +691,11 @@ class Tensor:
             return values
         return MinMax(values, self.argmin(axis, keep))
 
-    def amax(self, dim=None, keepdim=False):
-        return ops.Max.apply(self, axis=_dims(dim, None), keepdims=keepdim)
+    def amax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return ops.Max.apply(self, axis=_dims(dim, axis), keepdims=_keep(keepdim, keepdims))
 
-    def amin(self, dim=None, keepdim=False):
-        return -(-self).amax(dim, keepdim)
+    def amin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return -(-self).amax(_dims(dim, axis), _keep(keepdim, keepdims))
 
     def _arg(self, method, dim, keepdim):
         index = getattr(self.array, method)(axis=dim)
@@ -617,16 +704,19 @@ class Tensor:
             index = xp.expand_dims(index, dim) if dim is not None else index.reshape((1,) * self.ndim)
         return Tensor._wrap(index)
 
-    def argmax(self, dim=None, keepdim=False, *, axis=None):
-        return self._arg("argmax", _dims(dim, axis), keepdim)
+    def argmax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return self._arg("argmax", _dims(dim, axis), _keep(keepdim, keepdims))
 
-    def argmin(self, dim=None, keepdim=False, *, axis=None):
-        return self._arg("argmin", _dims(dim, axis), keepdim)
+    def argmin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return self._arg("argmin", _dims(dim, axis), _keep(keepdim, keepdims))
 
-    def reshape(self, *shape):
-        return ops.Reshape.apply(self, shape=_shape_args(shape))
+    def reshape(self, *sizes, shape=None):
+        """reshape(2, 3), reshape((2, 3)) or reshape(shape=(2, 3)), as PyTorch takes each."""
+        return ops.Reshape.apply(self, shape=_sizes("reshape", sizes, shape))
 
-    view = reshape
+    def view(self, *sizes, size=None):
+        """view(2, 3), view((2, 3)) or view(size=(2, 3)): reshape, which makes a view where it can."""
+        return self.reshape(_sizes("view", sizes, size))
 
     def view_as(self, other):
         return self.reshape(other.shape)
@@ -639,12 +729,16 @@ class Tensor:
         start, end = start_dim % self.ndim, end_dim % self.ndim
         return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1:])
 
-    def unsqueeze(self, dim):
+    def unsqueeze(self, dim=None, *, axis=None):
+        dim = _dims(dim, axis)
+        if dim is None:
+            raise TypeError("unsqueeze: give the dim where the new axis goes")
         dim = dim % (self.ndim + 1)
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
-    def squeeze(self, dim=None):
+    def squeeze(self, dim=None, *, axis=None):
         """Drop axes of length 1: all of them, or those of `dim` (an int or tuple) that have length 1."""
+        dim = _dims(dim, axis)
         if dim is None:
             dims = {i for i, n in enumerate(self.shape) if n == 1}
         else:
@@ -652,9 +746,9 @@ class Tensor:
             dims = {d for d in dims if self.ndim and self.shape[d] == 1}
         return self.reshape(tuple(n for i, n in enumerate(self.shape) if i not in dims))
 
-    def expand(self, *sizes):
+    def expand(self, *sizes, size=None):
         """A broadcast view to `sizes` (-1 keeps an axis); the gradient sums over the stretched axes."""
-        sizes = _shape_args(sizes)
+        sizes = _sizes("expand", sizes, size)
         lead = len(sizes) - self.ndim
         if lead < 0:
             raise RuntimeError(f"expand: {len(sizes)} sizes for a tensor with {self.ndim} dimensions")
@@ -664,17 +758,17 @@ class Tensor:
     def expand_as(self, other):
         return self.expand(other.shape)
 
-    def permute(self, *dims):
+    def permute(self, *order, dims=None):
         """The axes in the order `dims` (a permutation of all of them)."""
-        dims = _shape_args(dims)
+        dims = _sizes("permute", order, dims)
         if sorted(d % max(self.ndim, 1) for d in dims) != list(range(self.ndim)):
-            raise ValueError(f"permute: {dims} is not a permutation of the {self.ndim} dimensions")
+            raise ShapeError(f"permute: {dims} is not a permutation of the {self.ndim} dimensions")
         return ops.Transpose.apply(self, axes=tuple(d % self.ndim for d in dims))
 
-    def transpose(self, *axes):
-        """Two axes: swap them (PyTorch). No axes: reverse them, a longer permutation: apply it (NumPy,
-        kept from before; `permute` is the PyTorch name for that)."""
-        axes = _shape_args(axes)
+    def transpose(self, *axes, dim0=None, dim1=None):
+        """Two axes (or dim0=, dim1=): swap them (PyTorch). No axes: reverse them, a longer permutation:
+        apply it (NumPy, kept from before; `permute` is the PyTorch name for that)."""
+        axes = _shape_args(axes) + tuple(d for d in (dim0, dim1) if d is not None)
         if len(axes) != 2:
             return self.permute(*(axes or reversed(range(self.ndim))))
         perm = list(range(self.ndim))
@@ -686,19 +780,20 @@ class Tensor:
             raise RuntimeError(f"t() expects a tensor with at most 2 dimensions, this one has {self.ndim}")
         return self.transpose()
 
-    swapaxes = swapdims = transpose
+    def swapaxes(self, axis0, axis1): return self.transpose(axis0, axis1)
+    def swapdims(self, dim0, dim1): return self.transpose(dim0, dim1)
 
-    def split(self, split_size_or_sections, dim=0):
+    def split(self, split_size, dim=0):
         """Pieces of `split_size` along `dim` (the last one smaller), or of the given list of sizes."""
         n = self.shape[dim]
-        if isinstance(split_size_or_sections, int):
-            if split_size_or_sections < 1:
-                raise ValueError(f"split: split_size must be positive, got {split_size_or_sections}")
-            sizes = [min(split_size_or_sections, n - s) for s in range(0, n, split_size_or_sections)]
+        if isinstance(split_size, int):
+            if split_size < 1:
+                raise ValueError(f"split: split_size must be positive, got {split_size}")
+            sizes = [min(split_size, n - s) for s in range(0, n, split_size)]
         else:
-            sizes = list(split_size_or_sections)
+            sizes = list(split_size)
             if sum(sizes) != n:
-                raise ValueError(f"split: sizes {sizes} add up to {sum(sizes)}, but dimension {dim} has {n}")
+                raise ShapeError(f"split: sizes {sizes} add up to {sum(sizes)}, but dimension {dim} has {n}")
         where, starts = [slice(None)] * (dim % self.ndim), np.cumsum([0] + sizes)
         return tuple(self[(*where, slice(int(a), int(b)))] for a, b in zip(starts[:-1], starts[1:]))
 
@@ -710,23 +805,33 @@ class Tensor:
         return tuple(t.squeeze(dim) for t in self.split(1, dim))
 
     def matmul(self, other): return self @ other
-    def exp(self): return ops.Exp.apply(self)
-    def log(self): return ops.Log.apply(self)
+    def exp(self): return ops.Exp.apply(self._floating())
+    def log(self): return ops.Log.apply(self._floating())
     def relu(self): return ops.ReLU.apply(self)
-    def tanh(self): return ops.Tanh.apply(self)
-    def sigmoid(self): return ops.Sigmoid.apply(self)
+    def tanh(self): return ops.Tanh.apply(self._floating())
+    def sigmoid(self): return ops.Sigmoid.apply(self._floating())
     def pow(self, exponent): return self ** exponent
     def add(self, other, alpha=1): return self + (other if alpha == 1 else other * alpha)
     def sub(self, other, alpha=1): return self - (other if alpha == 1 else other * alpha)
     def mul(self, other): return self * other
-    def div(self, other): return self / other
     def neg(self): return -self
+
+    def div(self, other, *, rounding_mode=None):
+        """self / other, or with rounding_mode 'floor' or 'trunc' the quotient rounded down or toward zero
+        (integers stay integers; no gradient, as for //)."""
+        if rounding_mode is None:
+            return self / other
+        if rounding_mode == "floor":
+            return self // other
+        if rounding_mode == "trunc":
+            return self._no_grad_math(other, _trunc_divide, "div(rounding_mode='trunc')")
+        raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
 
     def sqrt(self): return self ** 0.5
     def rsqrt(self): return self ** -0.5
     def square(self): return self * self
-    def sin(self): return ops.Sin.apply(self)
-    def cos(self): return ops.Cos.apply(self)
+    def sin(self): return ops.Sin.apply(self._floating())
+    def cos(self): return ops.Cos.apply(self._floating())
     def maximum(self, other): return maximum(self, other)
     def minimum(self, other): return minimum(self, other)
 
@@ -748,13 +853,16 @@ class Tensor:
 
     clip = clamp
 
-    def prod(self, dim=None, keepdim=False):
-        if isinstance(dim, (tuple, list)):
+    def prod(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
+        dim = _dims(dim, axis)
+        if isinstance(dim, tuple):
             raise TypeError("prod: dim must be one int (or None for all elements), as in PyTorch")
-        return ops.Prod.apply(self, axis=dim, keepdims=keepdim)
+        t = self if dtype is None else self.to(dtype)
+        return ops.Prod.apply(t, axis=dim, keepdims=_keep(keepdim, keepdims))
 
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
         """Σ (x - mean)² / (n - correction), with correction 1 (Bessel's) unless unbiased=False or given."""
+        self._require_float("var() and std()", "x.float().var()")
         axis, keep = _dims(dim, axis), _keep(keepdim, keepdims)
         if correction is None:
             correction = 0 if unbiased is False else 1
@@ -765,31 +873,49 @@ class Tensor:
         return (d * d).sum(axis=axis, keepdims=keep) * scale
 
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
-        return self.var(dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims).sqrt()
+        """√var; where it is 0 (constant values) the gradient is 0, as in PyTorch."""
+        var = self.var(dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims)
+        return _power_flat_at_zero(var, 0.5)
 
     def norm(self, p=2, dim=None, keepdim=False):
-        """The p-norm (2, 1, inf or any positive p; 'fro' is 2) over all elements or `dim`."""
+        """The p-norm (2, 1, inf or any positive p; 'fro' is 2) over all elements or `dim`. At 0, and for
+        p < 1 at each zero element, the gradient is 0 (the subgradient PyTorch takes), not NaN."""
+        self._require_float("norm()", "x.float().norm()")
         if p == "fro":
             p = 2
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0:
+            raise ValueError(f"norm: p must be a positive number, math.inf or 'fro', got {p!r}")
         if p == 2:
-            return (self * self).sum(dim, keepdim).sqrt()
+            return _power_flat_at_zero((self * self).sum(dim, keepdim), 0.5)
         if p == 1:
             return self.abs().sum(dim, keepdim)
         if p == math.inf:
             return self.abs().amax(dim, keepdim)
-        return (self.abs() ** p).sum(dim, keepdim) ** (1.0 / p)
+        return _power_flat_at_zero(_power_flat_at_zero(self.abs(), p).sum(dim, keepdim), 1.0 / p)
 
-    def logsumexp(self, dim, keepdim=False):
-        """log Σ eˣ along dim, shifted by the (constant) maximum so no exponential overflows."""
-        top = Tensor._wrap(self.array.max(axis=dim, keepdims=True))
-        out = (self - top).exp().sum(dim, keepdim=True).log() + top
+    def logsumexp(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """log Σ eˣ along dim, shifted by the (constant) maximum so no exponential overflows. A row of -inf
+        gives -inf and one holding +inf gives inf, as in PyTorch (their gradients are NaN there, as its are)."""
+        dim, keepdim = _dims(dim, axis), _keep(keepdim, keepdims)
+        if dim is None:
+            raise TypeError("logsumexp: give dim (an int or a tuple), as PyTorch requires")
+        t = self._floating()
+        xp = backend.get_array_module(t.array)
+        top = t.array.max(axis=dim, keepdims=True)
+        top = Tensor._wrap(xp.where(xp.isfinite(top), top, 0).astype(t.dtype, copy=False))  # inf - inf is NaN
+        with np.errstate(divide="ignore"):  # log 0 = -inf is the answer for a row of -inf
+            out = (t - top).exp().sum(dim, keepdim=True).log() + top
         return out if keepdim else out.squeeze(dim)
 
-    def softmax(self, dim=-1):
-        return self.log_softmax(dim).exp()
+    def softmax(self, dim=-1, dtype=None, *, axis=None):
+        return self.log_softmax(dim, dtype, axis=axis).exp()
 
-    def log_softmax(self, dim=-1):
-        return ops.LogSoftmax.apply(self, axis=dim)
+    def log_softmax(self, dim=-1, dtype=None, *, axis=None):
+        """x - logsumexp(x) along `dim`, in `dtype` if given (an integer tensor needs one, as in PyTorch)."""
+        dim = dim if axis is None else axis
+        t = self if dtype is None else self.to(dtype)
+        t._require_float("softmax() and log_softmax()", "x.float() or pass dtype=torch.float32")
+        return ops.LogSoftmax.apply(t, axis=dim)
 
     def _check_inplace(self, name, *others):
         """PyTorch's rules for changing a tensor's data in place while the tape records."""
@@ -810,7 +936,8 @@ class Tensor:
         xp = backend.get_array_module(self.array)
         other = other.array if isinstance(other, Tensor) else other
         try:
-            getattr(xp, ufunc)(self.array, other, out=self.array, casting="same_kind")
+            with _shapes_must_fit(name):
+                getattr(xp, ufunc)(self.array, other, out=self.array, casting="same_kind")
         except TypeError as e:  # NumPy's UFuncTypeError is a TypeError
             raise RuntimeError(f"{name}: the result cannot be stored in this {self.dtype} tensor ({e})") from None
         self._version[0] += 1
@@ -828,7 +955,8 @@ class Tensor:
 
     def copy_(self, src):
         self._check_inplace("copy_", src)
-        self.array[...] = backend.to_device(src.array if isinstance(src, Tensor) else src, self.device)
+        with _shapes_must_fit("copy_"):
+            self.array[...] = backend.to_device(src.array if isinstance(src, Tensor) else src, self.device)
         self._version[0] += 1
         return self
 
@@ -870,6 +998,22 @@ class Tensor:
         return self
 
 
+def _power_flat_at_zero(s, exponent):
+    """s ** exponent for s >= 0 (exponent > 0), with a gradient of 0 where s = 0: the subgradient PyTorch
+    takes for norms and std there. The plain power's VJP would be inf · 0 = NaN; here the power only ever
+    sees 1 in place of a 0, and the outer `where` sends no gradient to it."""
+    zero = s == 0
+    return where(zero, 0.0, where(zero, 1.0, s) ** exponent)
+
+
+def _trunc_divide(a, b):
+    """a / b rounded toward zero; exact for integers (no detour through floats)."""
+    if _float_dtype(a.dtype):
+        return backend.get_array_module(a).trunc(a / b)
+    q = a // b
+    return q + ((q < 0) & (q * b != a))  # floor is one below trunc for an inexact negative quotient
+
+
 class MinMax(tuple):
     """(values, indices) as max(dim) and min(dim) return them, with both names, as in PyTorch."""
 
@@ -890,16 +1034,25 @@ def minimum(a, b):
     return -ops.Maximum.apply(-a, -b)
 
 
-def where(condition, input, other):
-    """input where condition holds, else other (either may be a number);  the gradient flows to the
-    side that was chosen."""
+def where(condition, input=None, other=None):
+    """input where condition holds, else other; either may be a number, and two numbers make a tensor as
+    torch.tensor would (Python floats float32). The gradient flows to the side that was chosen.
+    where(condition) alone is condition.nonzero(as_tuple=True), as in PyTorch."""
+    if input is None and other is None:
+        return (condition if isinstance(condition, Tensor) else Tensor(condition)).nonzero(as_tuple=True)
+    if input is None or other is None:
+        raise TypeError("where: give both input and other (or neither, for where(condition), the indices of the "
+                        "elements that hold)")
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        input = Tensor(input, device=condition.device if isinstance(condition, Tensor) else None)
     input, other = _tensors(input, other)
     cond = condition.array if isinstance(condition, Tensor) else condition
     return ops.Where.apply(input, other, condition=backend.get_array_module(input.array).asarray(cond, dtype=bool))
 
 
-def cat(tensors, dim=0):
-    """The tensors joined along an existing axis `dim`."""
+def cat(tensors, dim=0, *, axis=None):
+    """The tensors joined along an existing axis `dim` (`axis` is an alias, as in PyTorch)."""
+    dim = dim if axis is None else axis
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: expected a non-empty sequence of tensors")
@@ -909,14 +1062,15 @@ def cat(tensors, dim=0):
 concatenate = concat = cat
 
 
-def stack(tensors, dim=0):
-    """The tensors (all of one shape) joined along a new axis `dim`."""
+def stack(tensors, dim=0, *, axis=None):
+    """The tensors (all of one shape) joined along a new axis `dim` (`axis` is an alias, as in PyTorch)."""
+    dim = dim if axis is None else axis
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: expected a non-empty sequence of tensors")
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:
-        raise ValueError(f"stack: expects tensors of one shape, got {sorted(shapes)}")
+        raise ShapeError(f"stack: expects tensors of one shape, got {sorted(shapes)}")
     return cat([t.unsqueeze(dim) for t in tensors], dim)
 
 
