@@ -619,3 +619,15 @@ def test_type_names_the_tensor_type_as_pytorch_does_and_converts_to_one(dtype, l
 def test_type_refuses_a_name_that_is_no_tensor_type():
     with pytest.raises(ValueError, match="unknown tensor type 'torch.Float'"):
         Tensor([1.0]).type("torch.Float")
+
+
+def test_nn_functional_init_and_utils_import_as_pytorch_spells_them():
+    """`import torch.nn.functional as F`, `import torch.nn.init`, `from torch.nn.utils import ...` with the
+    package name swapped, and `nn.functional.relu` as an attribute."""
+    import importlib
+    F = importlib.import_module("tinygrad_mnist.nn.functional")
+    init = importlib.import_module("tinygrad_mnist.nn.init")
+    utils = importlib.import_module("tinygrad_mnist.nn.utils")
+    assert F is torch.functional and F is nn.functional and init is nn.init and utils is nn.utils
+    exec("from tinygrad_mnist.nn.init import kaiming_uniform_\nfrom tinygrad_mnist.nn.utils import clip_grad_norm_", {})
+    assert nn.functional.relu(torch.tensor([-1.0, 2.0])).tolist() == [0.0, 2.0]

@@ -4,6 +4,7 @@ Modules only arrange tensors and call `tinygrad_mnist.functional`; every gradien
 ops' VJPs, so there is no backward code here.
 """
 import math
+import sys
 from collections import namedtuple
 from types import SimpleNamespace
 
@@ -1017,3 +1018,12 @@ def clip_grad_value_(parameters, clip_value):
 
 
 utils = SimpleNamespace(clip_grad_norm_=clip_grad_norm_, clip_grad_value_=clip_grad_value_)
+
+
+# torch.nn.functional, torch.nn.init and torch.nn.utils as PyTorch spells them: attributes of nn, and
+# importable (`import tinygrad_mnist.nn.functional as F`, `from tinygrad_mnist.nn import init`) although nn
+# is one file rather than a package.
+functional = F
+for _name, _part in (("functional", F), ("init", init), ("utils", utils)):
+    sys.modules[f"{__name__}.{_name}"] = _part
+del _name, _part
