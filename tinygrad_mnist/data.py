@@ -452,7 +452,13 @@ def warp(images, shift, angle, scale=None, displacement=None):
     cos, sin = np.cos(theta), np.sin(theta)
     src_x = (cos * x - sin * y) / scale + cx
     src_y = (sin * x + cos * y) / scale + cy
+    return _bilinear(images, src_x, src_y).astype(np.float32, copy=False)
 
+
+def _bilinear(images, src_x, src_y):
+    """Each image of `images` (B, H, W) read at the points (src_x, src_y) (pixel indices, broadcasting to
+    (B, H', W')) by bilinear interpolation, zero outside (the arithmetic's dtype is the inputs')."""
+    b, h, w = images.shape
     # A one-pixel zero border makes every out-of-range neighbour read zero after clipping.
     padded = np.pad(images, ((0, 0), (1, 1), (1, 1))).reshape(-1)
     fx = np.floor(src_x)
@@ -468,7 +474,34 @@ def warp(images, shift, angle, scale=None, displacement=None):
 
     top = (1 - wx) * at(y0, x0) + wx * at(y0, x1)
     bottom = (1 - wx) * at(y1, x0) + wx * at(y1, x1)
-    return ((1 - wy) * top + wy * bottom).astype(np.float32, copy=False)
+    return (1 - wy) * top + wy * bottom
+
+
+def affine(images, matrix, interpolation="nearest", fill=0.0):
+    """torchvision's affine resampling (its tensor path: grid_sample with align_corners=False) of a batch
+    (B, H, W) of float images, one map for all: output pixel (x, y), in pixels from the image's centre, shows
+    the input at (m0 x + m1 y + m2, m3 x + m4 y + m5) from the centre, where `matrix` is (m0, ..., m5).
+
+    "nearest" takes the pixel the point rounds to (half to even) and `fill` where that lies outside;
+    "bilinear" reads zeros outside, then blends in `fill` by how much of each output pixel's weight fell
+    outside, as torchvision does. `fill` is a number or one per image. Returns the images' dtype."""
+    images = np.asarray(images)
+    b, h, w = images.shape
+    m = np.asarray(matrix, dtype=np.float64)
+    xs = np.arange(w, dtype=np.float64) - (w - 1) / 2
+    ys = (np.arange(h, dtype=np.float64) - (h - 1) / 2)[:, None]
+    src_x = m[0] * xs + m[1] * ys + m[2] + (w - 1) / 2
+    src_y = m[3] * xs + m[4] * ys + m[5] + (h - 1) / 2
+    fill = np.broadcast_to(np.asarray(fill, dtype=images.dtype), (b,)).reshape(b, 1, 1)
+    if interpolation == "nearest":
+        ix, iy = (np.clip(np.rint(s), -1, n).astype(np.int64) for s, n in ((src_x, w), (src_y, h)))
+        inside = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
+        return np.where(inside, images[:, np.clip(iy, 0, h - 1), np.clip(ix, 0, w - 1)], fill)
+    if interpolation != "bilinear":
+        raise ValueError(f"affine: interpolation must be 'nearest' or 'bilinear', got {interpolation!r}")
+    sampled = _bilinear(images, src_x, src_y)
+    covered = _bilinear(np.ones((1, h, w), images.dtype), src_x, src_y)
+    return (sampled * covered + (1 - covered) * fill).astype(images.dtype, copy=False)
 
 
 def augment(images, rng, max_shift=2.0, max_rotate=10.0, max_scale=0.0, elastic=None):
