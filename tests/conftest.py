@@ -25,6 +25,14 @@ def dataset(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory):
+    """torchvision's root for MNIST: the small IDX files of `dataset` (the same drawn bars), in root/MNIST/raw."""
+    root = tmp_path_factory.mktemp("torchvision-root")
+    write_dataset(root / "MNIST" / "raw", n_train=600, n_test=200)
+    return root
+
+
+@pytest.fixture(scope="session")
 def glyph_run(tmp_path_factory):
     """A LeNet-5 run trained on drawn glyphs (idx_fixtures.draw_glyphs: a ring is 0, an upright bar 1),
     so that a loop or a stroke drawn by a test has one right answer out of ten."""

@@ -1,6 +1,5 @@
-"""Datasets, samplers and batches as torch.utils.data has them, and MNIST (as torchvision's, through ToTensor and
-Normalize). They hand out Tensors; finding, reading and downloading the files is tinygrad_mnist.data's NumPy
-code, which knows nothing of the engine.
+"""Datasets, samplers and batches as torch.utils.data has them. They hand out Tensors; MNIST itself, as torchvision
+gives it, is tinygrad_mnist.vision's.
 
 Everything loads in this process: `num_workers` and its companions are accepted where the batches are the ones
 PyTorch's workers would deliver (docs/FROM_PYTORCH.md says which). Random orders come from `generator` (a
@@ -63,6 +62,12 @@ class TensorDataset(Dataset):
 
     def __len__(self):
         return len(self.tensors[0])
+
+    def _whole_rows(self):
+        """The tensors whose rows at i are dataset[i], as _rows asks of a dataset (None: batch sample by sample)."""
+        if type(self).__getitem__ is not TensorDataset.__getitem__ or any(t.requires_grad for t in self.tensors):
+            return None
+        return self.tensors
 
 
 class MNIST(TensorDataset):
@@ -363,10 +368,14 @@ def get_worker_info():
 
 
 def _rows(dataset):
-    """(tensors, indices) when dataset[i] is the tuple of the tensors' rows at indices[i] (indices None: at i):
-    a TensorDataset, or Subsets of one, whose batches can be taken by indexing whole arrays; else None."""
-    if type(dataset).__getitem__ is TensorDataset.__getitem__:
-        return None if any(t.requires_grad for t in dataset.tensors) else (dataset.tensors, None)
+    """(tensors, indices) when default_collate of the samples dataset[i] for i in a batch is the list of the
+    tensors' rows at indices[i] (indices None: at i), so that batches can be taken by indexing whole arrays: a
+    dataset whose `_whole_rows()` gives such tensors (a TensorDataset; vision's MNIST with ToTensor and
+    Normalize), or Subsets of one; else None."""
+    whole_rows = getattr(type(dataset), "_whole_rows", None)  # of the class: a wrapper's __getattr__ is not asked
+    if whole_rows is not None:
+        tensors = whole_rows(dataset)
+        return None if tensors is None else (tensors, None)
     if type(dataset).__getitem__ is Subset.__getitem__:
         inner = _rows(dataset.dataset)
         if inner is not None:
@@ -382,9 +391,10 @@ class DataLoader:
     """Batches of a dataset, as torch.utils.data.DataLoader: the dataset's indices come from `sampler` (any
     iterable of indices; by default in order, or shuffled each pass with shuffle=True), grouped by `batch_size`
     (or given as lists by `batch_sampler`), and each batch's samples go through `collate_fn` (default_collate).
-    batch_size=None hands out single samples through default_convert. A TensorDataset (or a Subset of one) with
-    the default collate_fn is batched by indexing its whole arrays, without Python per sample: the same batches
-    default_collate makes. num_workers > 0 loads in this process too (see docs/FROM_PYTORCH.md)."""
+    batch_size=None hands out single samples through default_convert. A TensorDataset, vision's MNIST with a
+    ToTensor-and-Normalize transform, or a Subset of either, with the default collate_fn, is batched by indexing
+    whole arrays, without Python per sample: the same batches default_collate makes. num_workers > 0 loads in
+    this process too (see docs/FROM_PYTORCH.md)."""
 
     def __init__(self, dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None, num_workers=0,
                  collate_fn=None, pin_memory=False, drop_last=False, timeout=0, worker_init_fn=None,
