@@ -1,12 +1,16 @@
 """PyTorch's MNIST example (pytorch/examples, mnist/main.py) on the engine: its Net, train() and test()
-as PyTorch code, with only the imports changed. One epoch on MNIST, then, when torch is installed, the
-same code on torch in a process of its own: test accuracy and time of both, side by side.
+and its data lines (torchvision's datasets and transforms) as PyTorch code, with only the imports changed.
+One epoch on MNIST, then, when torch is installed, the same code on torch in a process of its own: test
+accuracy and time of both, side by side.
 
     python scripts/pytorch_example.py                     # both frameworks, one epoch each
     python scripts/pytorch_example.py --framework tinygrad_mnist --epochs 3
+    python scripts/pytorch_example.py --root ../data      # the example's own root, downloaded if need be
 
-The data lines differ from the original (no torchvision): both frameworks get the same standardised
-MNIST arrays through TensorDataset and DataLoader.
+The example's root is '../data' (files in ../data/MNIST/raw); without --root the engine uses the MNIST files
+it finds (TINYGRAD_MNIST_DATA, its cache). torch's side runs the same data lines on torchvision where
+torchvision is installed and --root is given; otherwise it gets the engine's transformed arrays through
+TensorDataset, the same values.
 """
 import argparse
 import contextlib
@@ -26,12 +30,17 @@ if FRAMEWORK == "torch":
     import torch.optim as optim
     from torch.optim.lr_scheduler import StepLR
     from torch.utils.data import DataLoader, TensorDataset
+    try:
+        from torchvision import datasets, transforms
+    except ImportError:
+        datasets = transforms = None
 else:
     import tinygrad_mnist as torch
     import tinygrad_mnist.functional as F
     from tinygrad_mnist import nn, optim
     from tinygrad_mnist.utils.data import DataLoader, TensorDataset
     from tinygrad_mnist.optim.lr_scheduler import StepLR
+    from tinygrad_mnist.vision import datasets, transforms
 
 
 class Net(nn.Module):
@@ -107,14 +116,40 @@ class Tee(io.TextIOBase):
         return self.stream.write(text)
 
 
+def example_datasets(root, datasets, transforms):
+    """The example's data lines, its '../data' being `root`, on torchvision's or the engine's datasets and
+    transforms."""
+    transform = transforms.Compose([
+        transforms.ToTensor(),
+        transforms.Normalize((0.1307,), (0.3081,))
+        ])
+    dataset1 = datasets.MNIST(root, train=True, download=True,
+                              transform=transform)
+    dataset2 = datasets.MNIST(root, train=False,
+                              transform=transform)
+    return dataset1, dataset2
+
+
+def engine_tensors_for_torch(root):
+    """For torch without torchvision (or without a root): the engine's datasets of the same data lines, each
+    as one batch, in TensorDatasets of torch tensors."""
+    import tinygrad_mnist.utils.data
+    import tinygrad_mnist.vision
+    found = []
+    for dataset in example_datasets(root, tinygrad_mnist.vision.datasets, tinygrad_mnist.vision.transforms):
+        images, labels = next(iter(tinygrad_mnist.utils.data.DataLoader(dataset, batch_size=len(dataset))))
+        found.append(TensorDataset(torch.tensor(images.numpy()), torch.tensor(labels.numpy())))
+    return found
+
+
 def run(args):
-    """main() of the example, its data lines aside; returns accuracy and seconds per epoch."""
-    from tinygrad_mnist.utils.data import MNIST  # the arrays only: each framework makes its own tensors of them
+    """main() of the example; returns accuracy and seconds per epoch."""
     torch.manual_seed(args.seed)
     device = torch.device("cpu")
-    train_arrays, test_arrays = MNIST(args.data_dir, train=True).tensors, MNIST(args.data_dir, train=False).tensors
-    dataset1 = TensorDataset(*(torch.tensor(t.numpy()) for t in train_arrays))
-    dataset2 = TensorDataset(*(torch.tensor(t.numpy()) for t in test_arrays))
+    if datasets is not None and (FRAMEWORK != "torch" or args.root is not None):
+        dataset1, dataset2 = example_datasets(args.root, datasets, transforms)
+    else:
+        dataset1, dataset2 = engine_tensors_for_torch(args.root)
     train_loader = DataLoader(dataset1, batch_size=args.batch_size, shuffle=True)
     test_loader = DataLoader(dataset2, batch_size=args.test_batch_size)
 
@@ -147,7 +182,8 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--log-interval", type=int, default=100)
     parser.add_argument("--dry-run", action="store_true", help="one batch per epoch")
-    parser.add_argument("--data-dir", default=None, help="the folder of the MNIST files (default: found or downloaded)")
+    parser.add_argument("--root", default=None, help="torchvision's root: the MNIST files in ROOT/MNIST/raw, "
+                        "downloaded there if missing (default: the files the engine finds, or downloads to its cache)")
     parser.add_argument("--result", help=argparse.SUPPRESS)  # where a worker process writes its figures
     args = parser.parse_args()
     if args.result:
