@@ -119,6 +119,11 @@ def test_a_transform_that_writes_into_its_image_leaves_the_dataset_alone(mnist_r
     np.testing.assert_array_equal(ds.data.numpy(), before)
 
 
+def test_without_a_transform_a_batch_of_images_is_refused_as_pytorch_refuses_pil_images(mnist_root):
+    with pytest.raises(TypeError, match="found Image"):
+        next(iter(DataLoader(datasets.MNIST(mnist_root), batch_size=2)))
+
+
 def test_an_index_is_one_int(mnist_root):
     ds = datasets.MNIST(mnist_root)
     assert ds[np.int64(2)][1] == ds[2][1] == ds[-598][1]
@@ -395,6 +400,28 @@ def test_the_resampling_is_torchvisions_grid_sample(mode, seed):
     ours = vision._affine(engine.tensor(image), angle, translate, scale, shear,
                           transforms.InterpolationMode(mode), fill, None, "test").numpy()
     np.testing.assert_allclose(ours, torchvision_resampling(image, matrix, mode, fill), atol=1e-12)
+
+
+def test_rotations_agree_with_pillows_which_torchvision_uses_on_mnists_images():
+    """Where the two resamplings must agree: nearest picks the same pixel but within rounding of a half-pixel
+    boundary; bilinear is within 1 of 255 wherever the point lies at least half a pixel inside the image."""
+    pil = pytest.importorskip("PIL.Image")
+    rng, mismatched, worst = np.random.default_rng(0), 0, 0
+    for _ in range(50):
+        pixels, angle = rng.integers(0, 256, (28, 28), dtype=np.uint8), rng.uniform(-30, 30)
+        for mode, resample in ((transforms.InterpolationMode.NEAREST, pil.NEAREST),
+                               (transforms.InterpolationMode.BILINEAR, pil.BILINEAR)):
+            ours = np.asarray(vision._affine(Image(pixels), -angle, (0, 0), 1.0, (0, 0), mode, 0, None, "test"))
+            theirs = np.asarray(pil.fromarray(pixels, mode="L").rotate(angle, resample=resample))
+            if mode is transforms.InterpolationMode.NEAREST:
+                mismatched += int((ours != theirs).sum())
+                continue
+            m = vision._inverse_affine_matrix((0.0, 0.0), -angle, (0, 0), 1.0, (0.0, 0.0))
+            xs, ys = np.arange(28) - 13.5, (np.arange(28) - 13.5)[:, None]
+            src = (m[0] * xs + m[1] * ys + m[2] + 13.5, m[3] * xs + m[4] * ys + m[5] + 13.5)
+            inside = (src[0] >= 0.5) & (src[0] <= 26.5) & (src[1] >= 0.5) & (src[1] <= 26.5)
+            worst = max(worst, int(np.abs(ours.astype(int) - theirs)[inside].max()))
+    assert mismatched <= 50 * 28 * 28 // 1000 and worst <= 1
 
 
 def test_a_uint8_image_is_resampled_in_float_and_rounded_back():
