@@ -191,10 +191,6 @@ def _array(x):
     return x.array if isinstance(x, Tensor) else np.asarray(x)
 
 
-def _version(x):
-    return x._version[0] if isinstance(x, Tensor) else None
-
-
 # Transforms
 
 class InterpolationMode(enum.Enum):
@@ -273,9 +269,9 @@ class ToTensor:
         shape (a new array costs more than the arithmetic)."""
         n, h, w = images.shape
         if out is None or out.shape != (n, 1, h, w):
-            return Tensor._wrap(_to_float(images[:, None]))
+            out = np.empty((n, 1, h, w), np.float32)
         out[:, 0] = images
-        out /= np.float32(255)
+        out /= np.float32(255)  # _to_float's arithmetic
         return Tensor._wrap(out)
 
     def __repr__(self):
