@@ -460,13 +460,16 @@ def _bilinear(images, src_x, src_y):
     (B, H', W')) by bilinear interpolation, zero outside (the arithmetic's dtype is the inputs')."""
     b, h, w = images.shape
     # A one-pixel zero border makes every out-of-range neighbour read zero after clipping.
-    padded = np.pad(images, ((0, 0), (1, 1), (1, 1))).reshape(-1)
+    padded = np.zeros((b, h + 2, w + 2), images.dtype)
+    padded[:, 1:-1, 1:-1] = images
+    padded = padded.reshape(-1)
     fx = np.floor(src_x)
     fy = np.floor(src_y)
     wx = src_x - fx
     wy = src_y - fy
-    x0, x1 = (np.clip(fx.astype(np.int64) + d, -1, w) + 1 for d in (0, 1))
-    y0, y1 = (np.clip(fy.astype(np.int64) + d, -1, h) + 1 for d in (0, 1))
+    # np.minimum/np.maximum rather than np.clip, whose Python wrapper costs more than a 28x28 image's work
+    x0, x1 = (np.minimum(np.maximum(fx.astype(np.int64) + d, -1), w) + 1 for d in (0, 1))
+    y0, y1 = (np.minimum(np.maximum(fy.astype(np.int64) + d, -1), h) + 1 for d in (0, 1))
     base = (np.arange(b) * (h + 2) * (w + 2)).reshape(b, 1, 1)
 
     def at(yy, xx):
@@ -475,6 +478,14 @@ def _bilinear(images, src_x, src_y):
     top = (1 - wx) * at(y0, x0) + wx * at(y0, x1)
     bottom = (1 - wx) * at(y1, x0) + wx * at(y1, x1)
     return (1 - wy) * top + wy * bottom
+
+
+@functools.lru_cache(maxsize=16)
+def _centred(n):
+    """Pixel positions 0..n-1 from the middle, (n - 1) / 2; made once per size, read-only."""
+    positions = np.arange(n) - (n - 1) / 2
+    positions.flags.writeable = False
+    return positions
 
 
 def affine(images, matrix, interpolation="nearest", fill=0.0):
@@ -487,21 +498,25 @@ def affine(images, matrix, interpolation="nearest", fill=0.0):
     outside, as torchvision does. `fill` is a number or one per image. Returns the images' dtype."""
     images = np.asarray(images)
     b, h, w = images.shape
-    m = np.asarray(matrix, dtype=np.float64)
-    xs = np.arange(w, dtype=np.float64) - (w - 1) / 2
-    ys = (np.arange(h, dtype=np.float64) - (h - 1) / 2)[:, None]
-    src_x = m[0] * xs + m[1] * ys + m[2] + (w - 1) / 2
-    src_y = m[3] * xs + m[4] * ys + m[5] + (h - 1) / 2
-    fill = np.broadcast_to(np.asarray(fill, dtype=images.dtype), (b,)).reshape(b, 1, 1)
+    m0, m1, m2, m3, m4, m5 = (float(v) for v in matrix)
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    xs, ys = _centred(w), _centred(h)[:, None]
+    # Pixel indices of the source points; the constants go into the rows and columns before they meet.
+    src_x = (m0 * xs + (m2 + cx)) + m1 * ys
+    src_y = (m3 * xs + (m5 + cy)) + m4 * ys
+    fill = np.asarray(fill, dtype=images.dtype)
+    fill = fill.reshape(-1, 1, 1) if fill.ndim else fill
     if interpolation == "nearest":
-        ix, iy = (np.clip(np.rint(s), -1, n).astype(np.int64) for s, n in ((src_x, w), (src_y, h)))
-        inside = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
-        return np.where(inside, images[:, np.clip(iy, 0, h - 1), np.clip(ix, 0, w - 1)], fill)
+        ix, iy = np.rint(src_x), np.rint(src_y)
+        inside = (np.abs(ix - cx) <= cx) & (np.abs(iy - cy) <= cy)  # in [0, w - 1] and [0, h - 1]; False for NaN
+        at = np.where(inside, iy * w + ix, 0).astype(np.intp)
+        return np.where(inside, images.reshape(b, h * w)[:, at], fill)
     if interpolation != "bilinear":
         raise ValueError(f"affine: interpolation must be 'nearest' or 'bilinear', got {interpolation!r}")
-    sampled = _bilinear(images, src_x, src_y)
-    covered = _bilinear(np.ones((1, h, w), images.dtype), src_x, src_y)
-    return (sampled * covered + (1 - covered) * fill).astype(images.dtype, copy=False)
+    # A plane of ones sampled beside the images: how much of each output pixel's weight fell inside.
+    sampled = _bilinear(np.concatenate([images, np.ones((1, h, w), images.dtype)]), src_x, src_y)
+    covered = sampled[-1:]
+    return (sampled[:-1] * covered + (1 - covered) * fill).astype(images.dtype, copy=False)
 
 
 def augment(images, rng, max_shift=2.0, max_rotate=10.0, max_scale=0.0, elastic=None):

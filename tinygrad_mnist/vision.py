@@ -381,10 +381,11 @@ def _pixels(img, name):
 def _fill_value(fill, dtype, name):
     if not isinstance(fill, numbers.Number) or isinstance(fill, bool):
         raise TypeError(f"{name}: fill should be a number here, got {fill!r}")
-    if np.issubdtype(dtype, np.integer) and not (fill == int(fill) and np.iinfo(dtype).min <= fill
-                                                 <= np.iinfo(dtype).max):
-        raise ValueError(f"{name}: fill {fill} does not fit {dtype} pixels: give a whole number in "
-                         f"[{np.iinfo(dtype).min}, {np.iinfo(dtype).max}]")
+    if dtype.kind in "iu":
+        low, high = (0, 255) if dtype == np.uint8 else (np.iinfo(dtype).min, np.iinfo(dtype).max)
+        if not (fill == int(fill) and low <= fill <= high):
+            raise ValueError(f"{name}: fill {fill} does not fit {dtype} pixels: give a whole number in "
+                             f"[{low}, {high}]")
     return fill
 
 
@@ -406,10 +407,12 @@ def _padding(padding):
 def _pad(img, padding, fill, padding_mode, name="Pad"):
     pixels, make = _pixels(img, name)
     left, top, right, bottom = _padding(padding)
-    widths = [(0, 0)] * (pixels.ndim - 2) + [(top, bottom), (left, right)]
-    if padding_mode == "constant":
-        return make(np.pad(pixels, widths, constant_values=_fill_value(fill, pixels.dtype, name)))
-    return make(np.pad(pixels, widths, mode=padding_mode))
+    if padding_mode != "constant":
+        return make(np.pad(pixels, [(0, 0)] * (pixels.ndim - 2) + [(top, bottom), (left, right)], mode=padding_mode))
+    *lead, h, w = pixels.shape  # np.pad's constant mode, without its Python overhead for one small image
+    out = np.full((*lead, top + h + bottom, left + w + right), _fill_value(fill, pixels.dtype, name), pixels.dtype)
+    out[..., top:top + h, left:left + w] = pixels
+    return make(out)
 
 
 _PADDING_MODES = ("constant", "edge", "reflect", "symmetric")
@@ -511,10 +514,9 @@ def _inverse_affine_matrix(center, angle, translate, scale, shear):
     b = -math.cos(rot - sy) * math.tan(sx) / math.cos(sy) - math.sin(rot)
     c = math.sin(rot - sy) / math.cos(sy)
     d = -math.sin(rot - sy) * math.tan(sx) / math.cos(sy) + math.cos(rot)
-    inv = np.array([[d, -b], [-c, a]]) / scale  # its determinant is 1
+    m0, m1, m3, m4 = d / scale, -b / scale, -c / scale, a / scale  # its inverse: the determinant is 1
     (cx, cy), (tx, ty) = center, translate
-    offset = np.array([cx, cy]) - inv @ np.array([cx + tx, cy + ty])
-    return (*inv[0], offset[0], *inv[1], offset[1])
+    return (m0, m1, cx - m0 * (cx + tx) - m1 * (cy + ty), m3, m4, cy - m3 * (cx + tx) - m4 * (cy + ty))
 
 
 def _affine(img, angle, translate, scale, shear, interpolation, fill, center, name):
@@ -530,8 +532,8 @@ def _affine(img, angle, translate, scale, shear, interpolation, fill, center, na
     matrix = _inverse_affine_matrix(centre, angle, translate, scale, shear)
     planes = pixels.reshape(-1, h, w)
     floats = planes if np.issubdtype(planes.dtype, np.floating) else planes.astype(np.float32)
-    fills = np.resize(np.asarray(fills, floats.dtype), channels)
-    out = data.affine(floats, matrix, interpolation.value, np.tile(fills, len(planes) // channels))
+    per_plane = fills[0] if len(fills) == 1 else np.tile(fills, len(planes) // channels)
+    out = data.affine(floats, matrix, interpolation.value, per_plane)
     if out.dtype != planes.dtype:
         out = np.round(out).astype(planes.dtype)  # rounded before the cast, as torchvision does
     return make(out.reshape(pixels.shape))
