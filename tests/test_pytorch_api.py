@@ -241,3 +241,49 @@ def test_conv2d_function_refuses_the_settings_pytorch_refuses(case):
     w_shape, options, message = FUNCTIONAL_REFUSALS[case]
     with pytest.raises(ValueError, match=message):
         torch.functional.conv2d(torch.zeros(1, 4, 5, 5), torch.zeros(*w_shape), **options)
+
+
+def test_shape_and_size_are_a_torch_size_that_is_a_tuple():
+    x = torch.zeros(2, 3, 4)
+    assert isinstance(x.shape, torch.Size) and isinstance(x.size(), torch.Size) and isinstance(x.shape, tuple)
+    assert x.shape == torch.Size([2, 3, 4]) == (2, 3, 4) and hash(x.shape) == hash((2, 3, 4))
+    assert isinstance(x.shape[1:], torch.Size) and x.shape[1:] == (3, 4) and x.shape[-1] == 4
+    assert isinstance(x.shape + (5,), torch.Size) and (1,) + x.shape == (1, 2, 3, 4)
+    assert x.shape.numel() == 24 == x.numel() and torch.Size().numel() == 1
+    n, c, h = x.shape
+    assert (n, c, h) == (2, 3, 4) and str(x.shape) == "(2, 3, 4)"  # printed as the tuple it is
+    with pytest.raises(TypeError, match="iterable of ints"):
+        torch.Size([2.0, 3])
+
+
+def test_is_tensor_and_the_default_dtype():
+    assert torch.is_tensor(torch.zeros(1)) and not torch.is_tensor(np.zeros(1)) and not torch.is_tensor([1.0])
+    assert torch.get_default_dtype() == torch.float32 == torch.tensor([1.0]).dtype
+
+
+@pytest.mark.parametrize("name", ["rand_like", "randn_like"])
+def test_random_like_factories_take_the_input_shape_dtype_and_device_and_repeat_under_manual_seed(name):
+    like = getattr(torch, name)
+    x = torch.zeros(3, 4, dtype=torch.float64)
+    torch.manual_seed(5)
+    a = like(x)
+    torch.manual_seed(5)
+    b = like(x)
+    assert a.shape == x.shape and a.dtype == np.float64 and a.device == x.device and not a.requires_grad
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert like(x, dtype=torch.float32).dtype == np.float32 and like(x, requires_grad=True).requires_grad
+    with pytest.raises(TypeError, match="floating-point dtype.*dtype=torch.float32"):
+        like(torch.zeros(2, dtype=torch.int64))
+
+
+def test_randint_like_draws_integers_in_the_input_dtype_and_empty_like_copies_the_shape():
+    x = torch.zeros(500)
+    torch.manual_seed(1)
+    a = torch.randint_like(x, 3)
+    assert a.dtype == np.float32 and set(a.tolist()) == {0.0, 1.0, 2.0}
+    b = torch.randint_like(torch.zeros(500, dtype=torch.int64), 5, 7)
+    assert b.dtype == np.int64 and set(b.tolist()) == {5, 6}
+    torch.manual_seed(1)
+    np.testing.assert_array_equal(torch.randint_like(x, 3).numpy(), a.numpy())
+    e = torch.empty_like(torch.ones(2, 3, dtype=torch.float64))
+    assert e.shape == (2, 3) and e.dtype == np.float64

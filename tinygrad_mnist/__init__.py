@@ -15,6 +15,8 @@ from .ops import OPS
 from .serialization import load, save
 from .tensor import (Function, Tensor, cat, concat, concatenate, is_grad_enabled, maximum, minimum, no_grad, stack,
                      toposort, where)
+from .creation import empty_like, rand_like, randint_like, randn_like
+from .tensor import Size, is_tensor
 
 __version__ = "0.1.0"
 
@@ -25,6 +27,11 @@ int64 = long = np.dtype("int64")
 int32 = int = np.dtype("int32")
 int16, int8, uint8 = np.dtype("int16"), np.dtype("int8"), np.dtype("uint8")
 bool = np.dtype("bool")
+
+
+def get_default_dtype():
+    """The dtype of floating-point tensors made from Python floats and of the factories: float32."""
+    return float32
 
 cuda = SimpleNamespace(is_available=cuda_available, device_count=lambda: 1 if cuda_available() else 0)
 accelerator = SimpleNamespace(is_available=cuda_available,
@@ -56,3 +63,4 @@ __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "gradcheck", "Gra
            "linspace", "eye", "rand", "randn", "randint", "randperm", "cat", "concat", "concatenate", "stack",
            "where", "maximum", "minimum", "save", "load", "float32", "float", "float64", "double", "float16", "half", "int64", "long",
            "int32", "int", "int16", "int8", "uint8", "bool", *TENSOR_FUNCTIONS]
+__all__ += ["Size", "is_tensor", "get_default_dtype", "empty_like", "rand_like", "randn_like", "randint_like"]

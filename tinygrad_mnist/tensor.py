@@ -266,7 +266,7 @@ class Tensor:
         self.requires_grad = requires_grad
         return self
 
-    shape = property(lambda self: self.data.shape)
+    shape = property(lambda self: tuple.__new__(Size, self.data.shape))
     ndim = property(lambda self: self.data.ndim)
     dtype = property(lambda self: self.data.dtype)
     device = property(lambda self: backend.device_of(self.data))
@@ -292,7 +292,7 @@ class Tensor:
         self._grad = value
 
     def size(self, dim=None):
-        """The shape (a tuple), or with `dim` the length of that axis (PyTorch's meaning, not NumPy's)."""
+        """The shape (a torch.Size), or with `dim` the length of that axis (PyTorch's meaning, not NumPy's)."""
         return self.shape if dim is None else self.shape[dim]
 
     def dim(self):
@@ -811,6 +811,35 @@ class Tensor:
 
     def zero_(self):
         return self.fill_(0)
+
+
+class Size(tuple):
+    """torch.Size, a tensor's shape: a tuple of ints (it compares, hashes, unpacks and prints as one) that
+    stays a Size when sliced or extended."""
+
+    def __new__(cls, sizes=()):
+        sizes = tuple(sizes)
+        for i, n in enumerate(sizes):
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+                raise TypeError(f"torch.Size() takes an iterable of ints (item {i} is {type(n).__name__})")
+        return super().__new__(cls, (int(n) for n in sizes))
+
+    def __getitem__(self, key):
+        item = tuple.__getitem__(self, key)
+        return tuple.__new__(Size, item) if isinstance(key, slice) else item
+
+    def __add__(self, other):
+        return tuple.__new__(Size, tuple.__add__(self, other)) if isinstance(other, tuple) else NotImplemented
+
+    def __radd__(self, other):
+        return tuple.__new__(Size, tuple.__add__(other, self)) if isinstance(other, tuple) else NotImplemented
+
+    def numel(self):
+        return math.prod(self)
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
 
 
 class MinMax(tuple):
