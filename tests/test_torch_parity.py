@@ -400,3 +400,21 @@ FUNCTIONAL = _functional_cases()
 @pytest.mark.parametrize("name, ours, theirs, arrays", FUNCTIONAL, ids=[case[0] for case in FUNCTIONAL])
 def test_functional_matches_torch(name, ours, theirs, arrays):
     assert_matches_torch(ours, theirs, *arrays)
+
+
+def test_autograd_grad_and_retain_grad_match_torch():
+    from tinygrad_mnist import autograd
+    arrays = random_array(0, (3, 4)), random_array(1, (4, 2)), random_array(2, (3, 2))
+    results = []
+    for grad, make in ((autograd.grad, lambda a: Tensor(a.copy(), requires_grad=True)),
+                       (torch.autograd.grad, lambda a: torch.tensor(a, requires_grad=True))):
+        x, w, v = (make(a) for a in arrays)
+        h = (x @ w).tanh()
+        h.retain_grad()
+        loss = (h * h * v).sum() + h.sum()
+        by_grad = grad([loss, h], [x, h, w], grad_outputs=[None, v * 2], retain_graph=True)
+        assert x.grad is None and w.grad is None
+        loss.backward()
+        results.append([np.asarray(g.detach().numpy()) for g in (*by_grad, x.grad, w.grad, h.grad, v.grad)])
+    for k, (ours, theirs) in enumerate(zip(*results)):
+        np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL, err_msg=f"gradient {k}")

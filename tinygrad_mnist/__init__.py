@@ -16,7 +16,7 @@ from .serialization import load, save
 from .tensor import (Function, Tensor, cat, concat, concatenate, is_grad_enabled, maximum, minimum, no_grad, stack,
                      toposort, where)
 from .creation import empty_like, rand_like, randint_like, randn_like
-from .tensor import Size, is_tensor
+from .tensor import Size, enable_grad, inference_mode, is_tensor, set_grad_enabled
 
 __version__ = "0.1.0"
 
@@ -56,6 +56,7 @@ for _name in TENSOR_FUNCTIONS:
 del _name
 
 from . import functional, nn, optim, utils  # noqa: E402  (torch.nn, torch.optim, torch.utils.data after `import torch`)
+from . import autograd  # noqa: E402  (torch.autograd.grad)
 
 __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "gradcheck", "GradcheckError", "OPS", "toposort",
            "DeviceError", "cuda_available", "manual_seed", "device", "cuda", "accelerator", "tensor", "as_tensor",
@@ -63,4 +64,5 @@ __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "gradcheck", "Gra
            "linspace", "eye", "rand", "randn", "randint", "randperm", "cat", "concat", "concatenate", "stack",
            "where", "maximum", "minimum", "save", "load", "float32", "float", "float64", "double", "float16", "half", "int64", "long",
            "int32", "int", "int16", "int8", "uint8", "bool", *TENSOR_FUNCTIONS]
-__all__ += ["Size", "is_tensor", "get_default_dtype", "empty_like", "rand_like", "randn_like", "randint_like"]
+__all__ += ["Size", "is_tensor", "get_default_dtype", "empty_like", "rand_like", "randn_like", "randint_like",
+            "set_grad_enabled", "enable_grad", "inference_mode", "autograd"]

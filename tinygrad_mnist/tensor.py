@@ -20,16 +20,65 @@ def is_grad_enabled():
     return getattr(_state, "grad_enabled", True)
 
 
-class no_grad(contextlib.ContextDecorator):
-    """Within `with no_grad():` (or a function decorated with it) ops record nothing."""
+class _GradMode(contextlib.ContextDecorator):
+    """A with-block (or each call of a decorated function) in which grad mode is `enabled` (None leaves it
+    as it is), restored after it."""
+
+    def __init__(self, enabled):
+        self.enabled = enabled
 
     def __enter__(self):
         self._previous = is_grad_enabled()
-        _state.grad_enabled = False
+        if self.enabled is not None:
+            _state.grad_enabled = self.enabled
 
     def __exit__(self, *exc):
         _state.grad_enabled = self._previous
         return False
+
+    def _recreate_cm(self):
+        # A block of its own for each call of a decorated function: a recursive call must not overwrite
+        # the mode that the outer call restores.
+        return _GradMode(self.enabled)
+
+
+class no_grad(_GradMode):
+    """Within `with no_grad():` (or a function decorated with it) ops record nothing."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(_GradMode):
+    """Within `with enable_grad():` (or a function decorated with it) ops record, even inside no_grad()."""
+
+    def __init__(self):
+        super().__init__(True)
+
+
+class inference_mode(_GradMode):
+    """torch.inference_mode: no_grad() here (the engine has no separate inference tensors);
+    inference_mode(False) leaves grad mode as it is."""
+
+    def __init__(self, mode=True):
+        super().__init__(False if mode else None)
+
+
+class set_grad_enabled(_GradMode):
+    """Grad mode on or off: at once when called, as torch.set_grad_enabled(False) is; as a with-block or a
+    decorator, only within it, and the mode before it is restored after it."""
+
+    def __init__(self, mode):
+        super().__init__(bool(mode))
+        self._previous = is_grad_enabled()
+        _state.grad_enabled = self.enabled
+
+    def __enter__(self):
+        pass  # the call set the mode already; __exit__ restores the one from before the call
+
+    def __call__(self, function):
+        _state.grad_enabled = self._previous  # as a decorator the mode holds within the function alone
+        return super().__call__(function)
 
 
 # Tools that watch every op (a profiler): each gets forward_pre(fn, arrays) and forward_post(fn, arrays)
@@ -185,6 +234,62 @@ def _checked_vjp(ctx, g):
     return grads
 
 
+def backpropagate(outputs, gradients, retain_graph, receive):
+    """Run the recorded VJPs back from `outputs`, each seeded with its gradient (an array of its shape),
+    to every tensor that requires grad: each VJP once, after those of all of its consumers, as backward()
+    does. A tensor that called retain_grad() adds its complete gradient to its .grad; `receive(t, g)` gets
+    each tensor's (leaves and intermediate tensors alike), and the caller keeps the ones it wants
+    (backward() puts the leaves' in .grad, autograd.grad returns its inputs'). The arrays the graph saved
+    are freed afterwards unless `retain_graph`."""
+    start = object()  # a node whose parents are the outputs: one walk of the graph covers them all
+    grads = {}
+    for out, g in zip(outputs, gradients):
+        grads[id(out)] = grads[id(out)] + g if id(out) in grads else g
+    order = toposort(start, parents=lambda t: outputs if t is start else _differentiable_parents(t))
+    for node in order[1:]:
+        g = grads.pop(id(node), None)
+        if g is None:
+            continue
+        if node._retains_grad:
+            node._accumulate(g)
+        receive(node, g)
+        ctx = node._ctx
+        if ctx is None:
+            continue
+        if ctx.freed:
+            raise RuntimeError("backward through a graph a second time: its saved arrays were freed by "
+                               "the first backward(); pass backward(retain_graph=True) the first time")
+        _check_versions(ctx, node)
+        for parent, pg in zip(ctx.parents, _checked_vjp(ctx, g)):
+            if pg is None or not parent.requires_grad:
+                continue
+            key = id(parent)
+            grads[key] = grads[key] + pg if key in grads else pg
+        if not retain_graph:
+            ctx.saved, ctx.parents, ctx.freed = None, (), True
+
+
+def initial_gradient(t, gradient, what, given):
+    """The gradient that a walk back from t starts with: `gradient` (a Tensor or array of t's shape), or 1
+    when it is None and t is a scalar. `what` names the call in errors, `given` the argument that gives one."""
+    xp = backend.get_array_module(t.data)
+    if gradient is None:
+        if t.data.size != 1:
+            raise RuntimeError(f"{what} without a gradient needs a scalar, this tensor has shape {t.shape}: "
+                               f"pass {given} with a gradient of that shape")
+        return xp.ones_like(t.data)
+    gradient = gradient.data if isinstance(gradient, Tensor) else xp.asarray(gradient, dtype=t.dtype)
+    if gradient.shape != t.shape:
+        raise ValueError(f"{given}: it has shape {gradient.shape}, the tensor {t.shape}")
+    return gradient
+
+
+def _leaf_into_grad(t, g):
+    """backward()'s rule: a leaf adds its gradient to its .grad."""
+    if t._ctx is None:
+        t._accumulate(g)
+
+
 def _dtype_of_python(data):
     """torch.tensor's rule for Python data: floats become float32, ints int64, bools bool."""
     kind = np.asarray(data).dtype.kind
@@ -233,6 +338,7 @@ class Tensor:
     """An n-dimensional array on a device, with an optional gradient and the op that made it."""
 
     __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operators
+    _retains_grad = False  # set by retain_grad(): backward() keeps this non-leaf's gradient in .grad
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
         if isinstance(data, Tensor):
@@ -416,44 +522,16 @@ class Tensor:
         return _float_dtype(self.dtype)
 
     def backward(self, gradient=None, retain_graph=False):
-        """Accumulate d(self)/d(leaf) · gradient into every leaf's `.grad` that requires grad.
+        """Accumulate d(self)/d(leaf) · gradient into every leaf's `.grad` that requires grad (and into the
+        `.grad` of the tensors that called retain_grad()).
 
         The arrays the graph saved are freed afterwards unless `retain_graph=True`.
         """
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad: no input of the "
                                "expression has requires_grad=True (or it ran under no_grad)")
-        xp = backend.get_array_module(self.data)
-        if gradient is None:
-            if self.data.size != 1:
-                raise RuntimeError(f"backward() without a gradient needs a scalar, this tensor has shape "
-                                   f"{self.shape}: pass backward(gradient) with a gradient of that shape")
-            gradient = xp.ones_like(self.data)
-        else:
-            gradient = gradient.data if isinstance(gradient, Tensor) else xp.asarray(gradient, dtype=self.dtype)
-            if gradient.shape != self.shape:
-                raise ValueError(f"backward(gradient): it has shape {gradient.shape}, the tensor {self.shape}")
-
-        grads = {id(self): gradient}
-        for node in toposort(self, parents=_differentiable_parents):
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
-            ctx = node._ctx
-            if ctx is None:
-                node._accumulate(g)
-                continue
-            if ctx.freed:
-                raise RuntimeError("backward through a graph a second time: its saved arrays were freed by "
-                                   "the first backward(); pass backward(retain_graph=True) the first time")
-            _check_versions(ctx, node)
-            for parent, pg in zip(ctx.parents, _checked_vjp(ctx, g)):
-                if pg is None or not parent.requires_grad:
-                    continue
-                key = id(parent)
-                grads[key] = grads[key] + pg if key in grads else pg
-            if not retain_graph:
-                ctx.saved, ctx.parents, ctx.freed = None, (), True
+        gradient = initial_gradient(self, gradient, "backward()", "backward(gradient)")
+        backpropagate([self], [gradient], retain_graph, _leaf_into_grad)
 
     def _accumulate(self, g):
         if self._grad is None:
@@ -811,6 +889,17 @@ class Tensor:
 
     def zero_(self):
         return self.fill_(0)
+
+    def retain_grad(self):
+        """Keep this tensor's gradient in .grad after backward(), as a leaf keeps its own (on a leaf, nothing
+        changes). Retained gradients accumulate over backward() calls, as leaves' do."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad() on a tensor that does not require grad: it gets no gradient; "
+                               "call it on a result of tensors with requires_grad=True")
+        if not self.is_leaf:
+            self._retains_grad = True
+
+    retains_grad = property(lambda self: self._retains_grad, doc="Whether retain_grad() was called on this non-leaf.")
 
 
 class Size(tuple):
