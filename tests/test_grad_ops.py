@@ -406,6 +406,50 @@ def composite_layer_norm_and_adaptive_pool(draw, device):
     return lambda x, w, b: F.adaptive_avg_pool2d(F.layer_norm(x, 4, w, b), size), [leaf(x, device), w, b]
 
 
+def composite_products(draw, device):
+    n, k, m, b = (draw(st.integers(1, 4)) for _ in range(4))
+    name = draw(st.sampled_from(["mm", "bmm", "mv", "dot", "outer"]))
+    shapes = {"mm": [(n, k), (k, m)], "bmm": [(b, n, k), (b, k, m)], "mv": [(n, k), (k,)], "dot": [(k,), (k,)],
+              "outer": [(n,), (m,)]}[name]
+    return lambda x, y: getattr(x, name)(y), [leaf(values(draw, s), device) for s in shapes]
+
+
+def composite_rounding_has_gradient_zero(draw, device):
+    # floor(a) · a has the gradient floor(a): floor's own is 0 (the random values are never whole numbers).
+    name = draw(st.sampled_from(["floor", "ceil", "round", "trunc", "sign"]))
+    return lambda a: getattr(a, name)() * a + a.round(decimals=1), [leaf(values(draw, shape(draw)), device)]
+
+
+def composite_flip_tril_triu(draw, device):
+    x = values(draw, shape(draw, min_dims=2))
+    dims = draw(st.lists(st.integers(-x.ndim, x.ndim - 1), unique_by=lambda d: d % x.ndim, max_size=x.ndim))
+    diagonal = draw(st.integers(-2, 2))
+    return lambda a: a.flip(dims).tril(diagonal) + a.triu(-diagonal) * 2, [leaf(x, device)]
+
+
+def composite_masked_fill(draw, device):
+    x = values(draw, shape(draw))
+    mask = values(draw, broadcast_partner(draw, x.shape)) > 0
+    return (lambda a, v: a.masked_fill(Tensor(mask), v) * a + a.masked_fill(~mask, 1.5),
+            [leaf(x, device), leaf(values(draw, ()), device)])
+
+
+def composite_gather(draw, device):
+    x = values(draw, shape(draw))
+    dim = draw(st.integers(-x.ndim, x.ndim - 1))
+    sizes = [draw(st.integers(1, 5)) if d == dim % x.ndim else draw(st.integers(1, n)) for d, n in enumerate(x.shape)]
+    index = Tensor(np.random.default_rng(draw(st.integers(0, 2**32 - 1))).integers(0, x.shape[dim], size=sizes))
+    return lambda a: a.gather(dim, index), [leaf(x, device)]  # indices repeat: their gradients add up
+
+
+def composite_sort_and_topk(draw, device):
+    x = distinct(draw, shape(draw))
+    dim = draw(st.integers(-x.ndim, x.ndim - 1))
+    k, descending, largest = draw(st.integers(0, x.shape[dim])), draw(st.booleans()), draw(st.booleans())
+    return (lambda a: a.sort(dim, descending).values + a.topk(k, dim, largest).values.sum() * a,
+            [leaf(x, device)])
+
+
 COMPOSITES = {name[len("composite_"):]: fn for name, fn in list(globals().items()) if name.startswith("composite_")}
 
 

@@ -418,3 +418,157 @@ def test_autograd_grad_and_retain_grad_match_torch():
         results.append([np.asarray(g.detach().numpy()) for g in (*by_grad, x.grad, w.grad, h.grad, v.grad)])
     for k, (ours, theirs) in enumerate(zip(*results)):
         np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL, err_msg=f"gradient {k}")
+
+
+def _composed_ops():
+    """(name, ours, theirs, input arrays) for the tensor functions composed of ops (products, rounding, flip,
+    triangles, masked_fill, gather, sort, topk), the same expression in both frameworks."""
+    import tinygrad_mnist as tg
+    a, b = random_array(20, (3, 4), -3.0, 3.0), random_array(21, (4, 5))
+    batch, other = random_array(22, (2, 3, 4)), random_array(23, (2, 4, 2))
+    u, v = random_array(24, (4,)), random_array(25, (3,))
+    mask = random_array(26, (3, 4)) > 0
+    index = np.array([[0, 3, 3], [1, 1, 0], [2, 0, 3]])
+    return [
+        ("mm-bmm-mv", lambda x, y, p, q, w: tg.mm(x, y).sum() + tg.bmm(p, q).sum() + tg.mv(x, w),
+         lambda x, y, p, q, w: torch.mm(x, y).sum() + torch.bmm(p, q).sum() + torch.mv(x, w), [a, b, batch, other, u]),
+        ("dot-outer", lambda x, y: tg.dot(x, x) * tg.outer(x, y), lambda x, y: torch.dot(x, x) * torch.outer(x, y),
+         [u, v]),
+        ("rounding", lambda x: x.floor() * x + x.ceil() + x.round() * 2 + x.trunc() * x + x.sign() * x
+         + tg.round(x, decimals=1) + x.square(),
+         lambda x: x.floor() * x + x.ceil() + x.round() * 2 + x.trunc() * x + x.sign() * x
+         + torch.round(x, decimals=1) + x.square(), [a]),
+        ("flip-tril-triu", lambda x: x.flip(0) * x.flip(0, 1) + tg.tril(x, 1) + x.triu(-1) * 3,
+         lambda x: x.flip(0) * x.flip(0, 1) + torch.tril(x, 1) + x.triu(-1) * 3, [a]),
+        ("masked-fill", lambda x, s: x.masked_fill(Tensor(mask), s) * x + tg.masked_fill(x, Tensor(~mask), -1.5),
+         lambda x, s: x.masked_fill(torch.tensor(mask), s) * x + torch.masked_fill(x, torch.tensor(~mask), -1.5),
+         [a, np.array(0.7)]),
+        ("gather", lambda x: x.gather(1, Tensor(index)) * tg.gather(x, 0, Tensor(index % 3)).sum(),
+         lambda x: x.gather(1, torch.tensor(index)) * torch.gather(x, 0, torch.tensor(index % 3)).sum(), [a]),
+        ("sort", lambda x: x.sort(1, descending=True).values * tg.sort(x, 0)[0],
+         lambda x: x.sort(1, descending=True).values * torch.sort(x, 0)[0], [a]),
+        ("topk", lambda x: x.topk(2, 1).values.sum() * tg.topk(x, 2, 0, largest=False)[0],
+         lambda x: x.topk(2, 1).values.sum() * torch.topk(x, 2, 0, largest=False)[0], [a]),
+    ]
+
+
+COMPOSED = _composed_ops()
+
+
+@pytest.mark.parametrize("name, ours, theirs, arrays", COMPOSED, ids=[case[0] for case in COMPOSED])
+def test_composed_tensor_function_matches_torch(name, ours, theirs, arrays):
+    assert_matches_torch(ours, theirs, *arrays)
+
+
+def _same(ours, theirs):
+    """Our tensor equals PyTorch's: the same shape, dtype name and values (NaN where NaN)."""
+    assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch."), (ours.dtype, theirs.dtype)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_sort_argsort_and_topk_indices_match_torch_with_ties_and_nan(descending):
+    import tinygrad_mnist as tg
+    x = np.array([[3.0, 1.0, 3.0, np.nan, 1.0, 2.0], [0.0, -0.5, 0.0, 7.0, 0.0, -0.5]])
+    ours, theirs = Tensor(x), torch.tensor(x)
+    for dim in (1, 0):
+        got, expected = ours.sort(dim, descending), theirs.sort(dim=dim, descending=descending, stable=True)
+        _same(got.values, expected.values)
+        _same(got.indices, expected.indices)
+        _same(tg.argsort(ours, dim, descending), torch.argsort(theirs, dim=dim, descending=descending, stable=True))
+    distinct = random_array(30, (4, 7))
+    for largest in (True, False):
+        got, expected = Tensor(distinct).topk(3, 1, largest), torch.tensor(distinct).topk(3, 1, largest)
+        _same(got.values, expected.values)
+        _same(got.indices, expected.indices)
+
+
+def test_value_tests_reductions_and_one_hot_match_torch():
+    import tinygrad_mnist as tg
+    x = np.array([[1.5, -np.inf, np.nan, 0.0], [-2.5, 0.5, np.inf, -0.0]])
+    ours, theirs = Tensor(x), torch.tensor(x)
+    for name in ("isnan", "isinf", "isfinite", "sign", "floor", "ceil", "round", "trunc"):
+        _same(getattr(tg, name)(ours), getattr(torch, name)(theirs))
+    flags = random_array(31, (2, 3, 4)) > 0.5
+    for fn in ("any", "all"):
+        _same(getattr(tg, fn)(Tensor(flags)), getattr(torch, fn)(torch.tensor(flags)))
+        for dim in (0, -1, (0, 2)):
+            _same(getattr(Tensor(flags), fn)(dim, True), getattr(torch.tensor(flags), fn)(dim, True))
+    labels = np.array([[2, 0], [4, 4]])
+    _same(F.one_hot(Tensor(labels)), TF.one_hot(torch.tensor(labels)))
+    _same(F.one_hot(Tensor(labels), num_classes=7), TF.one_hot(torch.tensor(labels), num_classes=7))
+    ints = np.array([[3, -1], [0, 2]])
+    for name in ("floor", "round", "sign", "square", "isnan", "flip"):
+        args = ((0,),) if name == "flip" else ()
+        _same(getattr(Tensor(ints), name)(*args), getattr(torch.tensor(ints), name)(*args))
+    _same(Tensor(ints).tril(), torch.tensor(ints).tril())
+    _same(Tensor(ints).masked_fill(Tensor(ints > 0), 2.7), torch.tensor(ints).masked_fill(torch.tensor(ints > 0), 2.7))
+    _same(tg.outer(Tensor(ints[0]), Tensor(np.array([0.5, 2.0], np.float32))),
+          torch.outer(torch.tensor(ints[0]), torch.tensor([0.5, 2.0])))
+
+
+def accuracy(lib, output, target, topk=(1,)):
+    """The ImageNet example's (pytorch/examples, imagenet/main.py) top-k accuracy, written against `lib`."""
+    with lib.no_grad():
+        maxk = max(topk)
+        batch_size = target.size(0)
+        _, pred = output.topk(maxk, 1, True, True)
+        pred = pred.t()
+        correct = pred.eq(target.view(1, -1).expand_as(pred))
+        res = []
+        for k in topk:
+            correct_k = correct[:k].reshape(-1).float().sum(0, keepdim=True)
+            res.append(correct_k.mul_(100.0 / batch_size))
+        return res
+
+
+def test_the_imagenet_examples_top_k_accuracy_matches_torch():
+    import tinygrad_mnist as tg
+    output, target = random_array(40, (64, 10)), np.random.default_rng(41).integers(0, 10, 64)
+    ours = accuracy(tg, Tensor(output), Tensor(target), topk=(1, 3, 5))
+    theirs = accuracy(torch, torch.tensor(output), torch.tensor(target), topk=(1, 3, 5))
+    for k, (a, b) in enumerate(zip(ours, theirs)):
+        assert a.shape == (1,) and a.dtype == np.float32
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, err_msg=f"top-{(1, 3, 5)[k]}")
+    assert 0 < float(ours[0]) < float(ours[1]) < float(ours[2]) < 100
+
+
+def vae_loss(lib, functional, x, w_enc, w_mu, w_logvar, w_dec, noise):
+    """A VAE's step (pytorch/examples, vae/main.py): encode, reparameterise with noise(std) (randn_like), decode,
+    and its loss, reconstruction plus KL divergence, written against `lib`."""
+    h = functional.relu(functional.linear(x, w_enc))
+    mu, logvar = functional.linear(h, w_mu), functional.linear(h, w_logvar)
+    std = lib.exp(0.5 * logvar)
+    z = mu + noise(std) * std
+    recon = lib.sigmoid(functional.linear(z, w_dec))
+    kld = -0.5 * lib.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return functional.mse_loss(recon, x, reduction="sum") + kld
+
+
+def test_a_vae_reparameterised_with_randn_like_under_manual_seed_matches_torch():
+    import tinygrad_mnist as tg
+    arrays = [random_array(50, (5, 6), 0.0, 1.0), random_array(51, (4, 6)), random_array(52, (2, 4)),
+              random_array(53, (2, 4)), random_array(54, (6, 2))]
+    tg.manual_seed(7)
+    eps = tg.randn_like(Tensor(np.zeros((5, 2)))).numpy()  # the draw the engine's run repeats under the seed
+
+    def ours_noise(std):
+        return tg.randn_like(std)
+
+    def ours(*tensors):
+        tg.manual_seed(7)
+        return vae_loss(tg, F, *tensors, ours_noise)
+    assert_matches_torch(ours, lambda *tensors: vae_loss(torch, TF, *tensors, lambda std: torch.tensor(eps)),
+                         *arrays)
+
+
+def test_losses_written_with_gather_and_one_hot_match_torch():
+    logits, target = random_array(60, (6, 4)), np.array([3, 0, 1, 1, 2, 0])
+
+    def written(functional, x, y):
+        logp = functional.log_softmax(x, dim=1)
+        picked = -logp.gather(1, y.unsqueeze(1)).squeeze(1).mean()
+        focal = -((1 - logp.exp()) ** 2 * logp * functional.one_hot(y, 4)).sum(1).mean()
+        return picked + focal + functional.cross_entropy(x, y)
+    assert_matches_torch(lambda x: written(F, x, Tensor(target)), lambda x: written(TF, x, torch.tensor(target)),
+                         logits)

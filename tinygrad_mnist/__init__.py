@@ -51,6 +51,11 @@ TENSOR_FUNCTIONS = ("flatten", "reshape", "squeeze", "unsqueeze", "permute", "tr
                     "unbind", "sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "matmul", "exp", "log",
                     "relu", "tanh", "sigmoid", "softmax", "log_softmax", "pow", "add", "sub", "mul", "div", "neg",
                     "eq", "ne", "lt", "le", "gt", "ge", "equal", "allclose", "numel", "clone", "detach")
+# The tensor methods added with mm, sort, topk and gather, as functions too: torch.topk(x, 5), torch.mm(a, b).
+TENSOR_FUNCTIONS += ("mm", "bmm", "mv", "dot", "outer", "square", "sign", "floor", "ceil", "round", "trunc",
+                     "isnan", "isinf", "isfinite", "any", "all", "flip", "tril", "triu", "gather", "masked_fill",
+                     "sort", "argsort", "topk", "abs", "sqrt", "rsqrt", "sin", "cos", "clamp", "clip", "prod",
+                     "var", "std", "norm", "logsumexp")
 for _name in TENSOR_FUNCTIONS:
     globals()[_name] = _function(_name)
 del _name

@@ -901,6 +901,195 @@ class Tensor:
 
     retains_grad = property(lambda self: self._retains_grad, doc="Whether retain_grad() was called on this non-leaf.")
 
+    def _axis(self, dim, name):
+        """`dim` as an axis in [0, ndim), refused if out of range (a 0-d tensor takes 0 and -1, as in PyTorch)."""
+        n = max(self.ndim, 1)
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not -n <= dim < n:
+            raise IndexError(f"{name}: dim {dim!r} is out of range for a tensor with {self.ndim} dimensions: "
+                             f"give an int in [{-n}, {n - 1}]")
+        return int(dim) % n
+
+    def mm(self, mat2):
+        """The product of two matrices (2-D); matmul (@) also takes batches and vectors."""
+        _check_product("mm", self, mat2, (2, 2))
+        return self @ mat2
+
+    def bmm(self, mat2):
+        """The products of two batches of matrices (B, n, k) and (B, k, m), of one batch size: no broadcasting."""
+        _check_product("bmm", self, mat2, (3, 3))
+        if self.shape[0] != mat2.shape[0]:
+            raise RuntimeError(f"bmm: batches of {self.shape[0]} and {mat2.shape[0]} matrices; bmm does not "
+                               f"broadcast: use matmul (@) for that")
+        return self @ mat2
+
+    def mv(self, vec):
+        """The product of a matrix (2-D) and a vector (1-D)."""
+        _check_product("mv", self, vec, (2, 1))
+        return self @ vec
+
+    def dot(self, other):
+        """The inner product of two vectors (1-D) of one length, a 0-d tensor."""
+        _check_product("dot", self, other, (1, 1))
+        return self @ other
+
+    def outer(self, vec2):
+        """The outer product of two vectors (1-D): out[i, j] = self[i] · vec2[j]."""
+        if self.ndim != 1 or vec2.ndim != 1:
+            raise RuntimeError(f"outer: expects two 1-D tensors, got {self.ndim}-D and {vec2.ndim}-D")
+        return self.unsqueeze(1) * vec2.unsqueeze(0)
+
+    def _flat(self, array):
+        """`array`, a function of this tensor that is constant wherever it is differentiable (floor, sign),
+        recorded as a result of this tensor with gradient 0, as PyTorch records it."""
+        return ops.Where.apply(Tensor._wrap(array), self, condition=backend.get_array_module(self.data).asarray(True))
+
+    def _rounded(self, name, *args):
+        if self.dtype.kind in "biu":  # integers are whole already: PyTorch returns a copy
+            return self.clone()
+        return self._flat(getattr(backend.get_array_module(self.data), name)(self.data, *args))
+
+    def floor(self): return self._rounded("floor")
+    def ceil(self): return self._rounded("ceil")
+    def trunc(self): return self._rounded("trunc")
+
+    def round(self, decimals=0):
+        """To the nearest integer (or multiple of 10^-decimals), halves to even, as PyTorch (and NumPy) round."""
+        if decimals and self.dtype.kind in "biu":
+            raise TypeError(f"round(decimals={decimals}) of an {self.dtype} tensor: convert it to float first "
+                            f"(x.float()), as PyTorch refuses it too")
+        return self._rounded("round", decimals) if decimals else self._rounded("round")
+
+    def sign(self):
+        """-1, 0 or 1, and 0 for NaN (NumPy's sign gives NaN); the gradient is 0, as in PyTorch."""
+        if self.dtype.kind == "b":
+            return self.clone()
+        signs = backend.get_array_module(self.data).sign(self.data)
+        if self.dtype.kind == "f":
+            signs[signs != signs] = 0
+        return self._flat(signs)
+
+    def isnan(self): return Tensor._wrap(backend.get_array_module(self.data).isnan(self.data))
+    def isinf(self): return Tensor._wrap(backend.get_array_module(self.data).isinf(self.data))
+    def isfinite(self): return Tensor._wrap(backend.get_array_module(self.data).isfinite(self.data))
+
+    def flip(self, *dims):
+        """The elements in reverse order along each of `dims` (an int, several, or a list); a copy, as in PyTorch."""
+        dims = _shape_args(dims)
+        axes = [self._axis(d, "flip") for d in dims]
+        if len(set(axes)) < len(axes):
+            raise RuntimeError(f"flip: a dim appears more than once in dims {dims}")
+        key = tuple(slice(None, None, -1) if a in axes else slice(None) for a in range(self.ndim))
+        return ops.Index.apply(self, key=key + (Ellipsis,)).clone()  # the slice alone would be a view
+
+    def _triangle(self, name, mask):
+        if self.ndim < 2:
+            raise RuntimeError(f"{name}: the input must have at least 2 dimensions, this one has {self.ndim}")
+        xp = backend.get_array_module(self.data)
+        zero = Tensor._wrap(xp.zeros((), dtype=self.dtype))
+        return ops.Where.apply(self, zero, condition=mask(xp, *self.shape[-2:]))
+
+    def tril(self, diagonal=0):
+        """The lower triangle of the last two axes: the elements on and below the `diagonal`-th diagonal
+        (above the main one for diagonal > 0), the others 0."""
+        return self._triangle("tril", lambda xp, n, m: xp.tri(n, m, diagonal, dtype=bool))
+
+    def triu(self, diagonal=0):
+        """The upper triangle of the last two axes: the elements on and above the `diagonal`-th diagonal."""
+        return self._triangle("triu", lambda xp, n, m: ~xp.tri(n, m, diagonal - 1, dtype=bool))
+
+    def masked_fill(self, mask, value):
+        """This tensor with `value` (a number, or a 0-d tensor) where the boolean `mask` (broadcast against
+        it) holds, in this tensor's dtype. The gradient flows to the elements kept, and to a tensor value
+        from every place it fills."""
+        xp = backend.get_array_module(self.data)
+        mask = mask.data if isinstance(mask, Tensor) else xp.asarray(mask)
+        if mask.dtype != np.bool_:
+            raise TypeError(f"masked_fill: the mask is {mask.dtype}; it must be boolean: compare first (x > 0) "
+                            f"or convert it with .bool()")
+        if isinstance(value, Tensor):
+            if value.ndim != 0:
+                raise RuntimeError(f"masked_fill: value must be a number or a 0-d tensor, this one has shape "
+                                   f"{tuple(value.shape)}; to fill from a tensor of values use where(mask, values, x)")
+            value = value.to(self.dtype)
+        else:
+            value = Tensor._wrap(xp.asarray(value, dtype=self.dtype))
+        return where(mask, value, self)
+
+    def gather(self, dim, index, *, sparse_grad=False):
+        """The elements picked along `dim` by `index`: out[i][j] = input[index[i][j]][j] for dim 0,
+        input[i][index[i][j]] for dim 1, and so on. `index` has as many dimensions as the input and is no
+        longer than it on the other ones; the gradient is summed back to the elements picked (twice where
+        an index repeats). `sparse_grad` is accepted: the gradient is dense."""
+        xp = backend.get_array_module(self.data)
+        index = index.data if isinstance(index, Tensor) else xp.asarray(index)
+        axis = self._axis(dim, "gather")
+        if index.dtype.kind not in "iu":
+            raise TypeError(f"gather: index must be an integer tensor, this one is {index.dtype}")
+        if index.ndim != self.ndim:
+            raise RuntimeError(f"gather: index has {index.ndim} dimensions, the input {self.ndim}: they must "
+                               f"have as many (unsqueeze the index)")
+        if self.ndim == 0:
+            return self.reshape(1).gather(0, index.reshape(1)).reshape(())
+        longer = [d for d, (n, m) in enumerate(zip(index.shape, self.shape)) if d != axis and n > m]
+        if longer:
+            raise RuntimeError(f"gather: index {tuple(index.shape)} is longer than the input {tuple(self.shape)} "
+                               f"on dimension {longer[0]}; only dimension {axis} (dim) may be longer")
+        n = self.shape[axis]
+        if index.size and (int(index.min()) < 0 or int(index.max()) >= n):
+            raise IndexError(f"gather: index values must lie in [0, {n}) along dimension {axis}, these run from "
+                             f"{int(index.min())} to {int(index.max())}")
+        key = tuple(index if d == axis else xp.arange(m).reshape((-1,) + (1,) * (self.ndim - d - 1))
+                    for d, m in enumerate(index.shape))
+        return ops.Index.apply(self, key=key)
+
+    def _order(self, dim, descending, name):
+        """The int64 indices that sort this tensor along `dim`, equal elements in their original order
+        (a stable sort, descending too: the reversed input sorted stably, reversed back); NaN counts as the
+        largest value, as in PyTorch."""
+        xp = backend.get_array_module(self.data)
+        axis = self._axis(dim, name)
+        if self.ndim == 0:
+            return xp.zeros((), dtype=np.int64)
+        if not descending:
+            return xp.argsort(self.data, axis=axis, kind="stable").astype(np.int64, copy=False)
+        backwards = xp.argsort(xp.flip(self.data, axis), axis=axis, kind="stable")
+        return (self.shape[axis] - 1 - xp.flip(backwards, axis)).astype(np.int64, copy=False)
+
+    def sort(self, dim=-1, descending=False, *, stable=False):
+        """(values, indices) along `dim`, ascending unless `descending`. Equal elements keep their order
+        whatever `stable` says (PyTorch leaves it open unless stable=True). The gradient of the values
+        goes back to where each one came from."""
+        indices = Tensor._wrap(self._order(dim, descending, "sort"))
+        return MinMax(self.gather(dim, indices), indices)
+
+    def argsort(self, dim=-1, descending=False, stable=False):
+        """The indices that sort along `dim` (sort(...).indices)."""
+        return Tensor._wrap(self._order(dim, descending, "argsort"))
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        """(values, indices) of the k largest (or, largest=False, smallest) elements along `dim`, in that
+        order; ties in their original order. `sorted=False` gives them sorted too, one of the orders that
+        PyTorch allows. The gradient of the values goes back to where each one came from."""
+        dim = -1 if dim is None else dim
+        axis = self._axis(dim, "topk")
+        n = self.shape[axis] if self.ndim else 1
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not (0 <= k <= n if self.ndim else k == 1):
+            raise RuntimeError(f"topk: k={k!r} is out of range: dimension {axis} has {n} elements")
+        order = self._order(dim, largest, "topk")
+        indices = Tensor._wrap(order[(slice(None),) * axis + (slice(0, int(k)),)] if self.ndim else order)
+        return MinMax(self.gather(dim, indices), indices)
+
+
+def _check_product(name, a, b, dims):
+    """mm's, bmm's, mv's and dot's operands: of the ranks `dims`, and of one inner length."""
+    if (a.ndim, b.ndim) != dims:
+        raise RuntimeError(f"{name}: expects {dims[0]}-D and {dims[1]}-D tensors, got {a.ndim}-D and {b.ndim}-D; "
+                           f"matmul (@) takes any")
+    inner = a.shape[-1], b.shape[-2 if b.ndim > 1 else 0]
+    if inner[0] != inner[1]:
+        raise RuntimeError(f"{name}: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied "
+                           f"({inner[0]} against {inner[1]})")
+
 
 class Size(tuple):
     """torch.Size, a tensor's shape: a tuple of ints (it compares, hashes, unpacks and prints as one) that
@@ -932,7 +1121,7 @@ def is_tensor(obj):
 
 
 class MinMax(tuple):
-    """(values, indices) as max(dim) and min(dim) return them, with both names, as in PyTorch."""
+    """(values, indices) as max(dim), min(dim), sort and topk return them, with both names, as in PyTorch."""
 
     def __new__(cls, values, indices):
         return super().__new__(cls, (values, indices))
