@@ -89,6 +89,7 @@ OURS = {
     "sin": lambda a: a.sin(),
     "cos": lambda a: a.cos(),
     "prod": lambda a, dim, keepdim: a.prod(dim=dim, keepdim=keepdim),
+    "cumsum": lambda a, dim: a.cumsum(dim),
     "gelu": lambda a, approximate: F.gelu(a, approximate=approximate),
     "pad": lambda a, pad, value: F.pad(a, pad, value=value),
     "avgpool2d": lambda x, kernel_size, stride, padding, **options: F.avg_pool2d(x, kernel_size, stride, padding,
@@ -154,6 +155,7 @@ def theirs():
         "sin": torch.sin,
         "cos": torch.cos,
         "prod": lambda a, dim, keepdim: torch.prod(a) if dim is None else torch.prod(a, dim, keepdim),
+        "cumsum": lambda a, dim: torch.cumsum(a, dim),
         "gelu": lambda a, approximate: TF.gelu(a, approximate=approximate),
         "pad": lambda a, pad, value: TF.pad(a, pad, value=value),
         "avgpool2d": lambda x, kernel_size, stride, padding, **options: TF.avg_pool2d(x, kernel_size, stride,
@@ -453,6 +455,12 @@ def build_prod(g):
     return g.apply("prod", a, dim=dim, keepdim=g.draw(st.booleans()) if dim is not None else False)
 
 
+def build_cumsum(g):
+    a = g.pick(lambda v: v.ndim >= 1, otherwise=lambda: g.reshaped(g.pick(), (1,)))  # 0-d: a copy, no Cumsum
+    ndim = g.values[a].ndim
+    return g.apply("cumsum", a, dim=g.draw(st.integers(-ndim, ndim - 1)))
+
+
 def build_pad(g):
     a = g.pick(lambda v: v.ndim >= 1, otherwise=lambda: g.leaf((g.draw(st.integers(1, 3)),)))
     sides = g.draw(st.integers(1, min(g.values[a].ndim, 2)))
@@ -629,6 +637,7 @@ BUILDERS = {
     "sin": unary("sin"),
     "cos": unary("cos"),
     "prod": build_prod,
+    "cumsum": build_cumsum,
     "gelu": lambda g: g.apply("gelu", g.pick(), approximate=g.draw(st.sampled_from(["none", "tanh"]))),
     "pad": build_pad,
     "avgpool2d": build_avgpool2d,

@@ -313,6 +313,12 @@ def case_prod(draw, device):
     return lambda a: a.prod(dim, keepdim), [leaf(x, device)]
 
 
+def case_cumsum(draw, device):
+    x = values(draw, shape(draw))
+    dim = draw(st.integers(-x.ndim, x.ndim - 1))
+    return lambda a: a.cumsum(dim), [leaf(x, device)]
+
+
 def case_gelu(draw, device):
     approximate = draw(st.sampled_from(["none", "tanh"]))
     return lambda a: F.gelu(a, approximate=approximate), [leaf(values(draw, shape(draw), -4.0, 4.0), device)]

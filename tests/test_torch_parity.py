@@ -572,3 +572,19 @@ def test_losses_written_with_gather_and_one_hot_match_torch():
         return picked + focal + functional.cross_entropy(x, y)
     assert_matches_torch(lambda x: written(F, x, Tensor(target)), lambda x: written(TF, x, torch.tensor(target)),
                          logits)
+
+
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 5), max_size=3).map(tuple), data=st.data())
+def test_cumsum_matches_torch(shape, data):
+    ndim = max(len(shape), 1)
+    dim = data.draw(st.integers(-ndim, ndim - 1))
+    x = random_array(data.draw(seeds), shape)
+    assert_matches_torch(lambda t: t.cumsum(dim) * t, lambda t: t.cumsum(dim) * t, x)
+
+
+def test_cumsum_of_integers_and_booleans_sums_in_int64_like_torch():
+    import tinygrad_mnist as tg
+    for x in (np.array([[1, 2], [3, 4]], np.int32), np.array([True, False, True]), np.array([200, 100], np.uint8)):
+        _same(tg.cumsum(Tensor(x), 0), torch.cumsum(torch.tensor(x), 0))
+    _same(Tensor(np.arange(4)).cumsum(0, dtype=tg.float32), torch.arange(4).cumsum(0, dtype=torch.float32))

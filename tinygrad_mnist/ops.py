@@ -374,6 +374,19 @@ class Prod(Function):
         return ((g * others).astype(g.dtype, copy=False),)
 
 
+@register
+class Cumsum(Function):
+    """The running sums of a along `axis`, out_i = Σ_{j≤i} a_j;  da_j = Σ_{i≥j} g_i, the running sums of g
+    taken from the other end."""
+    def forward(self, a, axis):
+        self.axis = axis
+        return get_array_module(a).cumsum(a, axis=axis)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return (xp.flip(xp.cumsum(xp.flip(g, self.axis), axis=self.axis), self.axis),)
+
+
 def _erf(x):
     """The error function, elementwise: CuPy has it; NumPy does not, so the CPU takes Python's math.erf
     element by element (exact, and slow: gelu(approximate='tanh') avoids it)."""

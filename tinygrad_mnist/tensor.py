@@ -1042,6 +1042,12 @@ class Tensor:
                     for d, m in enumerate(index.shape))
         return ops.Index.apply(self, key=key)
 
+    def cumsum(self, dim, *, dtype=None):
+        """The running sums along `dim`; integer and boolean tensors sum in int64, as in PyTorch."""
+        axis = self._axis(dim, "cumsum")
+        t = self.to(dtype if dtype is not None else np.int64 if self.dtype.kind in "biu" else self.dtype)
+        return ops.Cumsum.apply(t, axis=axis) if t.ndim else t.clone()
+
     def _order(self, dim, descending, name):
         """The int64 indices that sort this tensor along `dim`, equal elements in their original order
         (a stable sort, descending too: the reversed input sorted stably, reversed back); NaN counts as the
