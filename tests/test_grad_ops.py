@@ -219,7 +219,16 @@ def unary(method, make=values):
 
 
 case_exp = unary("exp")
-case_log = unary("log", lambda d, s: values(d, s, 0.2, 3.0))
+
+
+def case_log(draw, device):
+    method = draw(st.sampled_from(["log", "log2", "log10"]))  # one op, with base e, 2 or 10
+    return lambda a: getattr(a, method)(), [leaf(values(draw, shape(draw), 0.2, 3.0), device)]
+
+
+case_log1p = unary("log1p", lambda d, s: values(d, s, -0.8, 3.0))
+case_expm1 = unary("expm1")
+case_erf = unary("erf", lambda d, s: values(d, s, -3.0, 3.0))
 case_relu = unary("relu", away_from_zero)
 case_tanh = unary("tanh", lambda d, s: values(d, s, -3.0, 3.0))
 case_sigmoid = unary("sigmoid", lambda d, s: values(d, s, -6.0, 6.0))

@@ -588,3 +588,25 @@ def test_cumsum_of_integers_and_booleans_sums_in_int64_like_torch():
     for x in (np.array([[1, 2], [3, 4]], np.int32), np.array([True, False, True]), np.array([200, 100], np.uint8)):
         _same(tg.cumsum(Tensor(x), 0), torch.cumsum(torch.tensor(x), 0))
     _same(Tensor(np.arange(4)).cumsum(0, dtype=tg.float32), torch.arange(4).cumsum(0, dtype=torch.float32))
+
+
+def test_log1p_expm1_log2_log10_and_erf_match_torch_near_zero_too():
+    # Near 0, log(1 + x) and exp(x) - 1 lose every digit that log1p and expm1 keep.
+    x = np.concatenate([random_array(70, (20,), 0.01, 3.0), [1e-12, 3e-9, 8.0, 100.0]])
+    assert_matches_torch(lambda t: t.log1p() * t.expm1() + t.log2() + t.log10() + t.erf(),
+                         lambda t: t.log1p() * t.expm1() + t.log2() + t.log10() + t.erf(), x)
+    tiny = np.array([1e-12, -1e-9, 1e-15])
+    assert_matches_torch(lambda t: (t.log1p() + t.expm1()) * Tensor(1 / tiny),  # ≈ 2 when no digit is lost
+                         lambda t: (t.log1p() + t.expm1()) * torch.tensor(1 / tiny), tiny)
+
+
+def test_log2_of_powers_of_two_is_whole_and_integer_inputs_give_float32_like_torch():
+    import tinygrad_mnist as tg
+    powers = np.array([1, 2, 8, 1024, 2**40])
+    _same(tg.log2(Tensor(powers)), torch.log2(torch.tensor(powers)))
+    assert tg.log2(Tensor(powers)).tolist() == [0.0, 1.0, 3.0, 10.0, 40.0]
+    _same(tg.log10(Tensor(np.array([1.0, 1000.0]))), torch.log10(torch.tensor([1.0, 1000.0], dtype=torch.float64)))
+    for name in ("log1p", "expm1", "erf"):
+        ours, theirs = getattr(tg, name)(Tensor(np.array([0, 1, 2]))), getattr(torch, name)(torch.tensor([0, 1, 2]))
+        assert ours.dtype == np.float32 and theirs.dtype == torch.float32
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)  # float32: the last bit may differ

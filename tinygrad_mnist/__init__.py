@@ -55,7 +55,7 @@ TENSOR_FUNCTIONS = ("flatten", "reshape", "squeeze", "unsqueeze", "permute", "tr
 TENSOR_FUNCTIONS += ("mm", "bmm", "mv", "dot", "outer", "square", "sign", "floor", "ceil", "round", "trunc",
                      "isnan", "isinf", "isfinite", "any", "all", "flip", "tril", "triu", "gather", "masked_fill",
                      "sort", "argsort", "topk", "abs", "sqrt", "rsqrt", "sin", "cos", "clamp", "clip", "prod",
-                     "var", "std", "norm", "logsumexp", "cumsum")
+                     "var", "std", "norm", "logsumexp", "cumsum", "log1p", "expm1", "log2", "log10", "erf")
 for _name in TENSOR_FUNCTIONS:
     globals()[_name] = _function(_name)
 del _name

@@ -1042,6 +1042,20 @@ class Tensor:
                     for d, m in enumerate(index.shape))
         return ops.Index.apply(self, key=key)
 
+    def _floating(self):
+        """This tensor, or for integers and booleans a float32 copy: a function with real values makes
+        float32 of them, as in PyTorch."""
+        return self if self.dtype.kind == "f" else self.float()
+
+    def log2(self): return ops.Log.apply(self._floating(), base=2)
+    def log10(self): return ops.Log.apply(self._floating(), base=10)
+    def log1p(self): return ops.Log1p.apply(self._floating())
+    def expm1(self): return ops.Expm1.apply(self._floating())
+
+    def erf(self):
+        """The error function (on the CPU through Python's math.erf, element by element: NumPy has none)."""
+        return ops.Erf.apply(self._floating())
+
     def cumsum(self, dim, *, dtype=None):
         """The running sums along `dim`; integer and boolean tensors sum in int64, as in PyTorch."""
         axis = self._axis(dim, "cumsum")
