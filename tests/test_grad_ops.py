@@ -445,7 +445,7 @@ def composite_flip_tril_triu(draw, device):
 def composite_masked_fill(draw, device):
     x = values(draw, shape(draw))
     mask = values(draw, broadcast_partner(draw, x.shape)) > 0
-    return (lambda a, v: a.masked_fill(Tensor(mask), v) * a + a.masked_fill(~mask, 1.5),
+    return (lambda a, v: a.masked_fill(Tensor(mask, device=device), v) * a + a.masked_fill(~mask, 1.5),
             [leaf(x, device), leaf(values(draw, ()), device)])
 
 
@@ -453,7 +453,8 @@ def composite_gather(draw, device):
     x = values(draw, shape(draw))
     dim = draw(st.integers(-x.ndim, x.ndim - 1))
     sizes = [draw(st.integers(1, 5)) if d == dim % x.ndim else draw(st.integers(1, n)) for d, n in enumerate(x.shape)]
-    index = Tensor(np.random.default_rng(draw(st.integers(0, 2**32 - 1))).integers(0, x.shape[dim], size=sizes))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    index = Tensor(rng.integers(0, x.shape[dim], size=sizes), device=device)
     return lambda a: a.gather(dim, index), [leaf(x, device)]  # indices repeat: their gradients add up
 
 

@@ -943,21 +943,21 @@ class Tensor:
         recorded as a result of this tensor with gradient 0, as PyTorch records it."""
         return ops.Where.apply(Tensor._wrap(array), self, condition=backend.get_array_module(self.data).asarray(True))
 
-    def _rounded(self, name, *args):
+    def _rounded(self, rounding):
         if self.dtype.kind in "biu":  # integers are whole already: PyTorch returns a copy
             return self.clone()
-        return self._flat(getattr(backend.get_array_module(self.data), name)(self.data, *args))
+        return self._flat(rounding(self.data))
 
-    def floor(self): return self._rounded("floor")
-    def ceil(self): return self._rounded("ceil")
-    def trunc(self): return self._rounded("trunc")
+    def floor(self): return self._rounded(lambda a: backend.get_array_module(a).floor(a))
+    def ceil(self): return self._rounded(lambda a: backend.get_array_module(a).ceil(a))
+    def trunc(self): return self._rounded(lambda a: backend.get_array_module(a).trunc(a))
 
     def round(self, decimals=0):
         """To the nearest integer (or multiple of 10^-decimals), halves to even, as PyTorch (and NumPy) round."""
         if decimals and self.dtype.kind in "biu":
             raise TypeError(f"round(decimals={decimals}) of an {self.dtype} tensor: convert it to float first "
                             f"(x.float()), as PyTorch refuses it too")
-        return self._rounded("round", decimals) if decimals else self._rounded("round")
+        return self._rounded(lambda a: a.round(decimals))  # the array's method: NumPy and CuPy both have it
 
     def sign(self):
         """-1, 0 or 1, and 0 for NaN (NumPy's sign gives NaN); the gradient is 0, as in PyTorch."""
@@ -1021,7 +1021,7 @@ class Tensor:
         longer than it on the other ones; the gradient is summed back to the elements picked (twice where
         an index repeats). `sparse_grad` is accepted: the gradient is dense."""
         xp = backend.get_array_module(self.data)
-        index = index.data if isinstance(index, Tensor) else xp.asarray(index)
+        index = xp.asarray(index.data if isinstance(index, Tensor) else index)
         axis = self._axis(dim, "gather")
         if index.dtype.kind not in "iu":
             raise TypeError(f"gather: index must be an integer tensor, this one is {index.dtype}")
@@ -1070,9 +1070,10 @@ class Tensor:
         axis = self._axis(dim, name)
         if self.ndim == 0:
             return xp.zeros((), dtype=np.int64)
+        stable = {"kind": "stable"} if xp is np else {}  # CuPy sorts stably, and older CuPy takes no kind
         if not descending:
-            return xp.argsort(self.data, axis=axis, kind="stable").astype(np.int64, copy=False)
-        backwards = xp.argsort(xp.flip(self.data, axis), axis=axis, kind="stable")
+            return xp.argsort(self.data, axis=axis, **stable).astype(np.int64, copy=False)
+        backwards = xp.argsort(xp.flip(self.data, axis), axis=axis, **stable)
         return (self.shape[axis] - 1 - xp.flip(backwards, axis)).astype(np.int64, copy=False)
 
     def sort(self, dim=-1, descending=False, *, stable=False):
