@@ -53,7 +53,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     for k, t in enumerate(inputs):
         g = found.get(id(t))
         if g is None and materialize_grads:
-            g = backend.get_array_module(t.data).zeros(t.shape, dtype=t.dtype)
+            g = backend.get_array_module(t.array).zeros(t.shape, dtype=t.dtype)
         if g is None and not allow_unused:
             raise RuntimeError(f"autograd.grad: input {k} was not used to compute the outputs; pass "
                                f"allow_unused=True to get None as its gradient")

@@ -151,11 +151,11 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     divisor = k * k if divisor_override is None else divisor_override
     if p or eh or ew:
         if divisor_override is None and (not count_include_pad or eh or ew):  # each window's count of pixels
-            xp = backend.get_array_module(x.data)
+            xp = backend.get_array_module(x.array)
             ones = xp.pad(xp.ones((1, 1) + x.shape[2:], x.dtype), ((0, 0), (0, 0), (p, p), (p, p)),
                           constant_values=1 if count_include_pad else 0)
             ones = xp.pad(ones, ((0, 0), (0, 0), (0, eh), (0, ew)))
-            divisor = ops.AvgPool2d.apply(Tensor._wrap(ones), kernel_size=k, stride=s, divisor=1).data
+            divisor = ops.AvgPool2d.apply(Tensor._wrap(ones), kernel_size=k, stride=s, divisor=1).array
         x = ops.Pad.apply(x, widths=((0, 0), (0, 0), (p, p + eh), (p, p + ew)), value=0.0)
     return ops.AvgPool2d.apply(x, kernel_size=k, stride=s, divisor=divisor)
 
@@ -219,8 +219,8 @@ def _reduce(name, losses, reduction):
 def _class_targets(name, input, target, ignore_index):
     """Integer class labels checked against input (N, C, ...): the labels as an array of input's device,
     and the mask of those that count (not ignore_index)."""
-    xp = backend.get_array_module(input.data)
-    target = xp.asarray(target.data if isinstance(target, Tensor) else target)
+    xp = backend.get_array_module(input.array)
+    target = xp.asarray(target.array if isinstance(target, Tensor) else target)
     if target.dtype.kind not in "iu":
         raise ValueError(f"{name}: expected integer class labels (a long tensor), got {target.dtype}; class "
                          f"probabilities as targets are not supported")
@@ -251,12 +251,12 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     the batch weighted by w[y] ('mean'), summed, or per sample ('none'); labels equal to ignore_index count
     for nothing. As torch.nn.functional.nll_loss."""
     target, counted = _class_targets("nll_loss", input, target, ignore_index)
-    xp = backend.get_array_module(input.data)
+    xp = backend.get_array_module(input.array)
     rows = _as_rows(input)
     labels = xp.where(counted, target, 0).reshape(-1)
     w = counted.reshape(-1).astype(input.dtype)
     if weight is not None:
-        w = w * (weight.data if isinstance(weight, Tensor) else xp.asarray(weight, dtype=input.dtype))[labels]
+        w = w * (weight.array if isinstance(weight, Tensor) else xp.asarray(weight, dtype=input.dtype))[labels]
     w = Tensor._wrap(w.astype(input.dtype, copy=False))
     losses = -rows[xp.arange(rows.shape[0]), labels] * w
     if reduction == "mean":
@@ -278,9 +278,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     loss = nll_loss(logp, target, weight, ignore_index, reduction)
     if not label_smoothing:
         return loss
-    xp = backend.get_array_module(input.data)
+    xp = backend.get_array_module(input.array)
     rows = _as_rows(logp)
-    w = weight.data if isinstance(weight, Tensor) else (None if weight is None else xp.asarray(weight, input.dtype))
+    w = weight.array if isinstance(weight, Tensor) else (None if weight is None else xp.asarray(weight, input.dtype))
     smooth = -((rows * Tensor._wrap(w)) if w is not None else rows).sum(1) * Tensor._wrap(
         counted.reshape(-1).astype(input.dtype))
     if reduction == "mean":
@@ -361,8 +361,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     """
     if x.ndim not in (2, 4):
         raise ValueError(f"batch_norm: expected (N, C) or (N, C, H, W), got shape {x.shape}")
-    count = x.data.size // x.shape[1]
-    data = lambda t: t.data if isinstance(t, Tensor) else t
+    count = x.array.size // x.shape[1]
+    data = lambda t: t.array if isinstance(t, Tensor) else t
     if training:
         if count < 2:
             raise ValueError(f"batch_norm: training needs more than one value per channel, got shape {x.shape}")
@@ -372,7 +372,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
             raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
         mean, var = data(running_mean), data(running_var)
     if (weight is None) != (bias is None):  # the op takes both or neither: stand in the identity for the other
-        xp = backend.get_array_module(x.data)
+        xp = backend.get_array_module(x.array)
         weight = weight if weight is not None else Tensor._wrap(xp.ones(x.shape[1], x.dtype))
         bias = bias if bias is not None else Tensor._wrap(xp.zeros(x.shape[1], x.dtype))
     affine = [weight, bias] if weight is not None else []
@@ -394,7 +394,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
 def one_hot(tensor, num_classes=-1):
     """(*, num_classes) int64 rows with a 1 at each class index of the int64 `tensor`, as
     torch.nn.functional.one_hot; num_classes=-1 takes the largest index + 1."""
-    labels = tensor.data
+    labels = tensor.array
     if labels.dtype != "int64":
         raise TypeError(f"one_hot: the class indices must be an int64 tensor, these are {labels.dtype}: "
                         f"convert them with .long()")
