@@ -550,10 +550,23 @@ def test_logsumexp_of_a_row_of_minus_infinity_is_minus_infinity():
     assert x.logsumexp(1).tolist() == [-np.inf, 0.0]
 
 
-@pytest.mark.parametrize("p", [0, -1, float("-inf"), "nuc"])
+@pytest.mark.parametrize("p", [-1, -0.5, "nuc"])
 def test_a_norm_order_the_engine_lacks_is_refused_by_name(p):
-    with pytest.raises(ValueError, match="norm: p must be a positive number, math.inf or 'fro'"):
+    with pytest.raises(ValueError, match="norm: p must be 0, a positive number, math.inf, -math.inf or 'fro'"):
         Tensor([1.0, 2.0]).norm(p=p)
+
+
+@pytest.mark.parametrize("p", [0, float("-inf")])
+@pytest.mark.parametrize("dim,keepdim", [(None, False), (1, False), (1, True), ((0, 1), False)])
+def test_norm_zero_counts_nonzeros_and_minus_infinity_is_the_least_magnitude_as_in_pytorch(p, dim, keepdim):
+    real = pytest.importorskip("torch")
+    x = np.array([[0.0, -3.0, 2.0], [0.0, 0.0, -0.5]])
+    ours, theirs = Tensor(x, requires_grad=True), real.tensor(x, requires_grad=True)
+    out, expected = ours.norm(p, dim, keepdim), real.norm(theirs, p, dim, keepdim)
+    np.testing.assert_allclose(out.numpy(), expected.detach().numpy())
+    out.sum().backward(), expected.sum().backward()
+    # PyTorch leaves .grad None after a count (p = 0): no gradient, which is zeros here
+    np.testing.assert_allclose(ours.grad.numpy(), 0 if theirs.grad is None else theirs.grad.numpy())
 
 
 KEYWORDS = {  # PyTorch's keyword spellings (and its NumPy aliases axis= and keepdims=), on x of shape (2, 3, 4)

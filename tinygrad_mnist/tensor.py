@@ -957,12 +957,20 @@ class Tensor:
 
     def norm(self, p=2, dim=None, keepdim=False):
         """The p-norm (2, 1, inf or any positive p; 'fro' is 2) over all elements or `dim`. At 0, and for
-        p < 1 at each zero element, the gradient is 0 (the subgradient PyTorch takes), not NaN."""
+        p < 1 at each zero element, the gradient is 0 (the subgradient PyTorch takes), not NaN. p = 0 counts
+        the non-zero elements and p = -inf is the least |x|, as in PyTorch."""
         self._require_float("norm()", "x.float().norm()")
         if p == "fro":
             p = 2
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0:
-            raise ValueError(f"norm: p must be a positive number, math.inf or 'fro', got {p!r}")
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not (p >= 0 or p == -math.inf):
+            raise ValueError(f"norm: p must be 0, a positive number, math.inf, -math.inf or 'fro', got {p!r}")
+        if p == 0:  # a count: gradient 0, recorded through a Where that takes nothing from its other input
+            axis = tuple(dim) if isinstance(dim, list) else dim
+            count = (self.array != 0).sum(axis=axis, keepdims=keepdim).astype(self.dtype)
+            xp = backend.get_array_module(self.array)
+            return ops.Where.apply(Tensor._wrap(xp.asarray(count)), self.sum(dim, keepdim), condition=xp.asarray(True))
+        if p == -math.inf:
+            return self.abs().amin(dim, keepdim)
         if p == 2:
             return _power_flat_at_zero((self * self).sum(dim, keepdim), 0.5)
         if p == 1:
