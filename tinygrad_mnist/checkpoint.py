@@ -168,7 +168,8 @@ def _check_plain(value, name):
         for i, item in enumerate(value):
             _check_plain(item, f"{name}[{i}]")
         return
-    hint = "; use x.item() or np.asarray(x)" if isinstance(value, np.generic) else ""
+    hint = ("; use x.item() or np.asarray(x)" if isinstance(value, np.generic) else
+            "; use x.numpy(), or tinygrad_mnist.save, which stores tensors" if hasattr(value, "numpy") else "")
     raise ValueError(f"checkpoint value {name!r} is a {_type_name(value)}, which a checkpoint cannot give back "
                      f"as such: use a dict, a NumPy array, int, float, bool, str, None, or lists and tuples of "
                      f"those{hint}")
