@@ -15,6 +15,7 @@ from tinygrad_mnist.models import MODELS
 from tinygrad_mnist.training import Trainer, TrainingInterrupted, make_config
 
 from idx_fixtures import make_split
+from old_formats import old_optimizer_layout, save_as_format_1
 from run_fixtures import make_fake_run
 
 
@@ -87,6 +88,36 @@ def test_a_run_interrupted_mid_epoch_and_resumed_ends_with_bit_identical_weights
 
     resumed = Trainer.resume(tmp_path / "interrupted", progress=False, log=lambda *a: None)
     assert (resumed.epoch, resumed.step) == (1, 4)
+    resumed.fit()
+    final = resumed.model.state_dict()
+    for key, value in straight.model.state_dict().items():
+        np.testing.assert_array_equal(final[key], value, err_msg=key)
+
+
+def test_a_checkpoint_in_the_former_optimizer_layout_and_format_resumes_to_bit_identical_weights(
+        dataset, tmp_path, monkeypatch):
+    config = make_config("mlp_64_32", epochs=2, batch_size=64, data_dir=str(dataset), val_size=100, seed=4,
+                         optimizer="rmsprop")
+    straight = Trainer(config, tmp_path / "straight", progress=False, log=lambda *a: None)
+    straight.fit()
+
+    interrupted = Trainer(config, tmp_path / "old", progress=False, log=lambda *a: None)
+    real_step, calls = interrupted.optimizer.step, []
+
+    def step_then_signal():
+        real_step()
+        calls.append(1)
+        if len(calls) == 11:
+            os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(interrupted.optimizer, "step", step_then_signal)
+    with pytest.raises(TrainingInterrupted):
+        interrupted.fit()
+    state = load_checkpoint(tmp_path / "old" / "last.npz")
+    state["optimizer"] = old_optimizer_layout(state["optimizer"])
+    save_as_format_1(tmp_path / "old" / "last.npz", state)
+
+    resumed = Trainer.resume(tmp_path / "old", progress=False, log=lambda *a: None)
+    assert (resumed.epoch, resumed.step) == (1, 3) and list(resumed.optimizer.state_dict()["state"]) == [*range(6)]
     resumed.fit()
     final = resumed.model.state_dict()
     for key, value in straight.model.state_dict().items():
