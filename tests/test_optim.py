@@ -359,17 +359,21 @@ def torch_lrs(torch, make_scheduler, steps, optimizer="SGD", **opt_kwargs):
     return out, opt
 
 
-SCHEDULES = {
-    "StepLR": (lambda m, o: m.StepLR(o, step_size=3, gamma=0.5), 12),
-    "MultiStepLR": (lambda m, o: m.MultiStepLR(o, milestones=[7, 2, 7, 15], gamma=0.5), 20),
-    "ExponentialLR": (lambda m, o: m.ExponentialLR(o, gamma=0.9), 20),
-    "LinearLR": (lambda m, o: m.LinearLR(o, start_factor=0.25, end_factor=0.9, total_iters=8), 20),
-    "LambdaLR": (lambda m, o: m.LambdaLR(o, lambda epoch: 1 / (1 + epoch) ** 0.5), 20),
-    "OneCycleLR-epochs": (lambda m, o: m.OneCycleLR(o, max_lr=0.3, epochs=4, steps_per_epoch=5), 20),
-    "CosineAnnealingLR": (lambda m, o: m.CosineAnnealingLR(o, T_max=7, eta_min=0.01), 20),
-    "OneCycleLR-cos": (lambda m, o: m.OneCycleLR(o, max_lr=1.0, total_steps=20), 20),
-    "OneCycleLR-linear": (lambda m, o: m.OneCycleLR(o, max_lr=0.5, total_steps=17, pct_start=0.25,
-                                                    anneal_strategy="linear", div_factor=10.0), 17),
+SCHEDULES = {  # each takes last_epoch=... too
+    "StepLR": (lambda m, o, **kw: m.StepLR(o, step_size=3, gamma=0.5, **kw), 12),
+    "MultiStepLR": (lambda m, o, **kw: m.MultiStepLR(o, milestones=[7, 2, 7, 15], gamma=0.5, **kw), 20),
+    "ExponentialLR": (lambda m, o, **kw: m.ExponentialLR(o, gamma=0.9, **kw), 20),
+    "LinearLR": (lambda m, o, **kw: m.LinearLR(o, start_factor=0.25, end_factor=0.9, total_iters=8, **kw), 20),
+    "LambdaLR": (lambda m, o, **kw: m.LambdaLR(o, lambda epoch: 1 / (1 + epoch) ** 0.5, **kw), 20),
+    "OneCycleLR-epochs": (lambda m, o, **kw: m.OneCycleLR(o, max_lr=0.3, epochs=4, steps_per_epoch=5, **kw), 20),
+    "CosineAnnealingLR": (lambda m, o, **kw: m.CosineAnnealingLR(o, T_max=7, eta_min=0.01, **kw), 20),
+    "OneCycleLR-cos": (lambda m, o, **kw: m.OneCycleLR(o, max_lr=1.0, total_steps=20, **kw), 20),
+    "OneCycleLR-linear": (lambda m, o, **kw: m.OneCycleLR(o, max_lr=0.5, total_steps=17, pct_start=0.25,
+                                                          anneal_strategy="linear", div_factor=10.0, **kw), 17),
+    "OneCycleLR-three-phase": (lambda m, o, **kw: m.OneCycleLR(o, max_lr=1.0, total_steps=20, three_phase=True,
+                                                               **kw), 20),
+    "OneCycleLR-three-phase-linear": (lambda m, o, **kw: m.OneCycleLR(
+        o, max_lr=0.5, total_steps=17, pct_start=0.2, anneal_strategy="linear", three_phase=True, **kw), 17),
 }
 
 
@@ -379,7 +383,72 @@ def test_scheduler_matches_torch(name):
     make, steps = SCHEDULES[name]
     expected, _ = torch_lrs(torch, make, steps, lr=0.1, momentum=0.9)
     opt = optim.SGD(make_params(), lr=0.1, momentum=0.9)
-    np.testing.assert_allclose(lrs(make(lr_scheduler, opt), opt, steps), expected, rtol=1e-12, atol=1e-15)
+    assert lrs(make(lr_scheduler, opt), opt, steps) == expected  # PyTorch's formulas, to the last bit
+
+
+def resumed_lrs(torch, make, before, after, how):
+    """The lr of `after` steps following `before` steps of a schedule that was resumed `how`: "last_epoch"
+    (a new scheduler with last_epoch=before-1 on the restored optimizer) or "scheduler only" (a new
+    scheduler on a new optimizer, then load_state_dict of the old scheduler's state). With `torch` the
+    torch module, in PyTorch; with None, here."""
+    optim_module = optim if torch is None else torch.optim
+    schedulers = optim_module.lr_scheduler
+    tensor = (lambda: nn.Parameter(np.zeros(2))) if torch is None else \
+        (lambda: torch.zeros(2, dtype=torch.float64, requires_grad=True))
+    opt = optim_module.SGD([tensor()], lr=0.1, momentum=0.9)
+    scheduler = make(schedulers, opt)
+    for _ in range(before):
+        opt.step(), scheduler.step()
+    fresh = optim_module.SGD([tensor()], lr=0.1, momentum=0.9)
+    if how == "last_epoch":
+        fresh.load_state_dict(opt.state_dict())
+        scheduler = make(schedulers, fresh, last_epoch=before - 1)
+    else:
+        state = scheduler.state_dict()
+        scheduler = make(schedulers, fresh)
+        scheduler.load_state_dict(state)
+    out = []
+    for _ in range(after):
+        out.append(fresh.param_groups[0]["lr"])
+        fresh.step(), scheduler.step()
+    return out
+
+
+@pytest.mark.parametrize("how", ["last_epoch", "scheduler only"])
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_a_resumed_scheduler_goes_on_as_torch_s_does(name, how):
+    torch = pytest.importorskip("torch")
+    make, steps = SCHEDULES[name]
+    before = steps // 3
+    expected = resumed_lrs(torch, make, before, steps - before, how)
+    assert resumed_lrs(None, make, before, steps - before, how) == pytest.approx(expected, rel=1e-14)
+
+
+def test_step_lr_resumed_without_the_optimizer_goes_on_from_the_optimizer_s_lr_as_torch_s():
+    # PyTorch's StepLR multiplies the current lr: a fresh optimizer's 0.1 becomes 0.05 at the next multiple
+    # of step_size, though the schedule had already reached 0.1 · 0.5².
+    assert resumed_lrs(None, SCHEDULES["StepLR"][0], 7, 4, "scheduler only") == [0.1, 0.1, 0.05, 0.05]
+
+
+def test_last_epoch_without_a_restored_optimizer_is_a_key_error_naming_the_fix():
+    with pytest.raises(KeyError, match="initial_lr.*load the optimizer's state_dict first"):
+        optim.StepLR(optim.SGD(make_params(), lr=0.1), step_size=2, last_epoch=3)
+
+
+@pytest.mark.parametrize("last_epoch", [-2, 1.5, True])
+def test_last_epoch_must_be_an_int_from_minus_one(last_epoch):
+    with pytest.raises(ValueError, match="last_epoch must be an int >= -1"):
+        optim.StepLR(optim.SGD(make_params(), lr=0.1), step_size=2, last_epoch=last_epoch)
+
+
+@pytest.mark.parametrize("name", ["StepLR", "MultiStepLR", "ExponentialLR", "LinearLR", "CosineAnnealingLR",
+                                  "LambdaLR", "OneCycleLR", "ReduceLROnPlateau"])
+def test_scheduler_signatures_are_torch_s(name):
+    torch = pytest.importorskip("torch")
+
+    def parameters(cls):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(cls.__init__).parameters.values()]
+    assert parameters(getattr(lr_scheduler, name)) == parameters(getattr(torch.optim.lr_scheduler, name))
 
 
 def test_linear_warmup_matches_torch_sequential_lr():
@@ -434,19 +503,20 @@ def test_linear_warmup_alone_holds_the_base_lr_afterwards():
     assert lrs(optim.LinearWarmup(opt, 4), opt, 6) == pytest.approx([0.05, 0.1, 0.15, 0.2, 0.2, 0.2])
 
 
+@pytest.mark.parametrize("three_phase", [False, True])
 @pytest.mark.parametrize("optimizer, kwargs, read", [
     ("SGD", dict(lr=0.1, momentum=0.9), lambda g: g["momentum"]),
     ("Adam", dict(lr=0.1), lambda g: g["betas"][0]),
 ])
-def test_one_cycle_cycles_momentum_like_torch(optimizer, kwargs, read):
+def test_one_cycle_cycles_momentum_like_torch(optimizer, kwargs, read, three_phase):
     torch = pytest.importorskip("torch")
     p = torch.zeros(2, requires_grad=True)
     ref = getattr(torch.optim, optimizer)([p], **kwargs)
-    ref_sched = torch.optim.lr_scheduler.OneCycleLR(ref, max_lr=1.0, total_steps=10)
+    ref_sched = torch.optim.lr_scheduler.OneCycleLR(ref, max_lr=1.0, total_steps=10, three_phase=three_phase)
     opt = getattr(optim, optimizer)(make_params(), **kwargs)
-    sched = optim.OneCycleLR(opt, max_lr=1.0, total_steps=10)
+    sched = optim.OneCycleLR(opt, max_lr=1.0, total_steps=10, three_phase=three_phase)
     for _ in range(10):
-        assert read(opt.param_groups[0]) == pytest.approx(read(ref.param_groups[0]), rel=1e-12)
+        assert read(opt.param_groups[0]) == read(ref.param_groups[0])
         ref.step(), ref_sched.step(), opt.step(), sched.step()
 
 
@@ -464,16 +534,22 @@ def test_one_cycle_needs_momentum_to_cycle_it():
         optim.OneCycleLR(optim.Adagrad(make_params()), max_lr=1.0, total_steps=5)
 
 
-@pytest.mark.parametrize("make", [
+RESUMABLE = [
     lambda o: optim.StepLR(o, step_size=2, gamma=0.3),
     lambda o: optim.CosineAnnealingLR(o, T_max=6),
     lambda o: optim.OneCycleLR(o, max_lr=1.0, total_steps=12),
+    lambda o: optim.OneCycleLR(o, max_lr=1.0, total_steps=12, three_phase=True),
     lambda o: optim.LinearWarmup(o, 3, after=optim.StepLR(o, step_size=2)),
+    lambda o: optim.LinearWarmup(o, 3, after=optim.CosineAnnealingLR(o, T_max=5)),
     lambda o: lr_scheduler.MultiStepLR(o, [2, 5]),
     lambda o: lr_scheduler.LinearLR(o, total_iters=4),
     lambda o: lr_scheduler.LambdaLR(o, lambda e: 0.9 ** e),
-])
-def test_scheduler_state_dict_resumes_the_same_sequence(make, tmp_path):
+    lambda o: lr_scheduler.ExponentialLR(o, 0.8),
+]
+
+
+@pytest.mark.parametrize("make", RESUMABLE)
+def test_scheduler_state_dict_resumes_the_same_sequence_bit_for_bit(make, tmp_path):
     opt = optim.SGD(make_params(), lr=0.1, momentum=0.9)
     sched = make(opt)
     lrs(sched, opt, 5)
@@ -484,7 +560,35 @@ def test_scheduler_state_dict_resumes_the_same_sequence(make, tmp_path):
     sched2 = make(opt2)
     opt2.load_state_dict(opt_state)
     sched2.load_state_dict(state)
-    assert lrs(sched2, opt2, 6) == pytest.approx(expected, rel=1e-15)
+    assert lrs(sched2, opt2, 6) == expected
+
+
+def former_state(state):
+    """A scheduler's state as state_dict gave it before it held every attribute, as PyTorch's does."""
+    former = {"last_epoch": state["last_epoch"], "base_lrs": state["base_lrs"]}
+    return {**former, "after": former_state(state["after"])} if "after" in state else former
+
+
+@pytest.mark.parametrize("make", RESUMABLE)
+def test_a_scheduler_state_in_the_former_layout_resumes_the_same_sequence(make):
+    opt = optim.SGD(make_params(), lr=0.1, momentum=0.9)
+    sched = make(opt)
+    lrs(sched, opt, 5)
+    state, opt_state = former_state(sched.state_dict()), old_optimizer_layout(opt.state_dict())
+    expected = lrs(sched, opt, 6)
+
+    opt2 = optim.SGD(make_params(), lr=0.1, momentum=0.9)
+    sched2 = make(opt2)
+    opt2.load_state_dict(opt_state)
+    sched2.load_state_dict(state)
+    assert sched2.get_last_lr() == [opt2.param_groups[0]["lr"]]
+    assert lrs(sched2, opt2, 6) == pytest.approx(expected, rel=1e-14)
+
+
+def test_a_scheduler_refuses_the_state_of_another():
+    opt = optim.SGD(make_params(), lr=0.1)
+    with pytest.raises(ValueError, match="unexpected key"):
+        optim.StepLR(opt, 2).load_state_dict(optim.CosineAnnealingLR(opt, 5).state_dict())
 
 
 def test_zero_grad_without_set_to_none_zeroes_the_grad_tensors_in_place():
