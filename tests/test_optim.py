@@ -286,6 +286,17 @@ def test_parameters_without_grad_are_skipped():
     assert list(opt.state_dict()["state"]) == [0]
 
 
+@pytest.mark.parametrize("name, kwargs", CONFIGS, ids=IDS)
+def test_state_dict_lists_the_parameters_torch_s_does_when_one_has_no_gradient(name, kwargs):
+    torch = pytest.importorskip("torch")
+    ours, theirs = make_params(), [torch.tensor(s, requires_grad=True) for s in START]
+    opt, ref = getattr(optim, name)(ours, **kwargs), getattr(torch.optim, name)(theirs, **kwargs)
+    ours[1].grad, theirs[1].grad = Tensor(np.ones(SHAPES[1])), torch.ones(SHAPES[1], dtype=torch.float64)
+    opt.step(), ref.step()
+    assert {i: list(s) for i, s in opt.state_dict()["state"].items()} == \
+        {i: list(s) for i, s in ref.state_dict()["state"].items()}
+
+
 def test_zero_grad_sets_grads_to_none():
     params = make_params()
     opt = optim.SGD(params, lr=0.1)

@@ -341,16 +341,23 @@ class Adagrad(Optimizer):
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value, foreach=foreach,
                                       maximize=maximize, differentiable=differentiable, fused=fused))
+        for group in self.param_groups:  # made up front as PyTorch's are, so state_dict lists every parameter
+            for p in group["params"]:
+                self._start(p.array, self.state.setdefault(p, {}), group)
 
     def _check_group(self, group):
         super()._check_group(group)
         _check(group["initial_accumulator_value"] >= 0,
                f"Adagrad: initial_accumulator_value must be >= 0, got {group['initial_accumulator_value']}")
 
+    @staticmethod
+    def _start(p, state, group):
+        if not state:
+            state.update(step=_new_step(), sum=get_array_module(p).full_like(p, group["initial_accumulator_value"]))
+
     def _update(self, p, grad, state, group):
         xp = get_array_module(p)
-        if not state:
-            state.update(step=_new_step(), sum=xp.full_like(p, group["initial_accumulator_value"]))
+        self._start(p, state, group)  # a group added after construction
         state["step"] += 1
         clr = group["lr"] / (1 + (float(state["step"]) - 1) * group["lr_decay"])
         g = self._with_weight_decay(p, grad, group["weight_decay"])
