@@ -1,5 +1,4 @@
 import inspect
-import math
 
 import numpy as np
 import pytest
@@ -267,6 +266,12 @@ def test_a_checkpoint_file_in_the_former_layout_loads_and_continues_identically(
     run(fresh, resumed, 5)
     for a, b in zip(params, resumed):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_load_state_dict_of_a_model_s_state_dict_names_what_it_expects():
+    model = nn.Linear(3, 2)
+    with pytest.raises(ValueError, match=r"expects an optimizer's state_dict .* got keys \['weight', 'bias'\]"):
+        optim.SGD(model.parameters()).load_state_dict(model.state_dict())
 
 
 def test_load_state_dict_rejects_a_different_layout():

@@ -73,6 +73,8 @@ class LRScheduler:
         """Restore what state_dict returned. As in PyTorch the optimizer's lr is left alone (restore the
         optimizer too, or the next step goes on from the lr it has). A state from before state_dict held
         every attribute (last_epoch and base_lrs) loads as well."""
+        _check(isinstance(state, dict), f"{type(self).__name__}.load_state_dict expects a scheduler's state_dict, "
+                                        f"got a {type(state).__name__}")
         unknown = [k for k in state if k not in self.__dict__ or k in self._not_state]
         _check(not unknown, f"{type(self).__name__}.load_state_dict: unexpected key {unknown[:1]}: a state of "
                             "another scheduler?")

@@ -28,6 +28,11 @@ def _new_step():
     return np.zeros((), np.float32)
 
 
+def _keys_of(value):
+    """A short description of what was passed: a dict's first keys, or its type."""
+    return f"keys {list(value)[:3]}" if isinstance(value, dict) else f"a {type(value).__name__}"
+
+
 def _plain(value):
     """A hyper-parameter or state scalar as a Python number (tuples as lists): 0-d arrays come back
     from .npz checkpoints and become numbers again here."""
@@ -154,6 +159,9 @@ class Optimizer:
         former one: str keys and a dict of groups) into an optimizer built over parameters of the same
         shapes, group by group. Arrays are copied onto each parameter's device and dtype; everything is
         checked before anything changes."""
+        if not isinstance(state_dict, dict) or "param_groups" not in state_dict:
+            raise ValueError(f"{type(self).__name__}.load_state_dict expects an optimizer's state_dict (with "
+                             f"'state' and 'param_groups'), got {_keys_of(state_dict)}")
         saved = state_dict["param_groups"]
         saved = [saved[k] for k in sorted(saved, key=int)] if isinstance(saved, dict) else list(saved)
         _check(len(saved) == len(self.param_groups),
