@@ -69,7 +69,10 @@ OURS = {
     "reshape": lambda a, shape: a.reshape(shape),
     "transpose": lambda a, axes: a.permute(*axes),
     "exp": lambda a: a.exp(),
-    "log": lambda a: a.log(),
+    "log": lambda a, base=None: {None: a.log, 2: a.log2, 10: a.log10}[base](),
+    "log1p": lambda a: a.log1p(),
+    "expm1": lambda a: a.expm1(),
+    "erf": lambda a: a.erf(),
     "relu": lambda a: a.relu(),
     "tanh": lambda a: a.tanh(),
     "sigmoid": lambda a: a.sigmoid(),
@@ -89,6 +92,7 @@ OURS = {
     "sin": lambda a: a.sin(),
     "cos": lambda a: a.cos(),
     "prod": lambda a, dim, keepdim: a.prod(dim=dim, keepdim=keepdim),
+    "cumsum": lambda a, dim: a.cumsum(dim),
     "gelu": lambda a, approximate: F.gelu(a, approximate=approximate),
     "pad": lambda a, pad, value: F.pad(a, pad, value=value),
     "avgpool2d": lambda x, kernel_size, stride, padding, **options: F.avg_pool2d(x, kernel_size, stride, padding,
@@ -133,7 +137,10 @@ def theirs():
         "reshape": lambda a, shape: a.reshape(shape),
         "transpose": lambda a, axes: a.permute(*axes),
         "exp": torch.exp,
-        "log": torch.log,
+        "log": lambda a, base=None: {None: torch.log, 2: torch.log2, 10: torch.log10}[base](a),
+        "log1p": torch.log1p,
+        "expm1": torch.expm1,
+        "erf": torch.erf,
         "relu": torch.relu,
         "tanh": torch.tanh,
         "sigmoid": torch.sigmoid,
@@ -154,6 +161,7 @@ def theirs():
         "sin": torch.sin,
         "cos": torch.cos,
         "prod": lambda a, dim, keepdim: torch.prod(a) if dim is None else torch.prod(a, dim, keepdim),
+        "cumsum": lambda a, dim: torch.cumsum(a, dim),
         "gelu": lambda a, approximate: TF.gelu(a, approximate=approximate),
         "pad": lambda a, pad, value: TF.pad(a, pad, value=value),
         "avgpool2d": lambda x, kernel_size, stride, padding, **options: TF.avg_pool2d(x, kernel_size, stride,
@@ -453,6 +461,12 @@ def build_prod(g):
     return g.apply("prod", a, dim=dim, keepdim=g.draw(st.booleans()) if dim is not None else False)
 
 
+def build_cumsum(g):
+    a = g.pick(lambda v: v.ndim >= 1, otherwise=lambda: g.reshaped(g.pick(), (1,)))  # 0-d: a copy, no Cumsum
+    ndim = g.values[a].ndim
+    return g.apply("cumsum", a, dim=g.draw(st.integers(-ndim, ndim - 1)))
+
+
 def build_pad(g):
     a = g.pick(lambda v: v.ndim >= 1, otherwise=lambda: g.leaf((g.draw(st.integers(1, 3)),)))
     sides = g.draw(st.integers(1, min(g.values[a].ndim, 2)))
@@ -609,7 +623,10 @@ BUILDERS = {
     "reshape": build_reshape,
     "transpose": build_transpose,
     "exp": unary("exp", lambda g, a: g.bounded(a, 2.0)),
-    "log": unary("log", lambda g, a: g.positive(a)),
+    "log": lambda g: g.apply("log", g.positive(g.pick()), base=g.draw(st.sampled_from([None, 2, 10]))),
+    "log1p": unary("log1p", lambda g, a: g.positive(a, low=-0.5)),
+    "expm1": unary("expm1", lambda g, a: g.bounded(a, 2.0)),
+    "erf": unary("erf"),
     "relu": unary("relu", lambda g, a: g.away_from_zero(a)),
     "tanh": unary("tanh"),
     "sigmoid": unary("sigmoid"),
@@ -629,6 +646,7 @@ BUILDERS = {
     "sin": unary("sin"),
     "cos": unary("cos"),
     "prod": build_prod,
+    "cumsum": build_cumsum,
     "gelu": lambda g: g.apply("gelu", g.pick(), approximate=g.draw(st.sampled_from(["none", "tanh"]))),
     "pad": build_pad,
     "avgpool2d": build_avgpool2d,

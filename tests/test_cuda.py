@@ -161,4 +161,4 @@ class TestOnCuda:
                 emas[device].update_parameters(model)
         assert all(t.device == "cuda" for t in emas["cuda"].module.parameters())
         for key, value in emas["cpu"].state_dict().items():
-            np.testing.assert_allclose(emas["cuda"].state_dict()[key], value, rtol=1e-12, err_msg=key)
+            np.testing.assert_allclose(emas["cuda"].state_dict()[key].numpy(), value.numpy(), rtol=1e-12, err_msg=key)

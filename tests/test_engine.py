@@ -324,3 +324,112 @@ def test_a_residual_block_keeps_no_activation_sized_array_beyond_the_tensors_it_
         assert any(np.shares_memory(a, b) for b in arrays), f"{name} saved a copy of shape {a.shape}"
     out.backward()  # and the gradients flow through what was kept
     assert all(p.grad is not None for p in block.parameters())
+
+
+def test_set_grad_enabled_works_as_a_call_a_block_and_a_decorator():
+    import tinygrad_mnist as torch
+    x = Tensor([1.0], requires_grad=True)
+    torch.set_grad_enabled(False)  # a plain call takes effect at once, as in PyTorch
+    try:
+        assert not is_grad_enabled() and not (x * 2).requires_grad
+    finally:
+        torch.set_grad_enabled(True)
+    with torch.set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+    assert is_grad_enabled()
+
+    @torch.set_grad_enabled(False)
+    def double(t):
+        return t * 2
+    assert is_grad_enabled() and not double(x).requires_grad and is_grad_enabled()
+
+
+def test_enable_grad_records_again_inside_no_grad_and_inference_mode_records_nothing():
+    import tinygrad_mnist as torch
+    x = Tensor([1.0], requires_grad=True)
+    with no_grad():
+        with torch.enable_grad():
+            assert (x * 2).requires_grad
+        assert not (x * 2).requires_grad
+    with torch.inference_mode():
+        assert not (x * 2).requires_grad
+    with no_grad(), torch.inference_mode(False):  # inference_mode(False) leaves the mode as it is
+        assert not is_grad_enabled()
+    assert is_grad_enabled()
+
+
+def test_a_recursive_function_decorated_with_no_grad_restores_grad_mode_when_it_returns():
+    @no_grad()
+    def depth(n):
+        return 0 if n == 0 else 1 + depth(n - 1)
+    assert depth(3) == 3 and is_grad_enabled()
+
+
+def test_retain_grad_keeps_a_non_leaf_gradient_and_accumulates_it():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3
+    y.retain_grad()
+    (y * y).sum().backward(retain_graph=True)
+    np.testing.assert_allclose(y.grad, [6.0, 12.0])
+    (y * y).sum().backward()
+    np.testing.assert_allclose(y.grad, [12.0, 24.0])
+    np.testing.assert_allclose(x.grad, [36.0, 72.0])
+    assert y.retains_grad and not x.retains_grad
+    z = x * 2
+    (z * z).sum().backward()
+    assert z.grad is None  # without retain_grad, as in PyTorch
+
+
+def test_retain_grad_on_a_tensor_without_grad_raises():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        Tensor([1.0]).retain_grad()
+
+
+def test_autograd_grad_returns_gradients_without_touching_any_grad():
+    from tinygrad_mnist import autograd
+    x, w = Tensor([1.0, 2.0], requires_grad=True), Tensor([3.0, 4.0], requires_grad=True)
+    h = x * w
+    loss = (h * h).sum()
+    dx, dh = autograd.grad(loss, [x, h])
+    np.testing.assert_allclose(dx, 2 * (x.array * w.array) * w.array)
+    np.testing.assert_allclose(dh, 2 * h.array)
+    assert x.grad is None and w.grad is None and h.grad is None
+
+
+def test_autograd_grad_sums_over_several_outputs_with_their_grad_outputs():
+    from tinygrad_mnist import autograd
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    a, b = x * 2, x * x
+    (dx,) = autograd.grad([a, b], x, grad_outputs=[Tensor([1.0, 10.0]), Tensor([100.0, 1000.0])])
+    np.testing.assert_allclose(dx, [2 + 100 * 2, 20 + 1000 * 4])
+
+
+def test_autograd_grad_frees_the_graph_unless_retain_graph():
+    from tinygrad_mnist import autograd
+    x = Tensor([1.0], requires_grad=True)
+    loss = (x.exp() * 2).sum()
+    autograd.grad(loss, x, retain_graph=True)
+    autograd.grad(loss, x)
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        loss.backward()
+
+
+def test_autograd_grad_of_an_unused_input_raises_unless_allowed():
+    from tinygrad_mnist import autograd
+    x, unused = Tensor([1.0], requires_grad=True), Tensor([2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="input 1 was not used.*allow_unused=True"):
+        autograd.grad((x * x).sum(), [x, unused])
+    assert autograd.grad((x * x).sum(), [x, unused], allow_unused=True)[1] is None
+    np.testing.assert_array_equal(autograd.grad((x * x).sum(), [x, unused], materialize_grads=True)[1], [0.0])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda g, x: g((x * x).sum(), x, create_graph=True), "create_graph=True.*no higher-order"),
+    (lambda g, x: g((x * x).sum(), Tensor([1.0])), "input 0 does not require grad"),
+    (lambda g, x: g(Tensor([1.0]).sum(), x), "output 0 does not require grad"),
+    (lambda g, x: g(x * 2, x), "needs a scalar.*pass grad_outputs\\[0\\]"),
+], ids=["create_graph", "input-without-grad", "output-without-grad", "non-scalar-without-grad_outputs"])
+def test_autograd_grad_refuses_what_it_cannot_do_with_the_fix(call, message):
+    from tinygrad_mnist import autograd
+    with pytest.raises((RuntimeError, NotImplementedError), match=message):
+        call(autograd.grad, Tensor([1.0, 2.0], requires_grad=True))

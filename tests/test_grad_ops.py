@@ -219,7 +219,16 @@ def unary(method, make=values):
 
 
 case_exp = unary("exp")
-case_log = unary("log", lambda d, s: values(d, s, 0.2, 3.0))
+
+
+def case_log(draw, device):
+    method = draw(st.sampled_from(["log", "log2", "log10"]))  # one op, with base e, 2 or 10
+    return lambda a: getattr(a, method)(), [leaf(values(draw, shape(draw), 0.2, 3.0), device)]
+
+
+case_log1p = unary("log1p", lambda d, s: values(d, s, -0.8, 3.0))
+case_expm1 = unary("expm1")
+case_erf = unary("erf", lambda d, s: values(d, s, -3.0, 3.0))
 case_relu = unary("relu", away_from_zero)
 case_tanh = unary("tanh", lambda d, s: values(d, s, -3.0, 3.0))
 case_sigmoid = unary("sigmoid", lambda d, s: values(d, s, -6.0, 6.0))
@@ -313,6 +322,12 @@ def case_prod(draw, device):
     return lambda a: a.prod(dim, keepdim), [leaf(x, device)]
 
 
+def case_cumsum(draw, device):
+    x = values(draw, shape(draw))
+    dim = draw(st.integers(-x.ndim, x.ndim - 1))
+    return lambda a: a.cumsum(dim), [leaf(x, device)]
+
+
 def case_gelu(draw, device):
     approximate = draw(st.sampled_from(["none", "tanh"]))
     return lambda a: F.gelu(a, approximate=approximate), [leaf(values(draw, shape(draw), -4.0, 4.0), device)]
@@ -404,6 +419,51 @@ def composite_layer_norm_and_adaptive_pool(draw, device):
     w, b = leaf(values(draw, (4,)), device), leaf(values(draw, (4,)), device)
     size = draw(st.sampled_from([1, 2, 3, (2, 3)]))
     return lambda x, w, b: F.adaptive_avg_pool2d(F.layer_norm(x, 4, w, b), size), [leaf(x, device), w, b]
+
+
+def composite_products(draw, device):
+    n, k, m, b = (draw(st.integers(1, 4)) for _ in range(4))
+    name = draw(st.sampled_from(["mm", "bmm", "mv", "dot", "outer"]))
+    shapes = {"mm": [(n, k), (k, m)], "bmm": [(b, n, k), (b, k, m)], "mv": [(n, k), (k,)], "dot": [(k,), (k,)],
+              "outer": [(n,), (m,)]}[name]
+    return lambda x, y: getattr(x, name)(y), [leaf(values(draw, s), device) for s in shapes]
+
+
+def composite_rounding_has_gradient_zero(draw, device):
+    # floor(a) · a has the gradient floor(a): floor's own is 0 (the random values are never whole numbers).
+    name = draw(st.sampled_from(["floor", "ceil", "round", "trunc", "sign"]))
+    return lambda a: getattr(a, name)() * a + a.round(decimals=1), [leaf(values(draw, shape(draw)), device)]
+
+
+def composite_flip_tril_triu(draw, device):
+    x = values(draw, shape(draw, min_dims=2))
+    dims = draw(st.lists(st.integers(-x.ndim, x.ndim - 1), unique_by=lambda d: d % x.ndim, max_size=x.ndim))
+    diagonal = draw(st.integers(-2, 2))
+    return lambda a: a.flip(dims).tril(diagonal) + a.triu(-diagonal) * 2, [leaf(x, device)]
+
+
+def composite_masked_fill(draw, device):
+    x = values(draw, shape(draw))
+    mask = values(draw, broadcast_partner(draw, x.shape)) > 0
+    return (lambda a, v: a.masked_fill(Tensor(mask, device=device), v) * a + a.masked_fill(~mask, 1.5),
+            [leaf(x, device), leaf(values(draw, ()), device)])
+
+
+def composite_gather(draw, device):
+    x = values(draw, shape(draw))
+    dim = draw(st.integers(-x.ndim, x.ndim - 1))
+    sizes = [draw(st.integers(1, 5)) if d == dim % x.ndim else draw(st.integers(1, n)) for d, n in enumerate(x.shape)]
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    index = Tensor(rng.integers(0, x.shape[dim], size=sizes), device=device)
+    return lambda a: a.gather(dim, index), [leaf(x, device)]  # indices repeat: their gradients add up
+
+
+def composite_sort_and_topk(draw, device):
+    x = distinct(draw, shape(draw))
+    dim = draw(st.integers(-x.ndim, x.ndim - 1))
+    k, descending, largest = draw(st.integers(0, x.shape[dim])), draw(st.booleans()), draw(st.booleans())
+    return (lambda a: a.sort(dim, descending).values + a.topk(k, dim, largest).values.sum() * a,
+            [leaf(x, device)])
 
 
 COMPOSITES = {name[len("composite_"):]: fn for name, fn in list(globals().items()) if name.startswith("composite_")}

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ENGINE = {"tensor", "ops", "backend"}
+ENGINE = {"tensor", "ops", "backend", "autograd"}
 # The package's own __init__ re-exports the engine, so importing it counts as importing the engine.
 BUILT_ON_THE_ENGINE = ENGINE | {"tinygrad_mnist", "functional", "nn", "optim", "gradcheck"}
 

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tinygrad_mnist import data, nn, optim
+from tinygrad_mnist import data, nn, optim, save
 from tinygrad_mnist.benchmark import workers
-from tinygrad_mnist.checkpoint import load_checkpoint, save_checkpoint
+from tinygrad_mnist.checkpoint import load_checkpoint
 from tinygrad_mnist.loop import BatchSampler, EarlyStopping, make_optimizer, make_schedule, take_batch, update
 from tinygrad_mnist.training import Trainer, TrainingInterrupted, make_config, model_input, prepare_data
 
@@ -251,7 +251,7 @@ def test_early_stopping_resumes_from_a_checkpoint(tmp_path):
     for epoch, v in enumerate([1.0, 0.5, 0.7], start=1):
         model.w.array[...] = epoch
         stopper.step(v, model)
-    save_checkpoint(tmp_path / "c.npz", {"early_stopping": stopper.state_dict()})
+    save({"early_stopping": stopper.state_dict()}, tmp_path / "c.npz")  # torch.save: the clones as arrays
     resumed = EarlyStopping(patience=3)
     resumed.load_state_dict(load_checkpoint(tmp_path / "c.npz")["early_stopping"])
     assert [resumed.step(v, model) for v in [0.8, 0.9]] == [False, True]

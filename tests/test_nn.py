@@ -1,4 +1,5 @@
 import math
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -134,13 +135,17 @@ def test_batchnorm_names_the_input_shapes_it_accepts(layer, shape, message):
         layer(Tensor(np.zeros(shape, dtype=np.float32)))
 
 
-def test_state_dict_is_a_numpy_copy_that_round_trips():
+def test_state_dict_holds_detached_tensors_on_the_model_s_memory_and_a_clone_keeps_a_copy():
     manual_seed(1)
     a = Block()
     state = a.state_dict()
-    assert all(type(v) is np.ndarray for v in state.values())
+    assert isinstance(state, OrderedDict)
+    assert all(type(v) is Tensor and not v.requires_grad and v.grad_fn is None for v in state.values())
+    kept = {k: v.clone() for k, v in state.items()}
     a.fc2.weight.array += 1.0
-    assert not np.array_equal(state["fc2.weight"], a.fc2.weight.numpy())
+    np.testing.assert_array_equal(state["fc2.weight"].numpy(), a.fc2.weight.numpy())
+    assert not np.array_equal(kept["fc2.weight"].numpy(), a.fc2.weight.numpy())
+    state = kept
 
     manual_seed(2)
     b = Block()
@@ -148,6 +153,28 @@ def test_state_dict_is_a_numpy_copy_that_round_trips():
     a.load_state_dict(state)
     a.eval(), b.eval()
     np.testing.assert_array_equal(a(image_batch()).numpy(), b(image_batch()).numpy())
+
+
+def test_state_dict_tensors_answer_client_code_as_torch_s_do():
+    torch = pytest.importorskip("torch")
+    ours, theirs = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2)), torch.nn.Sequential(
+        torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    sizes = [[(k, tuple(sd[k].size())) for k in sd] for sd in (ours.state_dict(), theirs.state_dict())]
+    assert sizes[0] == sizes[1]  # the saving-and-loading tutorial's `for k in sd: print(k, sd[k].size())`
+    assert sum(v.numel() for v in ours.state_dict().values()) == sum(v.numel() for v in theirs.state_dict().values())
+    for model in (ours, theirs):
+        assert model.state_dict(keep_vars=True)["0.weight"] is model[0].weight
+        assert model.state_dict()["0.weight"] is not model[0].weight
+        model.state_dict()["0.weight"].mul_(0.0)  # the same memory: the model's weight is now zero
+        assert not model[0].weight.detach().numpy().any()
+        destination = {"other": 1}
+        assert model.state_dict(destination=destination, prefix="net.") is destination
+        assert list(destination) == ["other", *["net." + k for k in model.state_dict()]]
+
+
+def test_state_dict_takes_its_arguments_by_keyword():
+    with pytest.raises(TypeError, match="keyword arguments only"):
+        nn.Linear(2, 2).state_dict({}, "net.")
 
 
 def test_state_dict_survives_npz_without_pickle(tmp_path):
@@ -162,7 +189,7 @@ def test_state_dict_survives_npz_without_pickle(tmp_path):
 def test_load_state_dict_copies_in_place_keeping_arrays_and_dtype():
     model = nn.Linear(3, 2)
     weight_array = model.weight.array
-    state = {k: v.astype(np.float64) + 1 for k, v in model.state_dict().items()}
+    state = {k: v.numpy().astype(np.float64) + 1 for k, v in model.state_dict().items()}
     model.load_state_dict(state)
     assert model.weight.array is weight_array
     assert model.weight.dtype == np.float32
@@ -196,7 +223,7 @@ def test_load_state_dict_names_the_first_mismatch_in_model_order():
 
 def test_failed_load_changes_nothing():
     model = Block()
-    before = model.state_dict()
+    before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
     state = {k: v + 1 for k, v in before.items()}
     state["fc2.bias"] = np.zeros(3)
     with pytest.raises(nn.StateDictError):
@@ -379,7 +406,7 @@ def test_linear_and_conv2d_forward_equal_functional():
 
 def torch_from(module, torch_module):
     torch = pytest.importorskip("torch")
-    torch_module.double().load_state_dict({k: torch.from_numpy(v) for k, v in module.state_dict().items()},
+    torch_module.double().load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in module.state_dict().items()},
                                           strict=False)
     return torch_module
 
@@ -546,7 +573,7 @@ def twins(build):
     torch = pytest.importorskip("torch")
     ours = build(nn).to(np.float64)
     theirs = build(torch.nn).double()
-    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()}, strict=True)
+    theirs.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in ours.state_dict().items()}, strict=True)
     return ours, theirs
 
 
@@ -655,8 +682,8 @@ def test_strict_loading_neither_wants_nor_accepts_a_non_persistent_buffer_as_in_
     with pytest.raises(nn.StateDictError, match="unexpected key 'cache'"):
         ours.load_state_dict(extra, strict=True)
     with pytest.raises(RuntimeError, match="Unexpected key"):
-        theirs.load_state_dict({k: torch.from_numpy(v) for k, v in extra.items()}, strict=True)
-    result = theirs.load_state_dict({k: torch.from_numpy(v) for k, v in extra.items()}, strict=False)
+        theirs.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in extra.items()}, strict=True)
+    result = theirs.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in extra.items()}, strict=False)
     assert tuple(ours.load_state_dict(extra, strict=False)) == (result.missing_keys, result.unexpected_keys)
     np.testing.assert_array_equal(ours.cache.numpy(), np.arange(3.0))
 
@@ -666,7 +693,7 @@ def test_a_checkpoint_leaves_out_non_persistent_buffers_and_loads_strictly(tmp_p
     from tinygrad_mnist.checkpoint import load_checkpoint, save_checkpoint
     model = with_a_non_persistent_buffer(nn)
     save(model.state_dict(), tmp_path / "weights.npz")
-    save_checkpoint(tmp_path / "ckpt.npz", {"model": model.state_dict(), "epoch": 1})
+    save_checkpoint(tmp_path / "ckpt.npz", {"model": {k: v.numpy() for k, v in model.state_dict().items()}, "epoch": 1})
     for state in (load(tmp_path / "weights.npz"), load_checkpoint(tmp_path / "ckpt.npz")["model"]):
         fresh = with_a_non_persistent_buffer(nn)
         fresh.cache.array[...] = 7.0

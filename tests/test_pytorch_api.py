@@ -550,10 +550,23 @@ def test_logsumexp_of_a_row_of_minus_infinity_is_minus_infinity():
     assert x.logsumexp(1).tolist() == [-np.inf, 0.0]
 
 
-@pytest.mark.parametrize("p", [0, -1, float("-inf"), "nuc"])
+@pytest.mark.parametrize("p", [-1, -0.5, "nuc"])
 def test_a_norm_order_the_engine_lacks_is_refused_by_name(p):
-    with pytest.raises(ValueError, match="norm: p must be a positive number, math.inf or 'fro'"):
+    with pytest.raises(ValueError, match="norm: p must be 0, a positive number, math.inf, -math.inf or 'fro'"):
         Tensor([1.0, 2.0]).norm(p=p)
+
+
+@pytest.mark.parametrize("p", [0, float("-inf")])
+@pytest.mark.parametrize("dim,keepdim", [(None, False), (1, False), (1, True), ((0, 1), False)])
+def test_norm_zero_counts_nonzeros_and_minus_infinity_is_the_least_magnitude_as_in_pytorch(p, dim, keepdim):
+    real = pytest.importorskip("torch")
+    x = np.array([[0.0, -3.0, 2.0], [0.0, 0.0, -0.5]])
+    ours, theirs = Tensor(x, requires_grad=True), real.tensor(x, requires_grad=True)
+    out, expected = ours.norm(p, dim, keepdim), real.norm(theirs, p, dim, keepdim)
+    np.testing.assert_allclose(out.numpy(), expected.detach().numpy())
+    out.sum().backward(), expected.sum().backward()
+    # PyTorch leaves .grad None after a count (p = 0): no gradient, which is zeros here
+    np.testing.assert_allclose(ours.grad.numpy(), 0 if theirs.grad is None else theirs.grad.numpy())
 
 
 KEYWORDS = {  # PyTorch's keyword spellings (and its NumPy aliases axis= and keepdims=), on x of shape (2, 3, 4)
@@ -631,3 +644,116 @@ def test_nn_functional_init_and_utils_import_as_pytorch_spells_them():
     assert F is torch.functional and F is nn.functional and init is nn.init and utils is nn.utils
     exec("from tinygrad_mnist.nn.init import kaiming_uniform_\nfrom tinygrad_mnist.nn.utils import clip_grad_norm_", {})
     assert nn.functional.relu(torch.tensor([-1.0, 2.0])).tolist() == [0.0, 2.0]
+
+
+def test_shape_and_size_are_a_torch_size_that_is_a_tuple():
+    x = torch.zeros(2, 3, 4)
+    assert isinstance(x.shape, torch.Size) and isinstance(x.size(), torch.Size) and isinstance(x.shape, tuple)
+    assert x.shape == torch.Size([2, 3, 4]) == (2, 3, 4) and hash(x.shape) == hash((2, 3, 4))
+    assert isinstance(x.shape[1:], torch.Size) and x.shape[1:] == (3, 4) and x.shape[-1] == 4
+    assert isinstance(x.shape + (5,), torch.Size) and (1,) + x.shape == (1, 2, 3, 4)
+    assert x.shape.numel() == 24 == x.numel() and torch.Size().numel() == 1
+    n, c, h = x.shape
+    assert (n, c, h) == (2, 3, 4) and str(x.shape) == "(2, 3, 4)"  # printed as the tuple it is
+    with pytest.raises(TypeError, match="iterable of ints"):
+        torch.Size([2.0, 3])
+
+
+def test_is_tensor_and_the_default_dtype():
+    assert torch.is_tensor(torch.zeros(1)) and not torch.is_tensor(np.zeros(1)) and not torch.is_tensor([1.0])
+    assert torch.get_default_dtype() == torch.float32 == torch.tensor([1.0]).dtype
+
+
+@pytest.mark.parametrize("name", ["rand_like", "randn_like"])
+def test_random_like_factories_take_the_input_shape_dtype_and_device_and_repeat_under_manual_seed(name):
+    like = getattr(torch, name)
+    x = torch.zeros(3, 4, dtype=torch.float64)
+    torch.manual_seed(5)
+    a = like(x)
+    torch.manual_seed(5)
+    b = like(x)
+    assert a.shape == x.shape and a.dtype == np.float64 and a.device == x.device and not a.requires_grad
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert like(x, dtype=torch.float32).dtype == np.float32 and like(x, requires_grad=True).requires_grad
+    with pytest.raises(TypeError, match="floating-point dtype.*dtype=torch.float32"):
+        like(torch.zeros(2, dtype=torch.int64))
+
+
+def test_randint_like_draws_integers_in_the_input_dtype_and_empty_like_copies_the_shape():
+    x = torch.zeros(500)
+    torch.manual_seed(1)
+    a = torch.randint_like(x, 3)
+    assert a.dtype == np.float32 and set(a.tolist()) == {0.0, 1.0, 2.0}
+    b = torch.randint_like(torch.zeros(500, dtype=torch.int64), 5, 7)
+    assert b.dtype == np.int64 and set(b.tolist()) == {5, 6}
+    torch.manual_seed(1)
+    np.testing.assert_array_equal(torch.randint_like(x, 3).numpy(), a.numpy())
+    e = torch.empty_like(torch.ones(2, 3, dtype=torch.float64))
+    assert e.shape == (2, 3) and e.dtype == np.float64
+
+
+TENSOR_FUNCTION_REFUSALS = {  # what PyTorch refuses too, each with the problem named (and the fix, where there is one)
+    "mm-of-a-vector": (lambda: torch.mm(torch.zeros(3), torch.zeros(3, 2)), RuntimeError, "expects 2-D and 2-D"),
+    "mm-inner-lengths": (lambda: torch.mm(torch.zeros(2, 3), torch.zeros(2, 2)), RuntimeError,
+                         r"shapes \(2, 3\) and \(2, 2\) cannot be multiplied"),
+    "bmm-batch-sizes": (lambda: torch.bmm(torch.zeros(2, 2, 3), torch.zeros(1, 3, 2)), RuntimeError,
+                        "does not broadcast: use matmul"),
+    "dot-lengths": (lambda: torch.dot(torch.zeros(3), torch.zeros(2)), RuntimeError, "cannot be multiplied"),
+    "outer-of-a-matrix": (lambda: torch.outer(torch.zeros(2, 3), torch.zeros(2)), RuntimeError, "two 1-D"),
+    "gather-index-past-the-end": (lambda: torch.gather(torch.zeros(2, 3), 1, torch.tensor([[3], [0]])), IndexError,
+                                  r"must lie in \[0, 3\)"),
+    "gather-negative-index": (lambda: torch.gather(torch.zeros(2, 3), 1, torch.tensor([[-1], [0]])), IndexError,
+                              r"must lie in \[0, 3\)"),
+    "gather-float-index": (lambda: torch.gather(torch.zeros(2, 3), 1, torch.zeros(2, 1)), TypeError, "integer tensor"),
+    "gather-index-rank": (lambda: torch.gather(torch.zeros(2, 3), 1, torch.tensor([0, 1])), RuntimeError,
+                          "as many"),
+    "gather-index-too-long": (lambda: torch.gather(torch.zeros(2, 3), 1, torch.zeros(3, 1, dtype=torch.long)),
+                              RuntimeError, "longer than the input"),
+    "gather-dim": (lambda: torch.gather(torch.zeros(2, 3), 2, torch.zeros(2, 1, dtype=torch.long)), IndexError,
+                   "dim 2 is out of range"),
+    "masked-fill-integer-mask": (lambda: torch.zeros(3).masked_fill(torch.tensor([1, 0, 1]), 1.0), TypeError,
+                                 "must be boolean"),
+    "masked-fill-vector-value": (lambda: torch.zeros(3).masked_fill(torch.zeros(3) > 1, torch.ones(3)), RuntimeError,
+                                 "0-d tensor.*where"),
+    "topk-k-too-large": (lambda: torch.zeros(2, 3).topk(4), RuntimeError, "k=4 is out of range"),
+    "sort-dim": (lambda: torch.zeros(2, 3).sort(dim=2), IndexError, "dim 2 is out of range"),
+    "flip-a-dim-twice": (lambda: torch.arange(3).flip(0, -1), RuntimeError, "more than once"),
+    "tril-of-a-vector": (lambda: torch.zeros(3).tril(), RuntimeError, "at least 2 dimensions"),
+    "round-integers-to-decimals": (lambda: torch.tensor([15, 25]).round(decimals=-1), TypeError, r"x.float\(\)"),
+    "one-hot-of-floats": (lambda: torch.functional.one_hot(torch.tensor([1.0])), TypeError, r"\.long\(\)"),
+    "one-hot-negative": (lambda: torch.functional.one_hot(torch.tensor([1, -1])), ValueError, "non-negative"),
+    "one-hot-too-few-classes": (lambda: torch.functional.one_hot(torch.tensor([1, 3]), 3), ValueError,
+                                "not smaller than num_classes=3"),
+    "one-hot-empty": (lambda: torch.functional.one_hot(torch.tensor([], dtype=torch.long)), ValueError,
+                      "give num_classes"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TENSOR_FUNCTION_REFUSALS))
+def test_tensor_functions_refuse_what_pytorch_refuses_with_a_clear_error(case):
+    call, error, message = TENSOR_FUNCTION_REFUSALS[case]
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_rounding_and_sign_record_a_gradient_of_zero_as_pytorch_does():
+    x = torch.tensor([-1.5, 0.2, 2.7], requires_grad=True)
+    y = x.floor() + x.ceil() + x.round() + x.trunc() + x.sign()
+    assert y.requires_grad and not y.is_leaf
+    y.sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_flip_returns_a_copy_as_in_pytorch():
+    x = torch.arange(4)
+    y = x.flip(0)
+    y[0] = 100
+    assert x.tolist() == [0, 1, 2, 3] and y.tolist() == [100, 2, 1, 0]
+
+
+def test_sort_and_topk_return_named_values_and_indices_and_work_as_functions():
+    x = torch.tensor([[0.1, 0.7, 0.2], [0.9, 0.05, 0.05]])
+    values, indices = torch.topk(x, 2, dim=1)
+    assert torch.topk(x, 2).values.tolist() == values.tolist() and indices.tolist() == [[1, 2], [0, 1]]
+    assert indices.dtype == np.int64 and x.sort().indices.tolist() == [[0, 2, 1], [1, 2, 0]]
+    assert torch.argsort(x, dim=1, descending=True).tolist() == [[1, 2, 0], [0, 1, 2]]

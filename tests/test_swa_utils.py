@@ -1,4 +1,6 @@
 """optim.swa_utils: the moving averages of weights that --ema trains with, against torch.optim.swa_utils."""
+import copy
+
 import numpy as np
 import pytest
 
@@ -29,7 +31,7 @@ def torch_small(torch, ours):
         def forward(self, x):
             return self.fc(torch.relu(self.bn(self.conv(x))).flatten(1))
     model = TorchSmall().double()
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    model.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in ours.state_dict().items()})
     return model
 
 
@@ -103,7 +105,7 @@ def test_ema_is_the_closed_form_weighted_sum_of_the_values_it_saw():
 def test_the_average_is_a_separate_copy_that_the_optimizer_never_touches():
     model = nn.Linear(3, 2)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.99))
-    before = ema.state_dict()
+    before = copy.deepcopy(ema.state_dict())  # the state_dict's tensors share the average's memory
     model.weight.array += 1
     assert all(np.array_equal(v, before[k]) for k, v in ema.state_dict().items())
     assert all(p.grad is None for p in ema.module.parameters())

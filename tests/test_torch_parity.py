@@ -463,3 +463,213 @@ FUNCTIONAL = _functional_cases()
 @pytest.mark.parametrize("name, ours, theirs, arrays", FUNCTIONAL, ids=[case[0] for case in FUNCTIONAL])
 def test_functional_matches_torch(name, ours, theirs, arrays):
     assert_matches_torch(ours, theirs, *arrays)
+
+
+def test_autograd_grad_and_retain_grad_match_torch():
+    from tinygrad_mnist import autograd
+    arrays = random_array(0, (3, 4)), random_array(1, (4, 2)), random_array(2, (3, 2))
+    results = []
+    for grad, make in ((autograd.grad, lambda a: Tensor(a.copy(), requires_grad=True)),
+                       (torch.autograd.grad, lambda a: torch.tensor(a, requires_grad=True))):
+        x, w, v = (make(a) for a in arrays)
+        h = (x @ w).tanh()
+        h.retain_grad()
+        loss = (h * h * v).sum() + h.sum()
+        by_grad = grad([loss, h], [x, h, w], grad_outputs=[None, v * 2], retain_graph=True)
+        assert x.grad is None and w.grad is None
+        loss.backward()
+        results.append([np.asarray(g.detach().numpy()) for g in (*by_grad, x.grad, w.grad, h.grad, v.grad)])
+    for k, (ours, theirs) in enumerate(zip(*results)):
+        np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL, err_msg=f"gradient {k}")
+
+
+def _composed_ops():
+    """(name, ours, theirs, input arrays) for the tensor functions composed of ops (products, rounding, flip,
+    triangles, masked_fill, gather, sort, topk), the same expression in both frameworks."""
+    import tinygrad_mnist as tg
+    a, b = random_array(20, (3, 4), -3.0, 3.0), random_array(21, (4, 5))
+    batch, other = random_array(22, (2, 3, 4)), random_array(23, (2, 4, 2))
+    u, v = random_array(24, (4,)), random_array(25, (3,))
+    mask = random_array(26, (3, 4)) > 0
+    index = np.array([[0, 3, 3], [1, 1, 0], [2, 0, 3]])
+    return [
+        ("mm-bmm-mv", lambda x, y, p, q, w: tg.mm(x, y).sum() + tg.bmm(p, q).sum() + tg.mv(x, w),
+         lambda x, y, p, q, w: torch.mm(x, y).sum() + torch.bmm(p, q).sum() + torch.mv(x, w), [a, b, batch, other, u]),
+        ("dot-outer", lambda x, y: tg.dot(x, x) * tg.outer(x, y), lambda x, y: torch.dot(x, x) * torch.outer(x, y),
+         [u, v]),
+        ("rounding", lambda x: x.floor() * x + x.ceil() + x.round() * 2 + x.trunc() * x + x.sign() * x
+         + tg.round(x, decimals=1) + x.square(),
+         lambda x: x.floor() * x + x.ceil() + x.round() * 2 + x.trunc() * x + x.sign() * x
+         + torch.round(x, decimals=1) + x.square(), [a]),
+        ("flip-tril-triu", lambda x: x.flip(0) * x.flip(0, 1) + tg.tril(x, 1) + x.triu(-1) * 3,
+         lambda x: x.flip(0) * x.flip(0, 1) + torch.tril(x, 1) + x.triu(-1) * 3, [a]),
+        ("masked-fill", lambda x, s: x.masked_fill(Tensor(mask), s) * x + tg.masked_fill(x, Tensor(~mask), -1.5),
+         lambda x, s: x.masked_fill(torch.tensor(mask), s) * x + torch.masked_fill(x, torch.tensor(~mask), -1.5),
+         [a, np.array(0.7)]),
+        ("gather", lambda x: x.gather(1, Tensor(index)) * tg.gather(x, 0, Tensor(index % 3)).sum(),
+         lambda x: x.gather(1, torch.tensor(index)) * torch.gather(x, 0, torch.tensor(index % 3)).sum(), [a]),
+        ("sort", lambda x: x.sort(1, descending=True).values * tg.sort(x, 0)[0],
+         lambda x: x.sort(1, descending=True).values * torch.sort(x, 0)[0], [a]),
+        ("topk", lambda x: x.topk(2, 1).values.sum() * tg.topk(x, 2, 0, largest=False)[0],
+         lambda x: x.topk(2, 1).values.sum() * torch.topk(x, 2, 0, largest=False)[0], [a]),
+    ]
+
+
+COMPOSED = _composed_ops()
+
+
+@pytest.mark.parametrize("name, ours, theirs, arrays", COMPOSED, ids=[case[0] for case in COMPOSED])
+def test_composed_tensor_function_matches_torch(name, ours, theirs, arrays):
+    assert_matches_torch(ours, theirs, *arrays)
+
+
+def _same(ours, theirs):
+    """Our tensor equals PyTorch's: the same shape, dtype name and values (NaN where NaN)."""
+    assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch."), (ours.dtype, theirs.dtype)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_sort_argsort_and_topk_indices_match_torch_with_ties_and_nan(descending):
+    import tinygrad_mnist as tg
+    x = np.array([[3.0, 1.0, 3.0, np.nan, 1.0, 2.0], [0.0, -0.5, 0.0, 7.0, 0.0, -0.5]])
+    ours, theirs = Tensor(x), torch.tensor(x)
+    for dim in (1, 0):
+        got, expected = ours.sort(dim, descending), theirs.sort(dim=dim, descending=descending, stable=True)
+        _same(got.values, expected.values)
+        _same(got.indices, expected.indices)
+        _same(tg.argsort(ours, dim, descending), torch.argsort(theirs, dim=dim, descending=descending, stable=True))
+    distinct = random_array(30, (4, 7))
+    for largest in (True, False):
+        got, expected = Tensor(distinct).topk(3, 1, largest), torch.tensor(distinct).topk(3, 1, largest)
+        _same(got.values, expected.values)
+        _same(got.indices, expected.indices)
+
+
+def test_value_tests_reductions_and_one_hot_match_torch():
+    import tinygrad_mnist as tg
+    x = np.array([[1.5, -np.inf, np.nan, 0.0], [-2.5, 0.5, np.inf, -0.0]])
+    ours, theirs = Tensor(x), torch.tensor(x)
+    for name in ("isnan", "isinf", "isfinite", "sign", "floor", "ceil", "round", "trunc"):
+        _same(getattr(tg, name)(ours), getattr(torch, name)(theirs))
+    flags = random_array(31, (2, 3, 4)) > 0.5
+    for fn in ("any", "all"):
+        _same(getattr(tg, fn)(Tensor(flags)), getattr(torch, fn)(torch.tensor(flags)))
+        for dim in (0, -1, (0, 2)):
+            _same(getattr(Tensor(flags), fn)(dim, True), getattr(torch.tensor(flags), fn)(dim, True))
+    labels = np.array([[2, 0], [4, 4]])
+    _same(F.one_hot(Tensor(labels)), TF.one_hot(torch.tensor(labels)))
+    _same(F.one_hot(Tensor(labels), num_classes=7), TF.one_hot(torch.tensor(labels), num_classes=7))
+    ints = np.array([[3, -1], [0, 2]])
+    for name in ("floor", "round", "sign", "square", "isnan", "flip"):
+        args = ((0,),) if name == "flip" else ()
+        _same(getattr(Tensor(ints), name)(*args), getattr(torch.tensor(ints), name)(*args))
+    _same(Tensor(ints).tril(), torch.tensor(ints).tril())
+    _same(Tensor(ints).masked_fill(Tensor(ints > 0), 2.7), torch.tensor(ints).masked_fill(torch.tensor(ints > 0), 2.7))
+    _same(tg.outer(Tensor(ints[0]), Tensor(np.array([0.5, 2.0], np.float32))),
+          torch.outer(torch.tensor(ints[0]), torch.tensor([0.5, 2.0])))
+
+
+def accuracy(lib, output, target, topk=(1,)):
+    """The ImageNet example's (pytorch/examples, imagenet/main.py) top-k accuracy, written against `lib`."""
+    with lib.no_grad():
+        maxk = max(topk)
+        batch_size = target.size(0)
+        _, pred = output.topk(maxk, 1, True, True)
+        pred = pred.t()
+        correct = pred.eq(target.view(1, -1).expand_as(pred))
+        res = []
+        for k in topk:
+            correct_k = correct[:k].reshape(-1).float().sum(0, keepdim=True)
+            res.append(correct_k.mul_(100.0 / batch_size))
+        return res
+
+
+def test_the_imagenet_examples_top_k_accuracy_matches_torch():
+    import tinygrad_mnist as tg
+    output, target = random_array(40, (64, 10)), np.random.default_rng(41).integers(0, 10, 64)
+    ours = accuracy(tg, Tensor(output), Tensor(target), topk=(1, 3, 5))
+    theirs = accuracy(torch, torch.tensor(output), torch.tensor(target), topk=(1, 3, 5))
+    for k, (a, b) in enumerate(zip(ours, theirs)):
+        assert a.shape == (1,) and a.dtype == np.float32
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, err_msg=f"top-{(1, 3, 5)[k]}")
+    assert 0 < float(ours[0]) < float(ours[1]) < float(ours[2]) < 100
+
+
+def vae_loss(lib, functional, x, w_enc, w_mu, w_logvar, w_dec, noise):
+    """A VAE's step (pytorch/examples, vae/main.py): encode, reparameterise with noise(std) (randn_like), decode,
+    and its loss, reconstruction plus KL divergence, written against `lib`."""
+    h = functional.relu(functional.linear(x, w_enc))
+    mu, logvar = functional.linear(h, w_mu), functional.linear(h, w_logvar)
+    std = lib.exp(0.5 * logvar)
+    z = mu + noise(std) * std
+    recon = lib.sigmoid(functional.linear(z, w_dec))
+    kld = -0.5 * lib.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return functional.mse_loss(recon, x, reduction="sum") + kld
+
+
+def test_a_vae_reparameterised_with_randn_like_under_manual_seed_matches_torch():
+    import tinygrad_mnist as tg
+    arrays = [random_array(50, (5, 6), 0.0, 1.0), random_array(51, (4, 6)), random_array(52, (2, 4)),
+              random_array(53, (2, 4)), random_array(54, (6, 2))]
+    tg.manual_seed(7)
+    eps = tg.randn_like(Tensor(np.zeros((5, 2)))).numpy()  # the draw the engine's run repeats under the seed
+
+    def ours_noise(std):
+        return tg.randn_like(std)
+
+    def ours(*tensors):
+        tg.manual_seed(7)
+        return vae_loss(tg, F, *tensors, ours_noise)
+    assert_matches_torch(ours, lambda *tensors: vae_loss(torch, TF, *tensors, lambda std: torch.tensor(eps)),
+                         *arrays)
+
+
+def test_losses_written_with_gather_and_one_hot_match_torch():
+    logits, target = random_array(60, (6, 4)), np.array([3, 0, 1, 1, 2, 0])
+
+    def written(functional, x, y):
+        logp = functional.log_softmax(x, dim=1)
+        picked = -logp.gather(1, y.unsqueeze(1)).squeeze(1).mean()
+        focal = -((1 - logp.exp()) ** 2 * logp * functional.one_hot(y, 4)).sum(1).mean()
+        return picked + focal + functional.cross_entropy(x, y)
+    assert_matches_torch(lambda x: written(F, x, Tensor(target)), lambda x: written(TF, x, torch.tensor(target)),
+                         logits)
+
+
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 5), max_size=3).map(tuple), data=st.data())
+def test_cumsum_matches_torch(shape, data):
+    ndim = max(len(shape), 1)
+    dim = data.draw(st.integers(-ndim, ndim - 1))
+    x = random_array(data.draw(seeds), shape)
+    assert_matches_torch(lambda t: t.cumsum(dim) * t, lambda t: t.cumsum(dim) * t, x)
+
+
+def test_cumsum_of_integers_and_booleans_sums_in_int64_like_torch():
+    import tinygrad_mnist as tg
+    for x in (np.array([[1, 2], [3, 4]], np.int32), np.array([True, False, True]), np.array([200, 100], np.uint8)):
+        _same(tg.cumsum(Tensor(x), 0), torch.cumsum(torch.tensor(x), 0))
+    _same(Tensor(np.arange(4)).cumsum(0, dtype=tg.float32), torch.arange(4).cumsum(0, dtype=torch.float32))
+
+
+def test_log1p_expm1_log2_log10_and_erf_match_torch_near_zero_too():
+    # Near 0, log(1 + x) and exp(x) - 1 lose every digit that log1p and expm1 keep.
+    x = np.concatenate([random_array(70, (20,), 0.01, 3.0), [1e-12, 3e-9, 8.0, 100.0]])
+    assert_matches_torch(lambda t: t.log1p() * t.expm1() + t.log2() + t.log10() + t.erf(),
+                         lambda t: t.log1p() * t.expm1() + t.log2() + t.log10() + t.erf(), x)
+    tiny = np.array([1e-12, -1e-9, 1e-15])
+    assert_matches_torch(lambda t: (t.log1p() + t.expm1()) * Tensor(1 / tiny),  # ≈ 2 when no digit is lost
+                         lambda t: (t.log1p() + t.expm1()) * torch.tensor(1 / tiny), tiny)
+
+
+def test_log2_of_powers_of_two_is_whole_and_integer_inputs_give_float32_like_torch():
+    import tinygrad_mnist as tg
+    powers = np.array([1, 2, 8, 1024, 2**40])
+    _same(tg.log2(Tensor(powers)), torch.log2(torch.tensor(powers)))
+    assert tg.log2(Tensor(powers)).tolist() == [0.0, 1.0, 3.0, 10.0, 40.0]
+    _same(tg.log10(Tensor(np.array([1.0, 1000.0]))), torch.log10(torch.tensor([1.0, 1000.0], dtype=torch.float64)))
+    for name in ("log1p", "expm1", "erf"):
+        ours, theirs = getattr(tg, name)(Tensor(np.array([0, 1, 2]))), getattr(torch, name)(torch.tensor([0, 1, 2]))
+        assert ours.dtype == np.float32 and theirs.dtype == torch.float32
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)  # float32: the last bit may differ

@@ -15,6 +15,7 @@ from tinygrad_mnist.models import MODELS
 from tinygrad_mnist.training import Trainer, TrainingInterrupted, make_config
 
 from idx_fixtures import make_split
+from old_formats import old_optimizer_layout, save_as_format_1
 from run_fixtures import make_fake_run
 
 
@@ -87,6 +88,45 @@ def test_a_run_interrupted_mid_epoch_and_resumed_ends_with_bit_identical_weights
 
     resumed = Trainer.resume(tmp_path / "interrupted", progress=False, log=lambda *a: None)
     assert (resumed.epoch, resumed.step) == (1, 4)
+    resumed.fit()
+    final = resumed.model.state_dict()
+    for key, value in straight.model.state_dict().items():
+        np.testing.assert_array_equal(final[key], value, err_msg=key)
+
+
+def interrupted_run(config, out, steps, monkeypatch):
+    """Train `config` into `out` until SIGINT arrives after `steps` optimizer steps (a checkpoint is saved)."""
+    trainer = Trainer(config, out, progress=False, log=lambda *a: None)
+    real_step, calls = trainer.optimizer.step, []
+
+    def step_then_signal():
+        real_step()
+        calls.append(1)
+        if len(calls) == steps:
+            os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(trainer.optimizer, "step", step_then_signal)
+    with pytest.raises(TrainingInterrupted):
+        trainer.fit()
+
+
+@pytest.mark.parametrize("overrides", [dict(optimizer="rmsprop"), dict(optimizer="sgd", momentum=0.9,
+                                                                       schedule="step", warmup_epochs=1)])
+def test_a_checkpoint_in_the_former_optimizer_layout_and_format_resumes_to_bit_identical_weights(
+        dataset, tmp_path, monkeypatch, overrides):
+    config = make_config("mlp_64_32", epochs=2, batch_size=64, data_dir=str(dataset), val_size=100, seed=4,
+                         **overrides)
+    straight = Trainer(config, tmp_path / "straight", progress=False, log=lambda *a: None)
+    straight.fit()
+    interrupted_run(config, tmp_path / "old", 11, monkeypatch)
+    state = load_checkpoint(tmp_path / "old" / "last.npz")
+    state["optimizer"] = old_optimizer_layout(state["optimizer"])
+    if "schedule" in state:  # LinearWarmup(after=StepLR) as it saved itself: the step counts and base rates
+        former = lambda s: {"last_epoch": s["last_epoch"], "base_lrs": s["base_lrs"]}
+        state["schedule"] = {**former(state["schedule"]), "after": former(state["schedule"]["after"])}
+    save_as_format_1(tmp_path / "old" / "last.npz", state)
+
+    resumed = Trainer.resume(tmp_path / "old", progress=False, log=lambda *a: None)
+    assert (resumed.epoch, resumed.step) == (1, 3) and list(resumed.optimizer.state_dict()["state"]) == [*range(6)]
     resumed.fit()
     final = resumed.model.state_dict()
     for key, value in straight.model.state_dict().items():

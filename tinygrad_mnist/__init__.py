@@ -16,6 +16,8 @@ from .ops import OPS
 from .serialization import load, save
 from .tensor import (DtypeError, Function, ShapeError, Tensor, cat, concat, concatenate, is_grad_enabled, maximum,
                      minimum, no_grad, stack, toposort, where)
+from .creation import empty_like, rand_like, randint_like, randn_like
+from .tensor import Size, enable_grad, inference_mode, is_tensor, set_grad_enabled
 
 __version__ = "0.1.0"
 
@@ -26,6 +28,11 @@ int64 = long = np.dtype("int64")
 int32 = int = np.dtype("int32")
 int16, int8, uint8 = np.dtype("int16"), np.dtype("int8"), np.dtype("uint8")
 bool = np.dtype("bool")
+
+
+def get_default_dtype():
+    """The dtype of floating-point tensors made from Python floats and of the factories: float32."""
+    return float32
 
 cuda = SimpleNamespace(is_available=cuda_available, device_count=lambda: 1 if cuda_available() else 0)
 accelerator = SimpleNamespace(is_available=cuda_available,
@@ -51,6 +58,10 @@ TENSOR_FUNCTIONS = ("flatten", "reshape", "squeeze", "unsqueeze", "permute", "tr
                     "sub", "mul", "div", "neg", "eq", "ne", "lt", "le", "gt", "ge", "less", "less_equal", "greater",
                     "greater_equal", "not_equal", "equal", "allclose", "is_floating_point", "nonzero", "numel", "clone",
                     "detach")
+# The tensor methods added with mm, sort, topk and gather, as functions too: torch.topk(x, 5), torch.mm(a, b).
+TENSOR_FUNCTIONS += ("mm", "bmm", "mv", "dot", "outer", "sign", "floor", "ceil", "round", "trunc", "isnan", "isinf",
+                     "isfinite", "flip", "tril", "triu", "gather", "masked_fill", "sort", "argsort", "topk", "cumsum",
+                     "log1p", "expm1", "log2", "log10", "erf")
 for _name in TENSOR_FUNCTIONS:
     globals()[_name] = _function(_name)
 del _name
@@ -69,6 +80,7 @@ def split(tensor, split_size_or_sections, dim=0):
 
 
 from . import functional, nn, optim, utils  # noqa: E402  (torch.nn, torch.optim, torch.utils.data after `import torch`)
+from . import autograd  # noqa: E402  (torch.autograd.grad)
 
 __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "gradcheck", "GradcheckError", "OPS", "toposort",
            "DeviceError", "ShapeError", "DtypeError", "cuda_available", "manual_seed", "device", "cuda", "accelerator",
@@ -78,3 +90,5 @@ __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "gradcheck", "Gra
            "double", "float16", "half", "int64", "long", "int32", "int", "int16", "int8", "uint8", "bool",
            "pow", "split", "FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor",
            "ByteTensor", "BoolTensor", *TENSOR_FUNCTIONS]
+__all__ += ["Size", "is_tensor", "get_default_dtype", "empty_like", "rand_like", "randn_like", "randint_like",
+            "set_grad_enabled", "enable_grad", "inference_mode", "autograd"]

@@ -4,6 +4,11 @@
 a `__meta__` member holding the JSON of everything that is not an array (`{"model": {}, "epoch": 3}`)
 and `__format_version__`. Loading uses `allow_pickle=False` and refuses anything that would need pickle.
 
+What JSON and member names cannot say is listed in a `__kinds__` member (format 2), by "/"-joined path:
+"int_keys" for a dict with int keys (PyTorch's optimizer state: `{"state": {0: ...}}`), "list" or "tuple"
+for a list or tuple stored as a dict of "0", "1", ... because it holds dicts, arrays or tuples (its
+`param_groups`), and "tuple" for a tuple of plain values kept as a JSON list (`betas`).
+
 This module is the one place that knows that layout, and (`run_weights`, `inference_weights`) which
 checkpoint of a run folder and which weights in it its results describe.
 """
@@ -18,10 +23,11 @@ import numpy as np
 
 from .files import atomic_write
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _VERSION = "__format_version__"
 _META = "__meta__"
+_KINDS = "__kinds__"
 _PLAIN = (type(None), bool, int, float, str)
 # What zipfile, numpy's .npy reader and json raise on damaged bytes; anything else is a bug here.
 _DAMAGE = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error,
@@ -35,13 +41,18 @@ class CheckpointError(ValueError):
 def save_checkpoint(path, state):
     """Write `state` to `path` atomically: the file is the old checkpoint or the new one, never a mix.
 
-    `state` is a dict whose keys are non-empty str without "/", "\\" or NUL ("/" joins nested keys)
-    and whose values are dicts, NumPy arrays of any dtype but object, or int, float, bool, str, None
-    and lists of those. Anything else raises ValueError before the disk is touched.
+    `state` is a dict whose keys are non-empty str without "/", "\\" or NUL ("/" joins nested keys), or
+    all int, and whose values are dicts, NumPy arrays of any dtype but object, int, float, bool, str,
+    None, and lists and tuples of any of these. They come back with the same types (a tuple as a
+    tuple). Anything else raises ValueError before the disk is touched.
     """
-    arrays = {}
-    meta = _split(state, "", arrays)
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint state must be a dict, got {_type_name(state)}")
+    arrays, kinds = {}, {}
+    meta = _split(state, "", arrays, kinds)
     members = {_VERSION: np.array(FORMAT_VERSION), _META: np.array(json.dumps(meta)), **arrays}
+    if kinds:
+        members[_KINDS] = np.array(json.dumps(kinds))
     with atomic_write(path) as f:
         _write_npz(f, members)
 
@@ -60,7 +71,7 @@ def load_checkpoint(path):
         raise CheckpointError(f"{path}: cannot read it ({e.strerror or e})") from None
     with f:
         try:
-            return _assemble(path, _read_members(path, f))
+            return _assemble(path, *_read_members(path, f))
         except CheckpointError:
             raise
         except _DAMAGE as e:
@@ -104,30 +115,49 @@ def set_rng_state(rng, state):
     rng.bit_generator.state = state
 
 
-def _split(tree, prefix, arrays):
-    """Move the arrays out of `tree` into `arrays`, under their "/"-joined keys, and return the rest."""
-    if not isinstance(tree, dict):
-        raise ValueError(f"checkpoint state must be a dict, got {_type_name(tree)}")
+def _split(tree, prefix, arrays, kinds):
+    """Move the arrays out of dict `tree` into `arrays`, under their "/"-joined keys, note in `kinds` what
+    JSON would lose, and return the rest."""
+    path = prefix.rstrip("/")
+    ints = [isinstance(k, int) and not isinstance(k, bool) for k in tree]
+    if any(ints) and not all(ints):
+        raise ValueError(f"checkpoint dict {path or '(top level)'!r} mixes int and str keys: use one kind")
+    if any(ints):
+        kinds[path] = "int_keys"
     rest = {}
     for key, value in tree.items():
-        if not isinstance(key, str) or not key or any(c in key for c in "/\\\0"):
+        if isinstance(key, int) and not isinstance(key, bool):
+            key = str(key)
+        elif not isinstance(key, str) or not key or any(c in key for c in "/\\\0"):
             # "/" would make the flat key ambiguous; zipfile rewrites "\\" on Windows and cuts names at NUL
             raise ValueError(f"checkpoint key {prefix + str(key)!r}: keys must be non-empty str "
-                             "without '/', '\\' or NUL ('/' joins nested keys)")
-        if not prefix and key in (_VERSION, _META):
+                             "without '/', '\\' or NUL ('/' joins nested keys), or int")
+        if not prefix and key in (_VERSION, _META, _KINDS):
             raise ValueError(f"checkpoint key {key!r} is reserved for the file format")
         name = prefix + key
+        if type(value) in (list, tuple) and not _is_plain_list(value):
+            kinds[name] = type(value).__name__
+            value = {str(i): v for i, v in enumerate(value)}
         if isinstance(value, dict):
-            rest[key] = _split(value, name + "/", arrays)
+            rest[key] = _split(value, name + "/", arrays, kinds)
         elif isinstance(value, np.ndarray):
             if value.dtype.hasobject:
                 raise ValueError(f"checkpoint value {name!r} holds Python objects (dtype {value.dtype}), "
                                  "which only pickle could store")
             arrays[name] = value
         else:
+            if type(value) is tuple:
+                kinds[name] = "tuple"
+                value = list(value)
             _check_plain(value, name)
             rest[key] = value
     return rest
+
+
+def _is_plain_list(value):
+    """Whether `value` holds only plain values and lists of them, so that JSON keeps it as it is (a tuple
+    of those is stored as a list, its kind noted); anything else in it is stored like a dict."""
+    return all(type(v) in _PLAIN or (type(v) is list and _is_plain_list(v)) for v in value)
 
 
 def _check_plain(value, name):
@@ -138,9 +168,11 @@ def _check_plain(value, name):
         for i, item in enumerate(value):
             _check_plain(item, f"{name}[{i}]")
         return
-    hint = "; use x.item() or np.asarray(x)" if isinstance(value, np.generic) else ""
+    hint = ("; use x.item() or np.asarray(x)" if isinstance(value, np.generic) else
+            "; use x.numpy(), or tinygrad_mnist.save, which stores tensors" if hasattr(value, "numpy") else "")
     raise ValueError(f"checkpoint value {name!r} is a {_type_name(value)}, which a checkpoint cannot give back "
-                     f"as such: use a dict, a NumPy array, int, float, bool, str, None or a list of those{hint}")
+                     f"as such: use a dict, a NumPy array, int, float, bool, str, None, or lists and tuples of "
+                     f"those{hint}")
 
 
 def _type_name(value):
@@ -173,8 +205,9 @@ def _read_members(path, f):
             raise CheckpointError(f"{path}: corrupt checkpoint (member {broken!r} fails its CRC check)")
         if _VERSION not in npz.files:
             raise CheckpointError(f"{path}: not a tinygrad_mnist checkpoint (no {_VERSION})")
-        _check_version(path, _read_array(path, npz, _VERSION))
-        return {name: _read_array(path, npz, name) for name in npz.files if name != _VERSION}
+        version = _read_array(path, npz, _VERSION)
+        _check_version(path, version)
+        return int(version), {name: _read_array(path, npz, name) for name in npz.files if name != _VERSION}
 
 
 def _read_array(path, npz, name):
@@ -197,14 +230,14 @@ def _check_version(path, version):
                               f"this one reads up to {FORMAT_VERSION}): upgrade")
 
 
-def _assemble(path, members):
-    """Put the arrays back into the dict that __meta__ holds, at the places their keys name."""
+def _assemble(path, version, members):
+    """Put the arrays back into the dict that __meta__ holds, at the places their keys name, then give
+    back the int keys, lists and tuples that __kinds__ lists."""
     meta = members.pop(_META, None)
+    kinds = members.pop(_KINDS, None) if version >= 2 else None  # format 1 had no kinds: an ordinary key there
     if meta is None:
         raise CheckpointError(f"{path}: corrupt checkpoint (no {_META})")
-    if meta.ndim != 0 or meta.dtype.kind != "U":
-        raise CheckpointError(f"{path}: corrupt checkpoint ({_META} is a {meta.dtype} array, not a str)")
-    state = json.loads(meta.item())
+    state = _json_member(path, _META, meta)
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: corrupt checkpoint ({_META} holds a {type(state).__name__}, not a dict)")
     for name, array in members.items():
@@ -219,7 +252,58 @@ def _assemble(path, members):
         if leaf in node:
             raise CheckpointError(f"{path}: corrupt checkpoint ({name!r} is stored twice)")
         node[leaf] = array
+    if kinds is not None:
+        kinds = _json_member(path, _KINDS, kinds)
+        if not isinstance(kinds, dict):
+            raise CheckpointError(f"{path}: corrupt checkpoint ({_KINDS} holds a {type(kinds).__name__}, not a dict)")
+        state = _restore_kinds(path, state, kinds)
     return state
+
+
+def _json_member(path, name, member):
+    if member.ndim != 0 or member.dtype.kind != "U":
+        raise CheckpointError(f"{path}: corrupt checkpoint ({name} is a {member.dtype} array, not a str)")
+    return json.loads(member.item())
+
+
+def _restore_kinds(path, state, kinds):
+    """`state` with each path that `kinds` names made an int-keyed dict, a list or a tuple, deepest first
+    (so that the parents of a path are still the dicts its keys name)."""
+    def corrupt(why):
+        return CheckpointError(f"{path}: corrupt checkpoint ({_KINDS}: {why})")
+
+    if not all(isinstance(where, str) for where in kinds):
+        raise corrupt("a path that is not a str")
+    root = {"": state}
+    for where in sorted(kinds, key=lambda where: -(where.count("/") + 1 if where else 0)):
+        *parents, key = ["", *where.split("/")] if where else [""]
+        parent = root
+        for part in parents:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        node, kind = parent.get(key) if isinstance(parent, dict) else None, kinds[where]
+        if kind == "int_keys" and isinstance(node, dict):
+            if not all(_is_int_key(k) for k in node):
+                raise corrupt(f"{where!r} should have int keys, has {sorted(node)[:3]}")
+            parent[key] = {int(k): v for k, v in node.items()}
+        elif kind in ("list", "tuple") and isinstance(node, dict):
+            if set(node) != {str(i) for i in range(len(node))}:
+                raise corrupt(f"{where!r} should be a {kind} of items 0, 1, ..., has keys {sorted(node)[:3]}")
+            items = [node[str(i)] for i in range(len(node))]
+            parent[key] = items if kind == "list" else tuple(items)
+        elif kind == "tuple" and isinstance(node, list):
+            parent[key] = tuple(node)
+        else:
+            raise corrupt(f"{where!r} is a {type(node).__name__}, which cannot be made {_one_line(repr(kind))[:40]}")
+    if not isinstance(root[""], dict):
+        raise corrupt("the top level is made a list or tuple, not a dict")
+    return root[""]
+
+
+def _is_int_key(key):
+    try:
+        return str(int(key)) == key  # not " 1", "01", "1_0" or "١": those were str keys
+    except ValueError:
+        return False
 
 
 def _one_line(e):

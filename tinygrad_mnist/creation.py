@@ -134,3 +134,36 @@ LongTensor = _legacy("LongTensor", np.int64)
 IntTensor = _legacy("IntTensor", np.int32)
 ByteTensor = _legacy("ByteTensor", np.uint8)
 BoolTensor = _legacy("BoolTensor", np.bool_)
+
+
+def empty_like(input, *, dtype=None, device=None, requires_grad=False):
+    """A tensor with input's shape, dtype and device: uninitialised in PyTorch, zeros here."""
+    return zeros_like(input, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def _random_like(name, input, draw, dtype, device, requires_grad):
+    dtype = np.dtype(dtype or input.dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"{name}: random floats need a floating-point dtype and the input is {dtype}: pass "
+                        f"dtype=torch.float32")
+    return _random(draw, input.shape, dtype, device or input.device, requires_grad)
+
+
+def rand_like(input, *, dtype=None, device=None, requires_grad=False):
+    """Uniform on [0, 1), with input's shape, dtype and device, from the generator manual_seed reseeds."""
+    return _random_like("rand_like", input, lambda rng, shape: rng.random(shape), dtype, device, requires_grad)
+
+
+def randn_like(input, *, dtype=None, device=None, requires_grad=False):
+    """Standard normal, with input's shape, dtype and device, from the generator manual_seed reseeds."""
+    return _random_like("randn_like", input, lambda rng, shape: rng.standard_normal(shape), dtype, device,
+                        requires_grad)
+
+
+def randint_like(input, low=0, high=None, *, dtype=None, device=None, requires_grad=False):
+    """Integers in [low, high) with input's shape, in input's dtype (a float input gives whole floats) unless
+    `dtype` says otherwise: randint_like(x, high) or randint_like(x, low, high), as in PyTorch."""
+    if high is None:
+        low, high = 0, low
+    values = backend.generator("cpu").integers(low, high, size=tuple(input.shape))
+    return _make(values.astype(dtype or input.dtype), None, device or input.device, requires_grad)

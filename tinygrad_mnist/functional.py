@@ -388,3 +388,22 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
                 rv *= 1 - momentum
                 rv += momentum * stats["var"] * (count / (count - 1))
     return out
+
+
+def one_hot(tensor, num_classes=-1):
+    """(*, num_classes) int64 rows with a 1 at each class index of the int64 `tensor`, as
+    torch.nn.functional.one_hot; num_classes=-1 takes the largest index + 1."""
+    labels = tensor.array
+    if labels.dtype != "int64":
+        raise TypeError(f"one_hot: the class indices must be an int64 tensor, these are {labels.dtype}: "
+                        f"convert them with .long()")
+    if num_classes == -1:
+        if labels.size == 0:
+            raise ValueError("one_hot: cannot infer the number of classes from an empty tensor: give num_classes")
+        num_classes = int(labels.max()) + 1
+    if labels.size and int(labels.min()) < 0:
+        raise ValueError(f"one_hot: class indices must be non-negative, got {int(labels.min())}")
+    if labels.size and int(labels.max()) >= num_classes:
+        raise ValueError(f"one_hot: class index {int(labels.max())} is not smaller than num_classes={num_classes}")
+    xp = backend.get_array_module(labels)
+    return Tensor._wrap((labels[..., None] == xp.arange(num_classes)).astype("int64"))

@@ -14,9 +14,8 @@ is an argument (this package's `optim`, or `torch.optim`).
             xb, yb = take_batch(x, y, index, rng, augmentation(config))
             update(loss_of(xb, yb), optimizer, schedule)
 """
+import copy
 import math
-
-import numpy as np
 
 from . import data
 
@@ -123,8 +122,9 @@ def make_schedule(config, optimizer, steps_per_epoch, optim):
 class EarlyStopping:
     """Call `step(val_loss, model)` once per epoch; it returns True when the loss has not improved by
     more than min_delta for `patience` epochs in a row (never, with patience None: then it only
-    tracks the best epoch). It keeps a copy of the best epoch's state_dict, which `restore(model)`
-    loads back. `best_epoch` counts calls to step from 1."""
+    tracks the best epoch). It keeps a copy of the best epoch's state_dict (cloned: a state_dict's
+    tensors share the model's memory), which `restore(model)` loads back. `best_epoch` counts calls to
+    step from 1."""
 
     def __init__(self, patience, min_delta=0.0):
         if not (patience is None or int(patience) >= 1):
@@ -145,7 +145,7 @@ class EarlyStopping:
         val_loss = float(val_loss)
         if val_loss < self.best_loss - self.min_delta:  # NaN never improves
             self.best_loss, self.best_epoch, self.bad_epochs = val_loss, self.epoch, 0
-            self.best_state = model.state_dict()
+            self.best_state = {k: v.clone() for k, v in model.state_dict().items()}
         else:
             self.bad_epochs += 1
         return self.stopped
@@ -164,5 +164,4 @@ class EarlyStopping:
         # float() and int() also take the 0-d arrays that come back from a checkpoint
         self.best_loss, self.best_epoch = float(state["best_loss"]), int(state["best_epoch"])
         self.epoch, self.bad_epochs = int(state["epoch"]), int(state["bad_epochs"])
-        best = state.get("best_state") or {}
-        self.best_state = {k: np.array(v, copy=True) for k, v in best.items()} or None
+        self.best_state = copy.deepcopy(dict(state.get("best_state") or {})) or None

@@ -5,7 +5,7 @@ ops' VJPs, so there is no backward code here.
 """
 import math
 import sys
-from collections import namedtuple
+from collections import OrderedDict, namedtuple
 from types import SimpleNamespace
 
 import numpy as np
@@ -286,9 +286,18 @@ class Module:
     def half(self):
         return self.to(np.float16)
 
-    def state_dict(self):
-        """name → NumPy copy of each parameter and persistent buffer."""
-        return {k: np.array(backend.to_numpy(t.array), copy=True) for k, t in self._state_tensors().items()}
+    def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
+        """name → each parameter and persistent buffer as a detached Tensor on the same memory (so it
+        changes as the model trains: copy it to keep it, `{k: v.clone() ...}` or `copy.deepcopy`), or with
+        keep_vars=True the Parameters and buffers themselves; as PyTorch's, in an OrderedDict (or added to
+        `destination`), each name after `prefix`."""
+        if args:
+            raise TypeError("state_dict() takes keyword arguments only: state_dict(destination=..., prefix=..., "
+                            "keep_vars=...)")
+        destination = OrderedDict() if destination is None else destination
+        for name, t in self._state_tensors().items():
+            destination[prefix + name] = t if keep_vars else t.detach()
+        return destination
 
     def load_state_dict(self, state, strict=True):
         """Copy a checkpoint's arrays into the existing parameters and buffers, in place (each keeps its

@@ -319,13 +319,40 @@ class Exp(Function):
 
 @register
 class Log(Function):
-    """ln a;  da = g / a."""
-    def forward(self, a):
+    """ln a, or log₂ a and log₁₀ a with `base` 2 or 10 (computed as such, so that log₂ 8 is exactly 3);
+    da = g / (a ln base)."""
+    def forward(self, a, base=None):
         self.save_for_backward(a)
-        return get_array_module(a).log(a)
+        self.ln_base = None if base is None else math.log(base)
+        xp = get_array_module(a)
+        return {None: xp.log, 2: xp.log2, 10: xp.log10}[base](a)
 
     def backward(self, g):
-        return (g / self.saved[0],)
+        (a,) = self.saved
+        return (g / a if self.ln_base is None else g / (a * self.ln_base),)
+
+
+@register
+class Log1p(Function):
+    """ln(1 + a), exact for small a;  da = g / (1 + a)."""
+    def forward(self, a):
+        self.save_for_backward(a)
+        return get_array_module(a).log1p(a)
+
+    def backward(self, g):
+        return (g / (1 + self.saved[0]),)
+
+
+@register
+class Expm1(Function):
+    """eᵃ - 1, exact for small a;  da = g eᵃ = g (out + 1)."""
+    def forward(self, a):
+        out = get_array_module(a).expm1(a)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, g):
+        return (g * (self.saved[0] + 1),)
 
 
 @register
@@ -374,6 +401,19 @@ class Prod(Function):
         return ((g * others).astype(g.dtype, copy=False),)
 
 
+@register
+class Cumsum(Function):
+    """The running sums of a along `axis`, out_i = Σ_{j≤i} a_j;  da_j = Σ_{i≥j} g_i, the running sums of g
+    taken from the other end."""
+    def forward(self, a, axis):
+        self.axis = axis
+        return get_array_module(a).cumsum(a, axis=axis)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return (xp.flip(xp.cumsum(xp.flip(g, self.axis), axis=self.axis), self.axis),)
+
+
 def _erf(x):
     """The error function, elementwise: CuPy has it; NumPy does not, so the CPU takes Python's math.erf
     element by element (exact, and slow: gelu(approximate='tanh') avoids it)."""
@@ -381,6 +421,18 @@ def _erf(x):
         import cupyx.scipy.special
         return cupyx.scipy.special.erf(x)
     return np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype=x.dtype)  # asarray: a 0-d input gives a float
+
+
+@register
+class Erf(Function):
+    """erf a = (2/√π) ∫₀ᵃ e^(-t²) dt;  da = g (2/√π) e^(-a²)."""
+    def forward(self, a):
+        self.save_for_backward(a)
+        return _erf(a)
+
+    def backward(self, g):
+        (a,) = self.saved
+        return (g * (2 / math.sqrt(math.pi)) * get_array_module(g).exp(-a * a),)
 
 
 @register

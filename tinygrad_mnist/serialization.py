@@ -1,5 +1,6 @@
-"""torch.save / torch.load for what the engine saves (state dicts: names → tensors, nested dicts and plain
-values), on the no-pickle .npz checkpoint format: loading a file never runs code."""
+"""torch.save / torch.load for what the engine saves (state dicts: names → tensors; optimizer state dicts
+with their int keys and lists of groups; nested dicts, lists, tuples and plain values), on the no-pickle
+.npz checkpoint format: loading a file never runs code."""
 import os
 import zipfile
 
@@ -10,20 +11,26 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .tensor import Tensor
 
 
-def _to_arrays(obj):
+def to_arrays(obj):
+    """`obj` with every Tensor replaced by a NumPy copy of its values: what a checkpoint stores, taken now
+    (state dicts' tensors share memory with the model and the optimizer, which go on changing)."""
     if isinstance(obj, Tensor):
-        return backend.to_numpy(obj.array).copy()
+        return np.array(backend.to_numpy(obj.array), copy=True)
     if isinstance(obj, dict):
-        return {k: _to_arrays(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)) and any(isinstance(v, (Tensor, np.ndarray, dict)) for v in obj):
-        raise TypeError("save: lists of tensors are not supported; put them in a dict with str keys")
+        return {k: to_arrays(v) for k, v in obj.items()}
+    if type(obj) in (list, tuple):
+        return type(obj)(to_arrays(v) for v in obj)
     return obj
 
 
 def _to_tensors(obj):
     if isinstance(obj, np.ndarray):
         return Tensor(obj)
-    return {k: _to_tensors(v) for k, v in obj.items()} if isinstance(obj, dict) else obj
+    if isinstance(obj, dict):
+        return {k: _to_tensors(v) for k, v in obj.items()}
+    if type(obj) in (list, tuple):
+        return type(obj)(_to_tensors(v) for v in obj)
+    return obj
 
 
 def save(obj, f):
@@ -31,7 +38,7 @@ def save(obj, f):
     if not isinstance(obj, dict):
         raise TypeError(f"save: expected a dict (a state_dict, or a dict of them), got {type(obj).__name__}; "
                         "whole modules are not saved (that would need pickle): save model.state_dict()")
-    save_checkpoint(f, _to_arrays(obj))
+    save_checkpoint(f, to_arrays(obj))
 
 
 def load(f, map_location=None, weights_only=True):
@@ -54,4 +61,8 @@ def load(f, map_location=None, weights_only=True):
 def _moved(tree, device):
     if isinstance(tree, Tensor):
         return tree.to(str(device))
-    return {k: _moved(v, device) for k, v in tree.items()} if isinstance(tree, dict) else tree
+    if isinstance(tree, dict):
+        return {k: _moved(v, device) for k, v in tree.items()}
+    if type(tree) in (list, tuple):
+        return type(tree)(_moved(v, device) for v in tree)
+    return tree

@@ -31,16 +31,65 @@ def is_grad_enabled():
     return getattr(_state, "grad_enabled", True)
 
 
-class no_grad(contextlib.ContextDecorator):
-    """Within `with no_grad():` (or a function decorated with it) ops record nothing."""
+class _GradMode(contextlib.ContextDecorator):
+    """A with-block (or each call of a decorated function) in which grad mode is `enabled` (None leaves it
+    as it is), restored after it."""
+
+    def __init__(self, enabled):
+        self.enabled = enabled
 
     def __enter__(self):
         self._previous = is_grad_enabled()
-        _state.grad_enabled = False
+        if self.enabled is not None:
+            _state.grad_enabled = self.enabled
 
     def __exit__(self, *exc):
         _state.grad_enabled = self._previous
         return False
+
+    def _recreate_cm(self):
+        # A block of its own for each call of a decorated function: a recursive call must not overwrite
+        # the mode that the outer call restores.
+        return _GradMode(self.enabled)
+
+
+class no_grad(_GradMode):
+    """Within `with no_grad():` (or a function decorated with it) ops record nothing."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(_GradMode):
+    """Within `with enable_grad():` (or a function decorated with it) ops record, even inside no_grad()."""
+
+    def __init__(self):
+        super().__init__(True)
+
+
+class inference_mode(_GradMode):
+    """torch.inference_mode: no_grad() here (the engine has no separate inference tensors);
+    inference_mode(False) leaves grad mode as it is."""
+
+    def __init__(self, mode=True):
+        super().__init__(False if mode else None)
+
+
+class set_grad_enabled(_GradMode):
+    """Grad mode on or off: at once when called, as torch.set_grad_enabled(False) is; as a with-block or a
+    decorator, only within it, and the mode before it is restored after it."""
+
+    def __init__(self, mode):
+        super().__init__(bool(mode))
+        self._previous = is_grad_enabled()
+        _state.grad_enabled = self.enabled
+
+    def __enter__(self):
+        pass  # the call set the mode already; __exit__ restores the one from before the call
+
+    def __call__(self, function):
+        _state.grad_enabled = self._previous  # as a decorator the mode holds within the function alone
+        return super().__call__(function)
 
 
 # Tools that watch every op (a profiler): each gets forward_pre(fn, arrays) and forward_post(fn, arrays)
@@ -210,6 +259,62 @@ def _checked_vjp(ctx, g):
     return grads
 
 
+def backpropagate(outputs, gradients, retain_graph, receive):
+    """Run the recorded VJPs back from `outputs`, each seeded with its gradient (an array of its shape),
+    to every tensor that requires grad: each VJP once, after those of all of its consumers, as backward()
+    does. A tensor that called retain_grad() adds its complete gradient to its .grad; `receive(t, g)` gets
+    each tensor's (leaves and intermediate tensors alike), and the caller keeps the ones it wants
+    (backward() puts the leaves' in .grad, autograd.grad returns its inputs'). The arrays the graph saved
+    are freed afterwards unless `retain_graph`."""
+    start = object()  # a node whose parents are the outputs: one walk of the graph covers them all
+    grads = {}
+    for out, g in zip(outputs, gradients):
+        grads[id(out)] = grads[id(out)] + g if id(out) in grads else g
+    order = toposort(start, parents=lambda t: outputs if t is start else _differentiable_parents(t))
+    for node in order[1:]:
+        g = grads.pop(id(node), None)
+        if g is None:
+            continue
+        if node._retains_grad:
+            node._accumulate(g)
+        receive(node, g)
+        ctx = node._ctx
+        if ctx is None:
+            continue
+        if ctx.freed:
+            raise RuntimeError("backward through a graph a second time: its saved arrays were freed by "
+                               "the first backward(); pass backward(retain_graph=True) the first time")
+        _check_versions(ctx, node)
+        for parent, pg in zip(ctx.parents, _checked_vjp(ctx, g)):
+            if pg is None or not parent.requires_grad:
+                continue
+            key = id(parent)
+            grads[key] = grads[key] + pg if key in grads else pg
+        if not retain_graph:
+            ctx.saved, ctx.parents, ctx.freed = None, (), True
+
+
+def initial_gradient(t, gradient, what, given):
+    """The gradient that a walk back from t starts with: `gradient` (a Tensor or array of t's shape), or 1
+    when it is None and t is a scalar. `what` names the call in errors, `given` the argument that gives one."""
+    xp = backend.get_array_module(t.array)
+    if gradient is None:
+        if t.array.size != 1:
+            raise RuntimeError(f"{what} without a gradient needs a scalar, this tensor has shape {t.shape}: "
+                               f"pass {given} with a gradient of that shape")
+        return xp.ones_like(t.array)
+    gradient = gradient.array if isinstance(gradient, Tensor) else xp.asarray(gradient, dtype=t.dtype)
+    if gradient.shape != t.shape:
+        raise ShapeError(f"{given}: it has shape {gradient.shape}, the tensor {t.shape}")
+    return gradient
+
+
+def _leaf_into_grad(t, g):
+    """backward()'s rule: a leaf adds its gradient to its .grad."""
+    if t._ctx is None:
+        t._accumulate(g)
+
+
 def _dtype_of_python(data):
     """torch.tensor's rule for Python data: floats become float32, ints int64, bools bool."""
     kind = np.asarray(data).dtype.kind
@@ -281,6 +386,7 @@ class Tensor:
     """An n-dimensional array on a device, with an optional gradient and the op that made it."""
 
     __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operators
+    _retains_grad = False  # set by retain_grad(): backward() keeps this non-leaf's gradient in .grad
 
     def __init__(self, *data, requires_grad=False, dtype=None, device=None):
         """`Tensor(data)` infers the dtype as torch.tensor does (arrays keep theirs); `Tensor(2, 3)` is
@@ -335,7 +441,7 @@ class Tensor:
                             f"not {array.dtype}")
         self.array = array
 
-    shape = property(lambda self: self.array.shape)
+    shape = property(lambda self: tuple.__new__(Size, self.array.shape))
     ndim = property(lambda self: self.array.ndim)
     dtype = property(lambda self: self.array.dtype)
     device = property(lambda self: backend.device_of(self.array))
@@ -361,7 +467,7 @@ class Tensor:
         self._grad = value
 
     def size(self, dim=None):
-        """The shape (a tuple), or with `dim` the length of that axis (PyTorch's meaning, not NumPy's)."""
+        """The shape (a torch.Size), or with `dim` the length of that axis (PyTorch's meaning, not NumPy's)."""
         return self.shape if dim is None else self.shape[dim]
 
     def dim(self):
@@ -498,44 +604,16 @@ class Tensor:
         return _float_dtype(self.dtype)
 
     def backward(self, gradient=None, retain_graph=False):
-        """Accumulate d(self)/d(leaf) · gradient into every leaf's `.grad` that requires grad.
+        """Accumulate d(self)/d(leaf) · gradient into every leaf's `.grad` that requires grad (and into the
+        `.grad` of the tensors that called retain_grad()).
 
         The arrays the graph saved are freed afterwards unless `retain_graph=True`.
         """
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad: no input of the "
                                "expression has requires_grad=True (or it ran under no_grad)")
-        xp = backend.get_array_module(self.array)
-        if gradient is None:
-            if self.array.size != 1:
-                raise RuntimeError(f"backward() without a gradient needs a scalar, this tensor has shape "
-                                   f"{self.shape}: pass backward(gradient) with a gradient of that shape")
-            gradient = xp.ones_like(self.array)
-        else:
-            gradient = gradient.array if isinstance(gradient, Tensor) else xp.asarray(gradient, dtype=self.dtype)
-            if gradient.shape != self.shape:
-                raise ShapeError(f"backward(gradient): it has shape {gradient.shape}, the tensor {self.shape}")
-
-        grads = {id(self): gradient}
-        for node in toposort(self, parents=_differentiable_parents):
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
-            ctx = node._ctx
-            if ctx is None:
-                node._accumulate(g)
-                continue
-            if ctx.freed:
-                raise RuntimeError("backward through a graph a second time: its saved arrays were freed by "
-                                   "the first backward(); pass backward(retain_graph=True) the first time")
-            _check_versions(ctx, node)
-            for parent, pg in zip(ctx.parents, _checked_vjp(ctx, g)):
-                if pg is None or not parent.requires_grad:
-                    continue
-                key = id(parent)
-                grads[key] = grads[key] + pg if key in grads else pg
-            if not retain_graph:
-                ctx.saved, ctx.parents, ctx.freed = None, (), True
+        gradient = initial_gradient(self, gradient, "backward()", "backward(gradient)")
+        backpropagate([self], [gradient], retain_graph, _leaf_into_grad)
 
     def _accumulate(self, g):
         if self._grad is None:
@@ -879,12 +957,20 @@ class Tensor:
 
     def norm(self, p=2, dim=None, keepdim=False):
         """The p-norm (2, 1, inf or any positive p; 'fro' is 2) over all elements or `dim`. At 0, and for
-        p < 1 at each zero element, the gradient is 0 (the subgradient PyTorch takes), not NaN."""
+        p < 1 at each zero element, the gradient is 0 (the subgradient PyTorch takes), not NaN. p = 0 counts
+        the non-zero elements and p = -inf is the least |x|, as in PyTorch."""
         self._require_float("norm()", "x.float().norm()")
         if p == "fro":
             p = 2
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0:
-            raise ValueError(f"norm: p must be a positive number, math.inf or 'fro', got {p!r}")
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not (p >= 0 or p == -math.inf):
+            raise ValueError(f"norm: p must be 0, a positive number, math.inf, -math.inf or 'fro', got {p!r}")
+        if p == 0:  # a count: gradient 0, recorded through a Where that takes nothing from its other input
+            axis = tuple(dim) if isinstance(dim, list) else dim
+            count = (self.array != 0).sum(axis=axis, keepdims=keepdim).astype(self.dtype)
+            xp = backend.get_array_module(self.array)
+            return ops.Where.apply(Tensor._wrap(xp.asarray(count)), self.sum(dim, keepdim), condition=xp.asarray(True))
+        if p == -math.inf:
+            return self.abs().amin(dim, keepdim)
         if p == 2:
             return _power_flat_at_zero((self * self).sum(dim, keepdim), 0.5)
         if p == 1:
@@ -997,6 +1083,216 @@ class Tensor:
         self._version[0] += 1
         return self
 
+    def retain_grad(self):
+        """Keep this tensor's gradient in .grad after backward(), as a leaf keeps its own (on a leaf, nothing
+        changes). Retained gradients accumulate over backward() calls, as leaves' do."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad() on a tensor that does not require grad: it gets no gradient; "
+                               "call it on a result of tensors with requires_grad=True")
+        if not self.is_leaf:
+            self._retains_grad = True
+
+    retains_grad = property(lambda self: self._retains_grad, doc="Whether retain_grad() was called on this non-leaf.")
+
+    def _axis(self, dim, name):
+        """`dim` as an axis in [0, ndim), refused if out of range (a 0-d tensor takes 0 and -1, as in PyTorch)."""
+        n = max(self.ndim, 1)
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not -n <= dim < n:
+            raise IndexError(f"{name}: dim {dim!r} is out of range for a tensor with {self.ndim} dimensions: "
+                             f"give an int in [{-n}, {n - 1}]")
+        return int(dim) % n
+
+    def mm(self, mat2):
+        """The product of two matrices (2-D); matmul (@) also takes batches and vectors."""
+        _check_product("mm", self, mat2, (2, 2))
+        return self @ mat2
+
+    def bmm(self, mat2):
+        """The products of two batches of matrices (B, n, k) and (B, k, m), of one batch size: no broadcasting."""
+        _check_product("bmm", self, mat2, (3, 3))
+        if self.shape[0] != mat2.shape[0]:
+            raise RuntimeError(f"bmm: batches of {self.shape[0]} and {mat2.shape[0]} matrices; bmm does not "
+                               f"broadcast: use matmul (@) for that")
+        return self @ mat2
+
+    def mv(self, vec):
+        """The product of a matrix (2-D) and a vector (1-D)."""
+        _check_product("mv", self, vec, (2, 1))
+        return self @ vec
+
+    def dot(self, other):
+        """The inner product of two vectors (1-D) of one length, a 0-d tensor."""
+        _check_product("dot", self, other, (1, 1))
+        return self @ other
+
+    def outer(self, vec2):
+        """The outer product of two vectors (1-D): out[i, j] = self[i] · vec2[j]."""
+        if self.ndim != 1 or vec2.ndim != 1:
+            raise RuntimeError(f"outer: expects two 1-D tensors, got {self.ndim}-D and {vec2.ndim}-D")
+        return self.unsqueeze(1) * vec2.unsqueeze(0)
+
+    def _flat(self, array):
+        """`array`, a function of this tensor that is constant wherever it is differentiable (floor, sign),
+        recorded as a result of this tensor with gradient 0, as PyTorch records it."""
+        return ops.Where.apply(Tensor._wrap(array), self, condition=backend.get_array_module(self.array).asarray(True))
+
+    def _rounded(self, rounding):
+        if self.dtype.kind in "biu":  # integers are whole already: PyTorch returns a copy
+            return self.clone()
+        return self._flat(rounding(self.array))
+
+    def floor(self): return self._rounded(lambda a: backend.get_array_module(a).floor(a))
+    def ceil(self): return self._rounded(lambda a: backend.get_array_module(a).ceil(a))
+    def trunc(self): return self._rounded(lambda a: backend.get_array_module(a).trunc(a))
+
+    def round(self, decimals=0):
+        """To the nearest integer (or multiple of 10^-decimals), halves to even, as PyTorch (and NumPy) round."""
+        if decimals and self.dtype.kind in "biu":
+            raise TypeError(f"round(decimals={decimals}) of an {self.dtype} tensor: convert it to float first "
+                            f"(x.float()), as PyTorch refuses it too")
+        return self._rounded(lambda a: a.round(decimals))  # the array's method: NumPy and CuPy both have it
+
+    def sign(self):
+        """-1, 0 or 1, and 0 for NaN (NumPy's sign gives NaN); the gradient is 0, as in PyTorch."""
+        if self.dtype.kind == "b":
+            return self.clone()
+        signs = backend.get_array_module(self.array).sign(self.array)
+        if self.dtype.kind == "f":
+            signs[signs != signs] = 0
+        return self._flat(signs)
+
+    def isnan(self): return Tensor._wrap(backend.get_array_module(self.array).isnan(self.array))
+    def isinf(self): return Tensor._wrap(backend.get_array_module(self.array).isinf(self.array))
+    def isfinite(self): return Tensor._wrap(backend.get_array_module(self.array).isfinite(self.array))
+
+    def flip(self, *dims):
+        """The elements in reverse order along each of `dims` (an int, several, or a list); a copy, as in PyTorch."""
+        dims = _shape_args(dims)
+        axes = [self._axis(d, "flip") for d in dims]
+        if len(set(axes)) < len(axes):
+            raise RuntimeError(f"flip: a dim appears more than once in dims {dims}")
+        key = tuple(slice(None, None, -1) if a in axes else slice(None) for a in range(self.ndim))
+        return ops.Index.apply(self, key=key + (Ellipsis,)).clone()  # the slice alone would be a view
+
+    def _triangle(self, name, mask):
+        if self.ndim < 2:
+            raise RuntimeError(f"{name}: the input must have at least 2 dimensions, this one has {self.ndim}")
+        xp = backend.get_array_module(self.array)
+        zero = Tensor._wrap(xp.zeros((), dtype=self.dtype))
+        return ops.Where.apply(self, zero, condition=mask(xp, *self.shape[-2:]))
+
+    def tril(self, diagonal=0):
+        """The lower triangle of the last two axes: the elements on and below the `diagonal`-th diagonal
+        (above the main one for diagonal > 0), the others 0."""
+        return self._triangle("tril", lambda xp, n, m: xp.tri(n, m, diagonal, dtype=bool))
+
+    def triu(self, diagonal=0):
+        """The upper triangle of the last two axes: the elements on and above the `diagonal`-th diagonal."""
+        return self._triangle("triu", lambda xp, n, m: ~xp.tri(n, m, diagonal - 1, dtype=bool))
+
+    def masked_fill(self, mask, value):
+        """This tensor with `value` (a number, or a 0-d tensor) where the boolean `mask` (broadcast against
+        it) holds, in this tensor's dtype. The gradient flows to the elements kept, and to a tensor value
+        from every place it fills."""
+        xp = backend.get_array_module(self.array)
+        mask = mask.array if isinstance(mask, Tensor) else xp.asarray(mask)
+        if mask.dtype != np.bool_:
+            raise TypeError(f"masked_fill: the mask is {mask.dtype}; it must be boolean: compare first (x > 0) "
+                            f"or convert it with .bool()")
+        if isinstance(value, Tensor):
+            if value.ndim != 0:
+                raise RuntimeError(f"masked_fill: value must be a number or a 0-d tensor, this one has shape "
+                                   f"{tuple(value.shape)}; to fill from a tensor of values use where(mask, values, x)")
+            value = value.to(self.dtype)
+        else:
+            value = Tensor._wrap(xp.asarray(value, dtype=self.dtype))
+        return where(mask, value, self)
+
+    def gather(self, dim, index, *, sparse_grad=False):
+        """The elements picked along `dim` by `index`: out[i][j] = input[index[i][j]][j] for dim 0,
+        input[i][index[i][j]] for dim 1, and so on. `index` has as many dimensions as the input and is no
+        longer than it on the other ones; the gradient is summed back to the elements picked (twice where
+        an index repeats). `sparse_grad` is accepted: the gradient is dense."""
+        xp = backend.get_array_module(self.array)
+        index = xp.asarray(index.array if isinstance(index, Tensor) else index)
+        axis = self._axis(dim, "gather")
+        if index.dtype.kind not in "iu":
+            raise TypeError(f"gather: index must be an integer tensor, this one is {index.dtype}")
+        if index.ndim != self.ndim:
+            raise RuntimeError(f"gather: index has {index.ndim} dimensions, the input {self.ndim}: they must "
+                               f"have as many (unsqueeze the index)")
+        if self.ndim == 0:
+            return self.reshape(1).gather(0, index.reshape(1)).reshape(())
+        longer = [d for d, (n, m) in enumerate(zip(index.shape, self.shape)) if d != axis and n > m]
+        if longer:
+            raise RuntimeError(f"gather: index {tuple(index.shape)} is longer than the input {tuple(self.shape)} "
+                               f"on dimension {longer[0]}; only dimension {axis} (dim) may be longer")
+        n = self.shape[axis]
+        if index.size and (int(index.min()) < 0 or int(index.max()) >= n):
+            raise IndexError(f"gather: index values must lie in [0, {n}) along dimension {axis}, these run from "
+                             f"{int(index.min())} to {int(index.max())}")
+        key = tuple(index if d == axis else xp.arange(m).reshape((-1,) + (1,) * (self.ndim - d - 1))
+                    for d, m in enumerate(index.shape))
+        return ops.Index.apply(self, key=key)
+
+    def _floating(self):
+        """This tensor, or for integers and booleans a float32 copy: a function with real values makes
+        float32 of them, as in PyTorch."""
+        return self if self.dtype.kind == "f" else self.float()
+
+    def log2(self): return ops.Log.apply(self._floating(), base=2)
+    def log10(self): return ops.Log.apply(self._floating(), base=10)
+    def log1p(self): return ops.Log1p.apply(self._floating())
+    def expm1(self): return ops.Expm1.apply(self._floating())
+
+    def erf(self):
+        """The error function (on the CPU through Python's math.erf, element by element: NumPy has none)."""
+        return ops.Erf.apply(self._floating())
+
+    def cumsum(self, dim, *, dtype=None):
+        """The running sums along `dim`; integer and boolean tensors sum in int64, as in PyTorch."""
+        axis = self._axis(dim, "cumsum")
+        t = self.to(dtype if dtype is not None else np.int64 if self.dtype.kind in "biu" else self.dtype)
+        return ops.Cumsum.apply(t, axis=axis) if t.ndim else t.clone()
+
+    def _order(self, dim, descending, name):
+        """The int64 indices that sort this tensor along `dim`, equal elements in their original order
+        (a stable sort, descending too: the reversed input sorted stably, reversed back); NaN counts as the
+        largest value, as in PyTorch."""
+        xp = backend.get_array_module(self.array)
+        axis = self._axis(dim, name)
+        if self.ndim == 0:
+            return xp.zeros((), dtype=np.int64)
+        stable = {"kind": "stable"} if xp is np else {}  # CuPy sorts stably, and older CuPy takes no kind
+        if not descending:
+            return xp.argsort(self.array, axis=axis, **stable).astype(np.int64, copy=False)
+        backwards = xp.argsort(xp.flip(self.array, axis), axis=axis, **stable)
+        return (self.shape[axis] - 1 - xp.flip(backwards, axis)).astype(np.int64, copy=False)
+
+    def sort(self, dim=-1, descending=False, *, stable=False):
+        """(values, indices) along `dim`, ascending unless `descending`. Equal elements keep their order
+        whatever `stable` says (PyTorch leaves it open unless stable=True). The gradient of the values
+        goes back to where each one came from."""
+        indices = Tensor._wrap(self._order(dim, descending, "sort"))
+        return MinMax(self.gather(dim, indices), indices)
+
+    def argsort(self, dim=-1, descending=False, stable=False):
+        """The indices that sort along `dim` (sort(...).indices)."""
+        return Tensor._wrap(self._order(dim, descending, "argsort"))
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        """(values, indices) of the k largest (or, largest=False, smallest) elements along `dim`, in that
+        order; ties in their original order. `sorted=False` gives them sorted too, one of the orders that
+        PyTorch allows. The gradient of the values goes back to where each one came from."""
+        dim = -1 if dim is None else dim
+        axis = self._axis(dim, "topk")
+        n = self.shape[axis] if self.ndim else 1
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not (0 <= k <= n if self.ndim else k == 1):
+            raise RuntimeError(f"topk: k={k!r} is out of range: dimension {axis} has {n} elements")
+        order = self._order(dim, largest, "topk")
+        indices = Tensor._wrap(order[(slice(None),) * axis + (slice(0, int(k)),)] if self.ndim else order)
+        return MinMax(self.gather(dim, indices), indices)
+
 
 def _power_flat_at_zero(s, exponent):
     """s ** exponent for s >= 0 (exponent > 0), with a gradient of 0 where s = 0: the subgradient PyTorch
@@ -1014,8 +1310,48 @@ def _trunc_divide(a, b):
     return q + ((q < 0) & (q * b != a))  # floor is one below trunc for an inexact negative quotient
 
 
+def _check_product(name, a, b, dims):
+    """mm's, bmm's, mv's and dot's operands: of the ranks `dims`, and of one inner length."""
+    if (a.ndim, b.ndim) != dims:
+        raise RuntimeError(f"{name}: expects {dims[0]}-D and {dims[1]}-D tensors, got {a.ndim}-D and {b.ndim}-D; "
+                           f"matmul (@) takes any")
+    inner = a.shape[-1], b.shape[-2 if b.ndim > 1 else 0]
+    if inner[0] != inner[1]:
+        raise RuntimeError(f"{name}: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied "
+                           f"({inner[0]} against {inner[1]})")
+
+
+class Size(tuple):
+    """torch.Size, a tensor's shape: a tuple of ints (it compares, hashes, unpacks and prints as one) that
+    stays a Size when sliced or extended."""
+
+    def __new__(cls, sizes=()):
+        sizes = tuple(sizes)
+        for i, n in enumerate(sizes):
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+                raise TypeError(f"torch.Size() takes an iterable of ints (item {i} is {type(n).__name__})")
+        return super().__new__(cls, (int(n) for n in sizes))
+
+    def __getitem__(self, key):
+        item = tuple.__getitem__(self, key)
+        return tuple.__new__(Size, item) if isinstance(key, slice) else item
+
+    def __add__(self, other):
+        return tuple.__new__(Size, tuple.__add__(self, other)) if isinstance(other, tuple) else NotImplemented
+
+    def __radd__(self, other):
+        return tuple.__new__(Size, tuple.__add__(other, self)) if isinstance(other, tuple) else NotImplemented
+
+    def numel(self):
+        return math.prod(self)
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
 class MinMax(tuple):
-    """(values, indices) as max(dim) and min(dim) return them, with both names, as in PyTorch."""
+    """(values, indices) as max(dim), min(dim), sort and topk return them, with both names, as in PyTorch."""
 
     def __new__(cls, values, indices):
         return super().__new__(cls, (values, indices))

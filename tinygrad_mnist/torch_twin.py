@@ -180,7 +180,7 @@ def torch_model(name, model):
     twin = _twins()[name](model)
     state = model.state_dict()
     twin.to(getattr(torch, str(next(iter(state.values())).dtype)))
-    result = twin.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=False)
+    result = twin.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in state.items()}, strict=False)
     missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]  # PyTorch's own counter
     if missing or result.unexpected_keys:
         raise ValueError(f"the PyTorch twin of {name!r} does not fit the model: missing {missing}, "
@@ -268,8 +268,9 @@ def compare_steps(name, x, y, config, steps=100):
         our_losses.append(ours(xb, yb))
         their_losses.append(theirs(xb, yb))
     theirs_state = {k: v.detach().cpu().numpy() for k, v in twin.state_dict().items()}
+    ours_state = {k: v.numpy() for k, v in model.state_dict().items()}
     worst_state = max(np.abs(v - theirs_state[k]).max() / max(np.abs(theirs_state[k]).max(), 1e-300)
-                      for k, v in model.state_dict().items())
+                      for k, v in ours_state.items())
     worst_loss = max(_relative(a, b) for a, b in zip(our_losses, their_losses))
     return StepAgreement(our_losses, their_losses, worst_loss, float(worst_state), dropout)
 

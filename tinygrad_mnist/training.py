@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 from tqdm import tqdm
 
-from . import backend, checkpoint, data, metrics, optim
+from . import backend, checkpoint, data, metrics, optim, serialization
 from . import functional as F
 from .files import atomic_write
 from .loop import (OPTIMIZERS, SCHEDULES, BatchSampler, EarlyStopping, augmentation, make_optimizer, make_schedule,
@@ -232,6 +232,8 @@ class Trainer:
         return self.optimizer.param_groups[0]["lr"]
 
     def state(self):
+        """Everything a resume needs, as NumPy copies taken now (the state dicts' tensors share memory with
+        the model and the optimizer)."""
         s = dict(config=self.config, model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
                  early_stopping=self.stopper.state_dict(),
                  progress=dict(epoch=self.epoch, step=self.step, global_step=self.global_step,
@@ -243,7 +245,7 @@ class Trainer:
             s["ema"] = self.ema.state_dict()
         if self.epoch_state is not None:
             s["epoch_state"] = dataclasses.asdict(self.epoch_state)
-        return s
+        return serialization.to_arrays(s)
 
     def load_state(self, s):
         self.model.load_state_dict(s["model"])

@@ -1,7 +1,9 @@
-"""Learning-rate schedulers with torch.optim.lr_scheduler's names, signatures and sequences.
+"""Learning-rate schedulers with torch.optim.lr_scheduler's names, signatures and rules.
 
-Each scheduler but ReduceLROnPlateau sets every group's lr from a closed form of its step count, so
-`state_dict()` is just that count (and the base rates) and a resumed run continues the same sequence.
+As in PyTorch, StepLR, MultiStepLR, ExponentialLR, LinearLR and CosineAnnealingLR are chainable: a step
+computes the next lr from the optimizer's current one (`get_lr`), so the lr lives in the optimizer's
+state, and resuming restores both (or builds the scheduler with `last_epoch` on a restored optimizer).
+LambdaLR and OneCycleLR compute it from the step count. `lr_at(epoch)` is each one's closed form.
 """
 import bisect
 import math
@@ -10,52 +12,89 @@ from .optimizer import Optimizer, _check, _plain
 
 
 class LRScheduler:
-    """Base class: sets every group's lr from a closed form of the step count `last_epoch`. Like
-    PyTorch's, it applies the lr for count 0 on construction; call `step()` after `optimizer.step()`.
-    The first scheduler on an optimizer records each group's "initial_lr", the schedules' base."""
+    """Base class, as PyTorch's: construction records each group's "initial_lr" (with last_epoch=-1; for
+    last_epoch >= 0 a restored optimizer must hold it) and takes one step, to count last_epoch + 1; call
+    `step()` after `optimizer.step()`. `state_dict()` is every attribute but the optimizer (and code)."""
 
-    def __init__(self, optimizer):
+    _not_state = ("optimizer",)
+
+    def __init__(self, optimizer, last_epoch=-1):
+        name = type(self).__name__
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
+            raise TypeError(f"{name}: expected an Optimizer, got {type(optimizer).__name__}")
+        _check(isinstance(last_epoch, int) and not isinstance(last_epoch, bool) and last_epoch >= -1,
+               f"{name}: last_epoch must be an int >= -1 (-1: a new schedule), got {last_epoch!r}")
         self.optimizer = optimizer
-        for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
+        for i, group in enumerate(optimizer.param_groups):
+            if last_epoch == -1:
+                group.setdefault("initial_lr", group["lr"])
+            elif "initial_lr" not in group:
+                raise KeyError(f"{name}: param 'initial_lr' is not specified in param_groups[{i}] when resuming "
+                               f"with last_epoch={last_epoch}: load the optimizer's state_dict first")
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = 0
-        self._apply()
+        self.last_epoch, self._step_count, self._is_initial = last_epoch, 0, True
+        self.step()
+        self._is_initial = False
 
     def lr_at(self, epoch):
-        """The learning rates (one per group) after `epoch` calls to step()."""
+        """The learning rates (one per group) after `epoch` calls to step(), from the base rates."""
         raise NotImplementedError
 
-    def _apply(self):
-        self._last_lr = self.lr_at(self.last_epoch)
-        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
-            group["lr"] = lr
+    def get_lr(self):
+        """The learning rates for step `last_epoch`: the closed form here; chainable schedulers compute
+        them from the optimizer's current ones, with PyTorch's formulas."""
+        return self.lr_at(self.last_epoch)
+
+    def _current(self):
+        return [group["lr"] for group in self.optimizer.param_groups]
 
     def step(self):
+        self._step_count += 1
         self.last_epoch += 1
-        self._apply()
+        self._set(self.get_lr())
+
+    def _set(self, lrs):
+        for group, lr in zip(self.optimizer.param_groups, lrs):
+            group["lr"] = lr
+        self._last_lr = self._current()
+
+    def _restart(self):
+        """Back to step 0 by the closed form, as PyTorch's SequentialLR does at a milestone."""
+        self.last_epoch = 0
+        self._set(self.lr_at(0))
 
     def get_last_lr(self):
         return list(self._last_lr)
 
     def state_dict(self):
-        return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs)}
+        return {k: v for k, v in self.__dict__.items() if k not in self._not_state}
 
     def load_state_dict(self, state):
-        self.last_epoch = int(_plain(state["last_epoch"]))
-        self.base_lrs = list(_plain(state["base_lrs"]))
-        self._apply()
+        """Restore what state_dict returned. As in PyTorch the optimizer's lr is left alone (restore the
+        optimizer too, or the next step goes on from the lr it has). A state from before state_dict held
+        every attribute (last_epoch and base_lrs) loads as well."""
+        _check(isinstance(state, dict), f"{type(self).__name__}.load_state_dict expects a scheduler's state_dict, "
+                                        f"got a {type(state).__name__}")
+        unknown = [k for k in state if k not in self.__dict__ or k in self._not_state]
+        _check(not unknown, f"{type(self).__name__}.load_state_dict: unexpected key {unknown[:1]}: a state of "
+                            "another scheduler?")
+        self.__dict__.update({k: _plain(v) for k, v in state.items()})
+        if "_last_lr" not in state:
+            self._last_lr = self._current()
 
 
 class StepLR(LRScheduler):
-    """Per epoch: lr = base_lr · gamma^⌊epoch / step_size⌋."""
+    """lr × gamma every step_size epochs: lr = base_lr · gamma^⌊epoch / step_size⌋."""
 
-    def __init__(self, optimizer, step_size, gamma=0.1):
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
         _check(int(step_size) >= 1, f"StepLR: step_size must be >= 1, got {step_size}")
         self.step_size, self.gamma = int(step_size), gamma
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
+            return self._current()
+        return [lr * self.gamma for lr in self._current()]
 
     def lr_at(self, epoch):
         return [base * self.gamma ** (epoch // self.step_size) for base in self.base_lrs]
@@ -64,12 +103,24 @@ class StepLR(LRScheduler):
 class CosineAnnealingLR(LRScheduler):
     """Per epoch (or per step, with T_max counted in steps):
     lr = eta_min + (base_lr - eta_min)(1 + cos(π·epoch / T_max)) / 2, which rises again after T_max
-    as PyTorch's does."""
+    as PyTorch's does; a step takes the ratio of successive values of that to the current lr."""
 
-    def __init__(self, optimizer, T_max, eta_min=0.0):
+    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
         _check(T_max > 0, f"CosineAnnealingLR: T_max must be positive, got {T_max}")
         self.T_max, self.eta_min = T_max, eta_min
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        e, T, low = self.last_epoch, self.T_max, self.eta_min
+        if self._is_initial:
+            return self._current()
+        if self._step_count == 1 and e > 0:
+            return self.lr_at(e)
+        if (e - 1 - T) % (2 * T) == 0:  # the bottom, where the ratio would divide by zero
+            return [lr + (base - low) * (1 - math.cos(math.pi / T)) / 2 for lr, base in zip(self._current(),
+                                                                                            self.base_lrs)]
+        return [(1 + math.cos(math.pi * e / T)) / (1 + math.cos(math.pi * (e - 1) / T)) * (lr - low) + low
+                for lr in self._current()]
 
     def lr_at(self, epoch):
         c = (1 + math.cos(math.pi * epoch / self.T_max)) / 2
@@ -77,16 +128,17 @@ class CosineAnnealingLR(LRScheduler):
 
 
 class OneCycleLR(LRScheduler):
-    """Per step (batch), as torch.optim.lr_scheduler.OneCycleLR (two phases; total_steps, or epochs ×
-    steps_per_epoch): the lr anneals from
-    max_lr/div_factor up to max_lr over the first pct_start of total_steps, then down to
-    max_lr/div_factor/final_div_factor. With cycle_momentum (PyTorch's default) the momentum (or Adam's
-    β₁) moves the opposite way between max_momentum and base_momentum. Stepping past total_steps
-    raises ValueError."""
+    """Per step (batch), as torch.optim.lr_scheduler.OneCycleLR (total_steps, or epochs × steps_per_epoch):
+    the lr anneals from max_lr/div_factor up to max_lr over the first pct_start of total_steps, then down
+    to max_lr/div_factor/final_div_factor; with three_phase, down to max_lr/div_factor over as many steps
+    again, then to the minimum. With cycle_momentum (PyTorch's default) the momentum (or Adam's β₁) moves
+    the opposite way between max_momentum and base_momentum. Stepping past total_steps raises ValueError."""
 
     def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
                  anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95, div_factor=25.0,
-                 final_div_factor=1e4):
+                 final_div_factor=1e4, three_phase=False, last_epoch=-1):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"OneCycleLR: expected an Optimizer, got {type(optimizer).__name__}")
         groups = optimizer.param_groups
         if total_steps is None:
             _check(isinstance(epochs, int) and isinstance(steps_per_epoch, int) and epochs > 0 and steps_per_epoch > 0,
@@ -98,19 +150,34 @@ class OneCycleLR(LRScheduler):
         _check(anneal_strategy in ("cos", "linear"),
                f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
         self.total_steps, self.anneal_strategy, self.cycle_momentum = total_steps, anneal_strategy, cycle_momentum
-        self.phase_ends = [float(pct_start * total_steps) - 1, total_steps - 1]
-        max_lrs = self._per_group(max_lr, groups, "max_lr")
-        for group, top in zip(groups, max_lrs):
-            group["initial_lr"], group["max_lr"] = top / div_factor, top
-            group["min_lr"] = group["initial_lr"] / final_div_factor
+        # (last step of the phase, lr from, lr to, momentum from, momentum to), as PyTorch's _schedule_phases
+        warm = dict(end_step=float(pct_start * total_steps) - 1, start_lr="initial_lr", end_lr="max_lr",
+                    start_momentum="max_momentum", end_momentum="base_momentum")
+        if three_phase:
+            self._schedule_phases = [
+                warm,
+                dict(end_step=float(2 * pct_start * total_steps) - 2, start_lr="max_lr", end_lr="initial_lr",
+                     start_momentum="base_momentum", end_momentum="max_momentum"),
+                dict(end_step=total_steps - 1, start_lr="initial_lr", end_lr="min_lr",
+                     start_momentum="max_momentum", end_momentum="max_momentum")]
+        else:
+            self._schedule_phases = [
+                warm,
+                dict(end_step=total_steps - 1, start_lr="max_lr", end_lr="min_lr",
+                     start_momentum="base_momentum", end_momentum="max_momentum")]
+        if last_epoch == -1:  # resuming, the optimizer's groups already hold these
+            for group, top in zip(groups, self._per_group(max_lr, groups, "max_lr")):
+                group["initial_lr"], group["max_lr"] = top / div_factor, top
+                group["min_lr"] = group["initial_lr"] / final_div_factor
         if cycle_momentum:
             _check("momentum" in optimizer.defaults or "betas" in optimizer.defaults,
                    f"OneCycleLR: cycle_momentum needs an optimizer with momentum or betas, not "
                    f"{type(optimizer).__name__} (pass cycle_momentum=False)")
-            for group, low, high in zip(groups, self._per_group(base_momentum, groups, "base_momentum"),
-                                        self._per_group(max_momentum, groups, "max_momentum")):
-                group["base_momentum"], group["max_momentum"] = low, high
-        super().__init__(optimizer)
+            if last_epoch == -1:
+                for group, low, high in zip(groups, self._per_group(base_momentum, groups, "base_momentum"),
+                                            self._per_group(max_momentum, groups, "max_momentum")):
+                    group["base_momentum"], group["max_momentum"] = low, high
+        super().__init__(optimizer, last_epoch)
 
     @staticmethod
     def _per_group(value, groups, name):
@@ -124,26 +191,26 @@ class OneCycleLR(LRScheduler):
         return (end - start) * pct + start
 
     def _phase(self, epoch):
-        """(pct through the phase, rising) — rising for the warm-up phase, falling for the rest."""
+        """(the phase that step `epoch` lies in, the fraction of it done)."""
         if epoch > self.total_steps:
             raise ValueError(f"OneCycleLR: tried to step {epoch} times, but total_steps is {self.total_steps}")
-        first = epoch <= self.phase_ends[0]
-        start, end = (0.0, self.phase_ends[0]) if first else self.phase_ends
-        return (epoch - start) / (end - start), first
+        start = 0.0
+        for i, phase in enumerate(self._schedule_phases):
+            if epoch <= phase["end_step"] or i == len(self._schedule_phases) - 1:
+                return phase, (epoch - start) / (phase["end_step"] - start)
+            start = phase["end_step"]
 
     def lr_at(self, epoch):
-        pct, rising = self._phase(epoch)
-        keys = ("initial_lr", "max_lr") if rising else ("max_lr", "min_lr")
-        return [self._anneal(g[keys[0]], g[keys[1]], pct) for g in self.optimizer.param_groups]
+        phase, pct = self._phase(epoch)
+        return [self._anneal(g[phase["start_lr"]], g[phase["end_lr"]], pct) for g in self.optimizer.param_groups]
 
-    def _apply(self):
-        super()._apply()
+    def _set(self, lrs):
+        super()._set(lrs)
         if not self.cycle_momentum:
             return
-        pct, rising = self._phase(self.last_epoch)
-        keys = ("max_momentum", "base_momentum") if rising else ("base_momentum", "max_momentum")
+        phase, pct = self._phase(self.last_epoch)
         for g in self.optimizer.param_groups:
-            momentum = self._anneal(g[keys[0]], g[keys[1]], pct)
+            momentum = self._anneal(g[phase["start_momentum"]], g[phase["end_momentum"]], pct)
             if "betas" in g:
                 g["betas"] = (momentum, *g["betas"][1:])
             else:
@@ -152,9 +219,11 @@ class OneCycleLR(LRScheduler):
 
 class LinearWarmup(LRScheduler):
     """Per step: lr = base_lr·(step + 1)/warmup_steps for the first warmup_steps steps (so the first
-    update already moves), then `after`'s schedule with its count restarted at 0 (base_lr if after is
-    None). The same as PyTorch's SequentialLR([LinearLR(opt, 1/warmup_steps, total_iters=warmup_steps-1),
-    after], milestones=[warmup_steps]). Build `after` first, on the same optimizer, and step only this."""
+    update already moves), then `after`'s schedule restarted at 0 (base_lr if after is None). The same
+    as PyTorch's SequentialLR([LinearLR(opt, 1/warmup_steps, total_iters=warmup_steps-1), after],
+    milestones=[warmup_steps]). Build `after` first, on the same optimizer, and step only this."""
+
+    _not_state = ("optimizer", "after")
 
     def __init__(self, optimizer, warmup_steps, after=None):
         _check(int(warmup_steps) >= 1, f"LinearWarmup: warmup_steps must be >= 1, got {warmup_steps}")
@@ -169,12 +238,16 @@ class LinearWarmup(LRScheduler):
             return list(self.base_lrs)
         return self.after.lr_at(epoch - self.warmup_steps)
 
-    def _apply(self):
+    def step(self):
+        self._step_count += 1
+        self.last_epoch += 1
         if self.after is None or self.last_epoch < self.warmup_steps:
-            super()._apply()
+            self._set(self.lr_at(self.last_epoch))
             return
-        self.after.last_epoch = self.last_epoch - self.warmup_steps
-        self.after._apply()
+        if self.last_epoch == self.warmup_steps:
+            self.after._restart()
+        else:
+            self.after.step()
         self._last_lr = self.after.get_last_lr()
 
     def state_dict(self):
@@ -186,26 +259,34 @@ class LinearWarmup(LRScheduler):
     def load_state_dict(self, state):
         if self.after is not None:
             self.after.load_state_dict(state["after"])
-        super().load_state_dict(state)
+        super().load_state_dict({k: v for k, v in state.items() if k != "after"})
 
 
 class MultiStepLR(LRScheduler):
-    """lr = base_lr · gamma^(number of milestones <= epoch), a milestone listed twice counting twice."""
+    """lr × gamma at each milestone (twice at a milestone listed twice):
+    lr = base_lr · gamma^(number of milestones <= epoch)."""
 
-    def __init__(self, optimizer, milestones, gamma=0.1):
+    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
         self.milestones, self.gamma = sorted(int(m) for m in milestones), gamma
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        times = self.milestones.count(self.last_epoch)
+        return [lr * self.gamma ** times for lr in self._current()] if times else self._current()
 
     def lr_at(self, epoch):
         return [base * self.gamma ** bisect.bisect_right(self.milestones, epoch) for base in self.base_lrs]
 
 
 class ExponentialLR(LRScheduler):
-    """lr = base_lr · gamma^epoch."""
+    """lr × gamma every epoch: lr = base_lr · gamma^epoch."""
 
-    def __init__(self, optimizer, gamma):
+    def __init__(self, optimizer, gamma, last_epoch=-1):
         self.gamma = gamma
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        return self._current() if self._is_initial else [lr * self.gamma for lr in self._current()]
 
     def lr_at(self, epoch):
         return [base * self.gamma ** epoch for base in self.base_lrs]
@@ -213,14 +294,23 @@ class ExponentialLR(LRScheduler):
 
 class LinearLR(LRScheduler):
     """lr = base_lr · f, with f moving linearly from start_factor to end_factor over total_iters steps,
-    then staying at end_factor."""
+    then staying at end_factor; a step multiplies the current lr by the ratio of successive f."""
 
-    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5):
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
         _check(0 < start_factor <= 1 and 0 <= end_factor <= 1,
                f"LinearLR: start_factor must lie in (0, 1] and end_factor in [0, 1], got {start_factor}, {end_factor}")
         _check(int(total_iters) >= 1, f"LinearLR: total_iters must be >= 1, got {total_iters}")
         self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, int(total_iters)
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        start, end, e = self.start_factor, self.end_factor, self.last_epoch
+        if e == 0:
+            return [lr * start for lr in self._current()]
+        if self._is_initial or e > self.total_iters:
+            return self._current()
+        return [lr * (1.0 + (end - start) / (self.total_iters * start + (e - 1) * (end - start)))
+                for lr in self._current()]
 
     def lr_at(self, epoch):
         f = self.start_factor + (self.end_factor - self.start_factor) * min(epoch, self.total_iters) / self.total_iters
@@ -231,12 +321,14 @@ class LambdaLR(LRScheduler):
     """lr = base_lr · lr_lambda(epoch), with one function for all groups or one per group. The functions
     are not part of state_dict (they are code), as in PyTorch."""
 
-    def __init__(self, optimizer, lr_lambda):
+    _not_state = ("optimizer", "lr_lambdas")
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
         groups = optimizer.param_groups
         self.lr_lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * len(groups)
         _check(len(self.lr_lambdas) == len(groups),
                f"LambdaLR: {len(self.lr_lambdas)} functions for {len(groups)} parameter groups")
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
 
     def lr_at(self, epoch):
         return [base * fn(epoch) for base, fn in zip(self.base_lrs, self.lr_lambdas)]
