@@ -791,3 +791,15 @@ def test_tensor_dataset_refuses_tensors_of_different_lengths():
     with pytest.raises(ValueError, match="different lengths"):
         TensorDataset(np.zeros(3), np.zeros(4))
 
+
+
+def test_mnist_dataset_gives_standardised_image_tensors_and_int64_labels(dataset):
+    """utils.data.MNIST, kept for code written against it, gives what vision's MNIST gives through
+    ToTensor() and Normalize() (and a DataLoader batches it by whole-array indexing)."""
+    from tinygrad_mnist.data import MNIST_MEAN, MNIST_STD
+    from tinygrad_mnist.utils.data import MNIST
+    train, test = MNIST(dataset, train=True), MNIST(dataset, train=False, normalize=False)
+    images, labels = train[0:4]
+    assert images.shape == (4, 1, 28, 28) and images.dtype == np.float32 and labels.dtype == np.int64
+    assert len(train) == 600 and len(test) == 200 and float(test.tensors[0].max()) <= 1.0
+    np.testing.assert_allclose(float(images.min()), -MNIST_MEAN / MNIST_STD, rtol=1e-6)

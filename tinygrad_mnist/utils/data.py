@@ -14,9 +14,10 @@ import numpy as np
 
 from .. import backend
 from ..creation import as_tensor
+from ..data import FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST_MEAN, MNIST_STD, load_dataset, standardize, to_float
 from ..tensor import Tensor, stack
 
-__all__ = ["Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "Sampler",
+__all__ = ["Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "MNIST", "Sampler",
            "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "WeightedRandomSampler", "BatchSampler",
            "default_collate", "default_convert", "get_worker_info", "DataLoader"]
 
@@ -67,6 +68,24 @@ class TensorDataset(Dataset):
         if type(self).__getitem__ is not TensorDataset.__getitem__ or any(t.requires_grad for t in self.tensors):
             return None
         return self.tensors
+
+
+class MNIST(TensorDataset):
+    """One split of MNIST (or Fashion-MNIST, with name=) as a TensorDataset of images (N, 1, 28, 28)
+    float32 and labels (N,) int64: the tensors torchvision's MNIST gives through ToTensor() (pixels in
+    [0, 1]) and, with normalize=True (the default), Normalize((0.1307,), (0.3081,)). The files are found
+    or downloaded as load_dataset does (`root` is its data_dir). Kept for code written against it;
+    `vision.datasets.MNIST` is torchvision's, with its transforms and its root/MNIST/raw layout."""
+
+    def __init__(self, root=None, train=True, download=True, normalize=True, name="mnist"):
+        ds = load_dataset(name, data_dir=root, download=download)
+        images, labels = (ds.train_images, ds.train_labels) if train else (ds.test_images, ds.test_labels)
+        x = to_float(images)[:, None]
+        if normalize:
+            mean, std = (MNIST_MEAN, MNIST_STD) if name == "mnist" else (FASHION_MNIST_MEAN, FASHION_MNIST_STD)
+            x = standardize(x, mean, std)
+        super().__init__(x, labels)
+        self.classes, self.train, self.root = list(ds.class_names), train, ds.source_dir
 
 
 class Subset(Dataset):
