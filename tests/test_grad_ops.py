@@ -430,9 +430,13 @@ def composite_products(draw, device):
 
 
 def composite_rounding_has_gradient_zero(draw, device):
-    # floor(a) · a has the gradient floor(a): floor's own is 0 (the random values are never whole numbers).
+    # floor(a) · a has the gradient floor(a): floor's own is 0. The values sit at k/10 + 0.03, at least 0.02
+    # from every step of the rounding functions (whole numbers, and round(decimals=1)'s k/10 + 0.05), so the
+    # central differences never straddle one.
     name = draw(st.sampled_from(["floor", "ceil", "round", "trunc", "sign"]))
-    return lambda a: getattr(a, name)() * a + a.round(decimals=1), [leaf(values(draw, shape(draw)), device)]
+    x = values(draw, shape(draw))
+    x = np.floor(x * 10) / 10 + 0.03
+    return lambda a: getattr(a, name)() * a + a.round(decimals=1), [leaf(x, device)]
 
 
 def composite_flip_tril_triu(draw, device):
