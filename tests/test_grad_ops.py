@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import tinygrad_mnist.functional as F
 from tinygrad_mnist import OPS, Tensor, gradcheck, manual_seed
 
-from strategies import conv2d_settings
+from strategies import conv2d_settings, conv_transpose2d_settings
 
 EXAMPLES = 100
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -333,6 +333,27 @@ def case_avgpool2d(draw, device):
     include, ceil_mode = draw(st.booleans()), draw(st.booleans())
     return (lambda x: F.avg_pool2d(x, kernel, stride, padding, ceil_mode=ceil_mode, count_include_pad=include),
             [leaf(values(draw, (n, c, h, w)), device)])
+
+
+def case_binarycrossentropy(draw, device):
+    n = shape(draw)
+    x = leaf(values(draw, n, 0.05, 0.95), device)  # away from 0 and 1, where the logs are clamped
+    y = values(draw, n, 0.0, 1.0)
+    reduction = draw(st.sampled_from(["mean", "sum", "none"]))
+    weight = Tensor(values(draw, n[-1:], 0.5, 2.0), device=device) if draw(st.booleans()) else None
+    if draw(st.booleans()):  # the target's gradient too
+        return lambda x, y: F.binary_cross_entropy(x, y, weight, reduction), [x, leaf(y, device)]
+    return lambda x: F.binary_cross_entropy(x, Tensor(y, device=device), weight, reduction), [x]
+
+
+def case_convtranspose2d(draw, device):
+    n, c, h, w = image_batch(draw, device, max_side=4, max_channels=4)
+    w_shape, options = conv_transpose2d_settings(draw, c, h, w)
+    x, weight = leaf(values(draw, (n, c, h, w)), device), leaf(values(draw, w_shape), device)
+    if draw(st.booleans()):
+        bias = leaf(values(draw, (w_shape[1] * options["groups"],)), device)
+        return lambda x, k, b: F.conv_transpose2d(x, k, b, **options), [x, weight, bias]
+    return lambda x, k: F.conv_transpose2d(x, k, **options), [x, weight]
 
 
 CASES = {name[len("case_"):]: fn for name, fn in list(globals().items()) if name.startswith("case_")}

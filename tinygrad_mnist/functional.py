@@ -1,4 +1,6 @@
 """The functional API (`import tinygrad_mnist.functional as F`): checks arguments, then applies ops."""
+import numpy as np
+
 from . import backend, ops
 from .tensor import Tensor, no_grad, stack, where
 
@@ -389,3 +391,82 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
                 rv *= 1 - momentum
                 rv += momentum * stats["var"] * (count / (count - 1))
     return out
+
+
+def _target(input, target):
+    """target as a Tensor of input's dtype and device (a NumPy array or a list is accepted too)."""
+    return target if isinstance(target, Tensor) else Tensor(target, dtype=input.dtype, device=input.device)
+
+
+def _same_size(name, input, target):
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"{name}: target size {tuple(target.shape)} differs from input size {tuple(input.shape)}; "
+                         "give a target of the input's shape")
+
+
+def _weighted(name, losses, weight):
+    """losses · weight, the weight broadcast to the losses' shape (and not beyond it)."""
+    if weight is None:
+        return losses
+    weight = _target(losses, weight)
+    if np.broadcast_shapes(weight.shape, losses.shape) != losses.shape:
+        raise ValueError(f"{name}: weight of shape {tuple(weight.shape)} does not broadcast to the losses' shape "
+                         f"{tuple(losses.shape)}")
+    return losses * weight
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    """-w (y ln x + (1-y) ln(1-x)) for probabilities x and targets y in [0, 1] of one shape, each log clamped
+    at -100 (as PyTorch, so x = 0 or 1 gives a finite loss), averaged, summed or per element."""
+    target = _target(input, target)
+    _same_size("binary_cross_entropy", input, target)
+    for name, t in (("input", input), ("target", target)):
+        if not bool(((t.data >= 0) & (t.data <= 1)).all()):
+            raise RuntimeError(f"binary_cross_entropy: all elements of {name} should be between 0 and 1; for "
+                               "logits use binary_cross_entropy_with_logits")
+    return _reduce("binary_cross_entropy", _weighted("binary_cross_entropy", ops.BinaryCrossEntropy.apply(
+        input, target), weight), reduction)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """The transposed convolution of input (N, C_in, H, W) with weight (C_in, C_out/groups, kh, kw), as
+    torch.nn.functional.conv_transpose2d: the gradient of conv2d with respect to its input, an output of
+    (H-1)·stride - 2·padding + dilation·(kh-1) + output_padding + 1 rows (and so for the columns);
+    stride, padding, output_padding and dilation an int or a (rows, columns) pair."""
+    x = input
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError(f"conv_transpose2d: expected input (N, C_in, H, W) and weight (C_in, C_out/groups, kh, kw), "
+                         f"got {tuple(x.shape)} and {tuple(weight.shape)}")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"conv_transpose2d: groups must be a positive integer, got {groups!r}")
+    if isinstance(padding, str):
+        raise ValueError(f"conv_transpose2d: padding={padding!r}: give the padding as numbers (PyTorch takes no "
+                         "string here either)")
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    output_padding, dilation = _pair(output_padding, "output_padding"), _pair(dilation, "dilation")
+    if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0 or min(output_padding) < 0:
+        raise ValueError(f"conv_transpose2d: stride and dilation must be >= 1 and padding and output_padding >= 0, "
+                         f"got stride={stride} dilation={dilation} padding={padding} output_padding={output_padding}")
+    for op, s, d in zip(output_padding, stride, dilation):
+        if op >= s and op >= d:
+            raise ValueError(f"conv_transpose2d: output padding must be smaller than either stride or dilation, got "
+                             f"output_padding={output_padding} stride={stride} dilation={dilation}")
+    c_in, per_group, kh, kw = weight.shape
+    if x.shape[1] != c_in:
+        raise ValueError(f"conv_transpose2d: weight {tuple(weight.shape)} expects input with {c_in} channels, but got "
+                         f"{x.shape[1]} channels (input {tuple(x.shape)})")
+    if c_in % groups:
+        raise ValueError(f"conv_transpose2d: given groups={groups}, expected weight {tuple(weight.shape)} to have a "
+                         f"number of input channels divisible by {groups}")
+    c_out = per_group * groups
+    if bias is not None and tuple(bias.shape) != (c_out,):
+        raise ValueError(f"conv_transpose2d: bias of shape {tuple(bias.shape)} for {c_out} output channels: "
+                         f"expected ({c_out},)")
+    size = [(side - 1) * s - 2 * p + d * (k - 1) + op + 1
+            for side, s, p, d, k, op in zip(x.shape[2:], stride, padding, dilation, (kh, kw), output_padding)]
+    if min(size) < 1:
+        raise ValueError(f"conv_transpose2d: the output would be {size[0]}x{size[1]} for input {tuple(x.shape)}: "
+                         "lower the padding")
+    biases = [bias] if bias is not None else []
+    return ops.ConvTranspose2d.apply(x, weight, *biases, stride=stride, padding=padding, output_padding=output_padding,
+                                     dilation=dilation, groups=groups)
