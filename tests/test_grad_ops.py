@@ -427,6 +427,21 @@ def composite_layer_norm_and_adaptive_pool(draw, device):
     return lambda x, w, b: F.adaptive_avg_pool2d(F.layer_norm(x, 4, w, b), size), [leaf(x, device), w, b]
 
 
+def composite_losses_beyond_classification(draw, device):
+    n = shape(draw, min_dims=2, max_dims=2, max_side=3)
+    z, y = leaf(values(draw, n, -4.0, 4.0), device), leaf(values(draw, n, 0.0, 1.0), device)
+    reduction = draw(st.sampled_from(["mean", "sum", "none"]))
+    pos_weight = Tensor(values(draw, n[-1:], 0.5, 3.0), device=device)
+    other = leaf(z.numpy() + away_from_zero(draw, n, gap=0.1) * 1.3, device)  # |z - other| away from 0 and 1
+
+    def fn(z, y, other):
+        return (F.binary_cross_entropy_with_logits(z, y, reduction=reduction, pos_weight=pos_weight)
+                + F.smooth_l1_loss(z, other, reduction, beta=0.5) + F.huber_loss(z, other, reduction, delta=1.2)
+                + F.kl_div(F.log_softmax(z, 1), F.softmax(other, 1), "batchmean")
+                + F.kl_div(z * 0.3, other * 0.3, "sum", log_target=True))
+    return fn, [z, y, other]
+
+
 COMPOSITES = {name[len("composite_"):]: fn for name, fn in list(globals().items()) if name.startswith("composite_")}
 
 

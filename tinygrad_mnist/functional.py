@@ -1,8 +1,11 @@
 """The functional API (`import tinygrad_mnist.functional as F`): checks arguments, then applies ops."""
+import warnings
+
 import numpy as np
 
 from . import backend, ops
 from .tensor import Tensor, no_grad, stack, where
+from .tensor import minimum
 
 
 def _square(value, name):
@@ -470,3 +473,72 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     biases = [bias] if bias is not None else []
     return ops.ConvTranspose2d.apply(x, weight, *biases, stride=stride, padding=padding, output_padding=output_padding,
                                      dilation=dilation, groups=groups)
+
+
+def logsigmoid(input):
+    """ln σ(x) = min(x, 0) - ln(1 + e^-|x|): no exponential of a positive number, so it never overflows;
+    its gradient is σ(-x) everywhere (at 0 the minimum's tie gives ½, and |x| gives 0)."""
+    return minimum(input, 0.0) - ((-input.abs()).exp() + 1).log()
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+    """binary_cross_entropy(sigmoid(x), y) in the stable form (1-y) x - (1 + (p-1) y) ln σ(x), with p the
+    pos_weight (broadcast along the last axis: one per class) or 1; the gradient is σ(x)(1 + (p-1)y) - p y."""
+    target = _target(input, target)
+    _same_size("binary_cross_entropy_with_logits", input, target)
+    log_p = logsigmoid(input)
+    if pos_weight is None:
+        losses = (1 - target) * input - log_p
+    else:
+        losses = (1 - target) * input - ((_target(input, pos_weight) - 1) * target + 1) * log_p
+    return _reduce("binary_cross_entropy_with_logits", _weighted("binary_cross_entropy_with_logits", losses, weight),
+                   reduction)
+
+
+def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+    """½ d² / β where |d| < β, else |d| - ½ β, for d = input - target; β = 0 is l1_loss (as PyTorch)."""
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
+    if beta == 0:
+        return l1_loss(input, target, reduction)
+    d = input - target
+    size = d.abs()
+    return _reduce("smooth_l1_loss", where(size < beta, d * d * (0.5 / beta), size - 0.5 * beta), reduction)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    """½ d² where |d| < δ, else δ (|d| - ½ δ), for d = input - target: smooth_l1_loss with β = δ, times δ;
+    `weight` (the input's shape) scales each element before the reduction."""
+    if delta <= 0:
+        raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
+    if weight is not None and tuple(weight.shape) != tuple(input.shape):
+        raise ValueError(f"huber_loss: weight of shape {tuple(weight.shape)} must have the input's shape "
+                         f"{tuple(input.shape)}")
+    d = input - target
+    size = d.abs()
+    losses = where(size < delta, d * d * 0.5, (size - 0.5 * delta) * delta)
+    return _reduce("huber_loss", _weighted("huber_loss", losses, weight), reduction)
+
+
+def _xlogy(x, y):
+    """x ln y, and 0 where x = 0 (also where y = 0 there, as torch.xlogy)."""
+    zero = x.data == 0
+    return where(zero, 0.0, x * where(zero, 1.0, y).log())
+
+
+def kl_div(input, target, reduction="mean", log_target=False):
+    """Σ y (ln y - x) for log-probabilities x and probabilities y (log-probabilities with log_target), 0 where
+    y = 0. As PyTorch: 'mean' divides by the number of elements (and warns), 'batchmean' by the batch size
+    (the KL divergence per sample), 'sum' and 'none' as in the other losses."""
+    if reduction not in REDUCTIONS + ("batchmean",):
+        raise ValueError(f"kl_div: reduction must be one of {', '.join(map(repr, REDUCTIONS + ('batchmean',)))}, "
+                         f"got {reduction!r}")
+    target = _target(input, target)
+    losses = target.exp() * (target - input) if log_target else _xlogy(target, target) - target * input
+    if reduction == "batchmean":
+        return losses.sum() / input.shape[0] if input.ndim else losses.sum()
+    if reduction == "mean":
+        warnings.warn("kl_div: reduction='mean' divides the total loss by both the batch size and the support size; "
+                      "'batchmean' divides only by the batch size, as the KL divergence's definition does",
+                      UserWarning, stacklevel=2)
+    return _reduce("kl_div", losses, reduction)
