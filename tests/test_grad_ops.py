@@ -442,6 +442,17 @@ def composite_losses_beyond_classification(draw, device):
     return fn, [z, y, other]
 
 
+def composite_activations_beyond_relu(draw, device):
+    x = values(draw, shape(draw), -5.0, 5.0)
+    kinks = np.array([-3.0, -1.0, 0.0, 1.0, 3.0, 6.0])
+    near = np.abs(x[..., None] - kinks).min(-1) < 0.05
+    x = np.where(near, x + 0.1, x)  # no kink of hardtanh, relu6, hardswish, prelu within the step
+    slope = leaf(values(draw, (1,), 0.1, 0.5), device)
+    return (lambda a, w: F.hardtanh(a) + F.relu6(a * 2) + F.selu(a) + F.celu(a, 0.5) + F.logsigmoid(a)
+            + F.softmin(a, -1) + F.mish(a) + F.hardswish(a) + F.softsign(a) + F.prelu(a, w),
+            [leaf(x, device), slope])
+
+
 COMPOSITES = {name[len("composite_"):]: fn for name, fn in list(globals().items()) if name.startswith("composite_")}
 
 

@@ -158,3 +158,64 @@ def test_kl_div_with_mean_reduction_warns_as_torch_does():
 def test_wrong_loss_arguments_raise_one_clear_error(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def _activation_cases():
+    """(name, ours, theirs, arrays, indices of the arrays that take no gradient): every kink."""
+    return [
+        ("hardtanh", lambda a: F.hardtanh(a, -2.0, 3.0), lambda a: TF.hardtanh(a, -2.0, 3.0), [edges], ()),
+        ("relu6", F.relu6, TF.relu6, [edges], ()),
+        ("selu", F.selu, TF.selu, [edges], ()),
+        ("celu", lambda a: F.celu(a, 0.5), lambda a: TF.celu(a, 0.5), [edges], ()),  # see docs/FROM_PYTORCH.md
+        ("logsigmoid", F.logsigmoid, TF.logsigmoid, [edges], ()),
+        ("softmin", lambda a: F.softmin(a, 0), lambda a: TF.softmin(a, 0), [x35], ()),
+        ("mish", F.mish, TF.mish, [edges], ()),
+        ("hardswish", F.hardswish, TF.hardswish, [edges], ()),
+        ("softsign", F.softsign, TF.softsign, [edges], ()),
+        ("prelu-per-channel", F.prelu, TF.prelu, [img, random_array(8, (6,), -0.5, 0.5)], ()),
+        ("prelu-one", F.prelu, TF.prelu, [edges, np.array([0.25])], ()),
+    ]
+
+
+ACTIVATION_CASES = _activation_cases()
+
+
+@needs_torch
+@pytest.mark.parametrize("name, ours, theirs, arrays, constants", ACTIVATION_CASES,
+                         ids=[c[0] for c in ACTIVATION_CASES])
+def test_activation_matches_torch(name, ours, theirs, arrays, constants):
+    assert_matches_torch(ours, theirs, arrays, constants)
+
+
+def activation_modules():
+    """(our module, PyTorch's, input shape) for each new activation module."""
+    T = torch.nn
+    return [
+        (nn.PReLU(6), T.PReLU(6), (2, 6, 3, 3)),
+        (nn.PReLU(), T.PReLU(), (4, 5)),
+        (nn.Hardtanh(-0.5, 2.0), T.Hardtanh(-0.5, 2.0), (4, 5)),
+        (nn.ReLU6(), T.ReLU6(), (4, 5)),
+        (nn.SELU(), T.SELU(), (4, 5)),
+        (nn.CELU(2.0), T.CELU(2.0), (4, 5)),
+        (nn.LogSigmoid(), T.LogSigmoid(), (4, 5)),
+        (nn.Softmin(dim=1), T.Softmin(dim=1), (4, 5)),
+        (nn.Mish(), T.Mish(), (4, 5)),
+        (nn.Hardswish(), T.Hardswish(), (4, 5)),
+        (nn.Softsign(), T.Softsign(), (4, 5)),
+    ]
+
+
+@needs_torch
+def test_activation_modules_load_torch_state_dicts_print_alike_and_compute_the_same():
+    for seed, (ours, theirs, shape) in enumerate(activation_modules()):
+        assert_module_matches_torch(ours, theirs, shape, seed)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: F.celu(image(2), 0.0), ValueError, "alpha must not be 0"),
+    (lambda: F.hardtanh(image(2), 1.0, -1.0), ValueError, "cannot be greater"),
+    (lambda: F.prelu(image(2, 3, 4), Tensor(np.ones(2))), ValueError, "2 parameters for an input of 3 channels"),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_wrong_activation_arguments_raise_one_clear_error(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

@@ -542,3 +542,61 @@ def kl_div(input, target, reduction="mean", log_target=False):
                       "'batchmean' divides only by the batch size, as the KL divergence's definition does",
                       UserWarning, stacklevel=2)
     return _reduce("kl_div", losses, reduction)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """x limited to [min_val, max_val]; the gradient is 1 strictly inside and 0 from each bound on, as
+    PyTorch's (clamp passes it at the bounds)."""
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+    return where(input.data <= min_val, min_val, where(input.data >= max_val, max_val, input))
+
+
+def relu6(input, inplace=False):
+    return hardtanh(input, 0.0, 6.0)
+
+
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def selu(input, inplace=False):
+    """scale · elu(x, α) with Klambauer et al.'s α and scale (the self-normalising ones)."""
+    return elu(input, SELU_ALPHA) * SELU_SCALE
+
+
+def celu(input, alpha=1.0, inplace=False):
+    """x for x > 0, else α(e^(x/α) - 1): elu with a slope of 1 at 0 whatever α."""
+    if alpha == 0:
+        raise ValueError("celu: alpha must not be 0 (it divides x)")
+    return where(input > 0, input, ((input.clamp(max=0) * (1.0 / alpha)).exp() - 1) * alpha)
+
+
+def softmin(input, dim=None, _stacklevel=3, dtype=None):
+    """softmax(-x) along dim."""
+    return softmax(-input, dim, dtype)
+
+
+def mish(input, inplace=False):
+    """x tanh(softplus(x)) (Misra, 2019)."""
+    return input * softplus(input).tanh()
+
+
+def hardswish(input, inplace=False):
+    """0 up to -3, x (x + 3) / 6 between, x from 3 on; at -3 and 3 the gradient is that of the outer pieces
+    (0 and 1), as PyTorch's."""
+    return where(input.data <= -3, 0.0, where(input.data >= 3, input, input * (input + 3) / 6))
+
+
+def softsign(input):
+    return input / (input.abs() + 1)
+
+
+def prelu(input, weight):
+    """x for x > 0, else a·x, with one learnt slope a, or one per channel (axis 1)."""
+    if weight.numel() == 1:
+        return where(input > 0, input, input * weight.reshape(()))
+    channels = input.shape[1] if input.ndim > 1 else 1
+    if weight.ndim != 1 or weight.shape[0] != channels:
+        raise ValueError(f"prelu: {weight.numel()} parameters for an input of {channels} channels "
+                         f"(shape {tuple(input.shape)}): give 1 or one per channel")
+    return where(input > 0, input, input * weight.reshape((1, channels) + (1,) * (input.ndim - 2)))
