@@ -453,6 +453,31 @@ def composite_activations_beyond_relu(draw, device):
             [leaf(x, device), slope])
 
 
+def composite_interpolate(draw, device):
+    n, c, h, w = image_batch(draw, device, max_side=4)
+    mode = draw(st.sampled_from(["nearest", "nearest-exact", "bilinear", "area"]))
+    size = (draw(st.integers(1, 7)), draw(st.integers(1, 7)))
+    corners = {"align_corners": draw(st.booleans())} if mode == "bilinear" else {}
+    return lambda a: F.interpolate(a, size, mode=mode, **corners), [leaf(values(draw, (n, c, h, w)), device)]
+
+
+def composite_group_norm_and_normalize(draw, device):
+    x = values(draw, (2, 4, 1, 1))
+    weight, bias = leaf(values(draw, (4,)), device), leaf(values(draw, (4,)), device)
+    p = draw(st.sampled_from([1, 2, 3, float("inf")]))
+    return lambda x, w, b: F.normalize(F.group_norm(x, 2, w, b, eps=1e-3), p, dim=1), [leaf(x, device), weight, bias]
+
+
+def composite_embedding_and_cosine_similarity(draw, device):
+    # The padding row (2) gets no gradient by definition, while finite differences would see it: the rows
+    # picked here leave it out, and test_layers.py checks its gradient against PyTorch's.
+    index = np.asarray(draw(st.lists(st.sampled_from([0, 1, 3]), min_size=3, max_size=3)))
+
+    def fn(table):
+        return F.cosine_similarity(F.embedding(index, table, padding_idx=2), table[:1])  # broadcast against row 0
+    return fn, [leaf(values(draw, (4, 3)), device)]
+
+
 COMPOSITES = {name[len("composite_"):]: fn for name, fn in list(globals().items()) if name.startswith("composite_")}
 
 

@@ -1,4 +1,5 @@
 """The functional API (`import tinygrad_mnist.functional as F`): checks arguments, then applies ops."""
+import math
 import warnings
 
 import numpy as np
@@ -600,3 +601,198 @@ def prelu(input, weight):
         raise ValueError(f"prelu: {weight.numel()} parameters for an input of {channels} channels "
                          f"(shape {tuple(input.shape)}): give 1 or one per channel")
     return where(input > 0, input, input * weight.reshape((1, channels) + (1,) * (input.ndim - 2)))
+
+
+INTERPOLATE_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "area")
+
+
+def _interpolate_sizes(input, size, scale_factor, recompute_scale_factor):
+    """(output sizes, scale factors or None per axis) as torch.nn.functional.interpolate settles them."""
+    dims = input.ndim - 2
+    if size is not None and scale_factor is not None:
+        raise ValueError("interpolate: only one of size or scale_factor should be defined")
+    if size is None and scale_factor is None:
+        raise ValueError("interpolate: either size or scale_factor should be defined")
+    if size is not None:
+        if recompute_scale_factor:
+            raise ValueError("interpolate: recompute_scale_factor is not meaningful with an explicit size")
+        sizes = tuple(size) if isinstance(size, (tuple, list)) else (size,) * dims
+        if len(sizes) != dims:
+            raise ValueError(f"interpolate: size {size} for an input with {dims} spatial dimensions {input.shape[2:]}")
+        return tuple(int(s) for s in sizes), (None,) * dims
+    factors = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * dims
+    if len(factors) != dims:
+        raise ValueError(f"interpolate: scale_factor {scale_factor} for an input with {dims} spatial dimensions "
+                         f"{input.shape[2:]}")
+    sizes = tuple(int(math.floor(float(n) * float(f))) for n, f in zip(input.shape[2:], factors))
+    return sizes, ((None,) * dims if recompute_scale_factor else tuple(float(f) for f in factors))
+
+
+def _inverse_scale(dtype, side, out, factor):
+    """PyTorch's source-per-output-pixel step in `dtype`: 1 / scale_factor when one was given, else in / out."""
+    return dtype(1.0 / factor) if factor is not None and factor > 0 else dtype(side) / dtype(out)
+
+
+def _along(x, axis, index):
+    """x[..., index, ...] on `axis`: an integer gather whose gradient adds back into the rows it read."""
+    return x[(slice(None),) * axis + (index,)]
+
+
+def _nearest(x, axis, out, factor, exact):
+    """Nearest neighbours along one axis by PyTorch's rule, in float32: source floor(i · scale), or
+    floor((i + ½) · scale) for 'nearest-exact'; 2-D 'nearest' takes i itself, or i // 2, where the output is
+    as long as the input or twice as long, as PyTorch's 2-D kernel does. A whole-number enlargement is a
+    broadcast, not a gather."""
+    side = x.shape[axis]
+    i = np.arange(out)
+    scale = np.float32(_inverse_scale(x.dtype.type, side, out, factor))
+    if exact:
+        source = np.floor(((i + 0.5) * np.float64(scale)).astype(np.float32))  # floorf of a double, as PyTorch's
+    elif x.ndim == 4 and out in (side, 2 * side):
+        source = i * side // out
+    else:
+        source = np.floor(i.astype(np.float32) * scale)
+    source = np.minimum(source.astype(np.int64), side - 1)
+    if out == side and np.array_equal(source, i):
+        return x
+    if out % side == 0 and np.array_equal(source, i // (out // side)):
+        k = out // side
+        shape = x.shape[:axis + 1] + (1,) + x.shape[axis + 1:]
+        wide = shape[:axis + 1] + (k,) + shape[axis + 2:]
+        return x.reshape(shape).expand(*wide).reshape(x.shape[:axis] + (out,) + x.shape[axis + 1:])
+    return _along(x, axis, backend.get_array_module(x.data).asarray(source))
+
+
+def _linear(x, axis, out, factor, align_corners):
+    """Linear interpolation along one axis by PyTorch's rule: source (i + ½)·scale - ½ (at least 0), or
+    i·(in-1)/(out-1) with align_corners; the two neighbours weighted by the distance, in x's dtype."""
+    side = x.shape[axis]
+    if out == side:
+        return x
+    dtype = x.dtype.type
+    i = np.arange(out)
+    if align_corners:
+        scale = dtype(side - 1) / dtype(out - 1) if out > 1 else dtype(0)
+        real = scale * i.astype(dtype)
+    else:
+        scale = _inverse_scale(dtype, side, out, factor)
+        real = np.maximum(scale * (i.astype(dtype) + dtype(0.5)) - dtype(0.5), dtype(0))
+    lower = np.minimum(np.floor(real.astype(np.float32)).astype(np.int64), side - 1)  # floorf, as PyTorch's
+    upper = lower + (lower < side - 1)
+    right = np.clip(real - lower.astype(dtype), dtype(0), dtype(1))
+    xp = backend.get_array_module(x.data)
+    column = (-1,) + (1,) * (x.ndim - axis - 1)
+    right = Tensor._wrap(xp.asarray(right.reshape(column)))
+    return _along(x, axis, xp.asarray(lower)) * (1 - right) + _along(x, axis, xp.asarray(upper)) * right
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None, recompute_scale_factor=None,
+                antialias=False):
+    """input (N, C, d1, ...) resized to `size`, or scaled by `scale_factor`, as torch.nn.functional.interpolate:
+    'nearest' and 'nearest-exact' (any number of spatial axes), 'linear' (3-D) and 'bilinear' (4-D) with
+    align_corners, 'area' (4-D: adaptive_avg_pool2d). Each axis is resized in turn, from gathers, broadcasts
+    and weighted sums, so the gradient comes from their VJPs."""
+    if mode not in INTERPOLATE_MODES:
+        raise ValueError(f"interpolate: mode={mode!r} is not supported; use one of "
+                         f"{', '.join(map(repr, INTERPOLATE_MODES))} (see docs/FROM_PYTORCH.md)")
+    if input.ndim not in (3, 4, 5):
+        raise ValueError(f"interpolate: expected a 3-D, 4-D or 5-D input (N, C, d1, ...), got shape "
+                         f"{tuple(input.shape)}")
+    if mode in ("nearest", "nearest-exact", "area") and align_corners is not None:
+        raise ValueError("interpolate: align_corners option can only be set with the interpolating modes: linear | "
+                         "bilinear")
+    if antialias:
+        raise ValueError("interpolate: antialias=True is not supported; leave it False")
+    wanted = {"linear": 3, "bilinear": 4, "area": 4}.get(mode)
+    if wanted is not None and input.ndim != wanted:
+        raise ValueError(f"interpolate: mode={mode!r} needs a {wanted}-D input, got {input.ndim}-D "
+                         f"{tuple(input.shape)}" + (" (1-D and 3-D area pooling are not supported)"
+                                                    if mode == "area" else ""))
+    recompute = recompute_scale_factor or (mode == "area" and size is None)  # area pools to whole sizes
+    sizes, factors = _interpolate_sizes(input, size, scale_factor, recompute)
+    if min(sizes) < 1:
+        raise ValueError(f"interpolate: the output size {sizes} must be positive")
+    if mode == "area":
+        return adaptive_avg_pool2d(input, sizes)
+    x = input
+    for axis, (out, factor) in enumerate(zip(sizes, factors), start=2):
+        if mode in ("nearest", "nearest-exact"):
+            x = _nearest(x, axis, out, factor, mode == "nearest-exact")
+        else:
+            x = _linear(x, axis, out, factor, bool(align_corners))
+    return x
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False, sparse=False):
+    """The rows of weight (num_embeddings, embedding_dim) that the integer indices pick; the row
+    padding_idx gets no gradient."""
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise ValueError("embedding: max_norm, scale_grad_by_freq and sparse are not supported; leave them at their "
+                         "defaults")
+    xp = backend.get_array_module(weight.data)
+    index = xp.asarray(input.data if isinstance(input, Tensor) else input)
+    if index.dtype.kind not in "iu":
+        raise ValueError(f"embedding: expected integer indices (a long tensor), got {index.dtype}")
+    rows = weight.shape[0]
+    if index.size and (int(index.min()) < 0 or int(index.max()) >= rows):
+        raise IndexError(f"embedding: indices must lie in [0, {rows}), got {int(index.min())}..{int(index.max())}")
+    picked = weight[index]
+    if padding_idx is None:
+        return picked
+    if not -rows <= padding_idx < rows:
+        raise ValueError(f"embedding: padding_idx must be within the {rows} embeddings, got {padding_idx}")
+    keep = (index != padding_idx % rows)[..., None]
+    return where(keep, picked, picked.detach())
+
+
+def _vector_norm(x, p, dim):
+    """The p-norm of x along dim (kept), whose gradient is 0 at a vector of zeros (as PyTorch's, instead of
+    the 0/0 of the root's derivative)."""
+    if p == math.inf:
+        return x.abs().amax(dim, keepdim=True)
+    if p == 1:
+        return x.abs().sum(dim, keepdim=True)
+    if not p > 0:
+        raise ValueError(f"the p-norm needs p > 0 (or inf), got p={p}")
+    if p == 2:
+        total = (x * x).sum(dim, keepdim=True)
+    else:  # |x|^p with the gradient 0 at x = 0 for any p, as PyTorch's (not p·0^(p-1), infinite for p < 1)
+        size = x.abs()
+        nonzero = size.data > 0
+        total = where(nonzero, where(nonzero, size, 1.0) ** p, 0.0).sum(dim, keepdim=True)
+    nonzero = total.data > 0
+    return where(nonzero, where(nonzero, total, 1.0) ** (1.0 / p), 0.0)
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """x / max(‖x‖_p, eps) along dim."""
+    if out is not None:
+        raise ValueError("normalize: out= is not supported; use the returned tensor")
+    return input / _vector_norm(input, p, dim).clamp(min=eps)
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """Σ (x1 / ‖x1‖)(x2 / ‖x2‖) along dim of the broadcast inputs, each norm raised to at least eps. As in
+    PyTorch, that floor changes the value and not the gradient (it is applied outside the tape)."""
+    shape = np.broadcast_shapes(x1.shape, x2.shape)
+    x1, x2 = (x if x.shape == shape else x.expand(*shape) for x in (x1, x2))
+    n1, n2 = (_vector_norm(x, 2, dim) for x in (x1, x2))
+    n1, n2 = (n + (n.clamp(min=eps) - n).detach() for n in (n1, n2))
+    return ((x1 / n1) * (x2 / n2)).sum(dim)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """(x - mean) / √(var + ε) over each sample's groups of channels (biased variance), then weight and bias per
+    channel, as torch.nn.functional.group_norm."""
+    if input.ndim < 2:
+        raise ValueError(f"group_norm: expected an input (N, C, ...), got shape {tuple(input.shape)}")
+    n, c = input.shape[:2]
+    if c % num_groups:
+        raise ValueError(f"group_norm: expected the number of channels {c} to be divisible by num_groups={num_groups}")
+    x = input.reshape(n, num_groups, -1)
+    centred = x - x.mean(dim=2, keepdim=True)
+    out = (centred * ((centred * centred).mean(dim=2, keepdim=True) + eps).rsqrt()).reshape(input.shape)
+    channel = (1, c) + (1,) * (input.ndim - 2)
+    if weight is not None:
+        out = out * weight.reshape(channel)
+    return out + bias.reshape(channel) if bias is not None else out
