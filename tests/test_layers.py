@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import tinygrad_mnist.functional as F
-from tinygrad_mnist import Tensor, nn, optim
+from tinygrad_mnist import Tensor, nn, optim, viz
 
 if importlib.util.find_spec("torch"):
     import torch
@@ -351,6 +351,13 @@ def test_conv_transpose2d_default_init_is_uniform_over_one_over_sqrt_fan_in_of_t
     bound = 1 / math.sqrt(3 * 9)
     for p in (layer.weight.numpy(), layer.bias.numpy()):
         assert bound * 0.8 < np.abs(p).max() <= bound
+
+
+def test_a_conv_transpose2d_node_is_drawn_with_its_stride_and_padding():
+    # The op keeps its own settings apart from ctx.options, which the graph tools read.
+    out = F.conv_transpose2d(Tensor(np.zeros((1, 2, 3, 3)), requires_grad=True), image(2, 1, 3, 3), stride=2,
+                             padding=1)
+    assert viz.op_label(out.grad_fn) == "ConvTranspose2d\nstride (2, 2), pad (1, 1)"
 
 
 def test_conv_transpose2d_undoes_the_shape_of_the_strided_conv2d_it_transposes():

@@ -1082,14 +1082,14 @@ class ConvTranspose2d(Function):
         if b is not None:
             out += b[:, None, None, None]
         self.shape, self.kernel, self.canvas = x.shape, w.shape, canvas
-        self.options = stride, padding, dilation, groups
+        self.settings = stride, padding, dilation, groups
         self.save_for_backward(x3 if self.needs_input_grad[1] else None, w3)
         return out.transpose(3, 0, 1, 2)
 
     def backward(self, g):
         x3, w3 = self.saved
         xp = get_array_module(g)
-        stride, (ph, pw), dilation, groups = self.options
+        stride, (ph, pw), dilation, groups = self.settings
         n, c_in, h, wd = self.shape
         c_out, ho, wo = g.shape[1:]
         canvas = xp.zeros((c_out, *self.canvas, n), dtype=g.dtype)
