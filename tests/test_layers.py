@@ -419,6 +419,7 @@ def test_parameter_containers_register_and_wrap_tensors_as_pytorch_does():
     (lambda: F.conv_transpose2d(image(2, 3, 3), image(2, 1, 3, 3)), ValueError, r"expected input \(N, C_in, H, W\)"),
     (lambda: F.conv_transpose2d(image(1, 2, 1, 1), image(2, 1, 1, 1), padding=1), ValueError, "lower the padding"),
     (lambda: nn.ConvTranspose2d(2, 2, 3, padding_mode="reflect"), ValueError, "only 'zeros'"),
+    (lambda: nn.ConvTranspose2d(2, 2, 3, padding="same"), ValueError, "give the padding as numbers"),
     (lambda: F.interpolate(image(1, 1, 4, 4), scale_factor=2, mode="bicubic"), ValueError,
      "mode='bicubic' is not supported"),
     (lambda: F.interpolate(image(1, 1, 4, 4), scale_factor=2, mode="bilinear", antialias=True), ValueError,

@@ -1010,6 +1010,9 @@ class ConvTranspose2d(Module):
         if padding_mode != "zeros":
             raise ValueError(f"ConvTranspose2d: padding_mode={padding_mode!r} is not supported, only 'zeros' (as in "
                              "PyTorch)")
+        if isinstance(padding, str):
+            raise ValueError(f"ConvTranspose2d: padding={padding!r}: give the padding as numbers (PyTorch takes no "
+                             "string here either)")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
         self.output_padding, self.dilation = _pair(output_padding), _pair(dilation)
