@@ -157,7 +157,7 @@ class TestOnCuda:
             for device, model in models.items():
                 model(Tensor(x, device=device))  # moves the running statistics
                 for p in model.parameters():
-                    p.data += 0.1
+                    p.array += 0.1
                 emas[device].update_parameters(model)
         assert all(t.device == "cuda" for t in emas["cuda"].module.parameters())
         for key, value in emas["cpu"].state_dict().items():

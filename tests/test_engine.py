@@ -25,7 +25,7 @@ def test_a_node_used_twice_receives_the_sum_of_both_gradients():
 def test_the_same_leaf_on_both_sides_of_an_op_gets_both_contributions():
     x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
     (x @ x).sum().backward()
-    expected = np.ones((2, 2)) @ x.data.T + x.data.T @ np.ones((2, 2))
+    expected = np.ones((2, 2)) @ x.array.T + x.array.T @ np.ones((2, 2))
     np.testing.assert_allclose(x.grad, expected)
 
 
@@ -193,14 +193,14 @@ def test_micrograd_sanity_expression_gives_its_known_value_and_gradient():
     h = (z * z).relu()
     y = h + q + q * x
     y.backward()
-    assert float(y.data) == -20.0 and float(x.grad) == 46.0  # micrograd's test, checked there against PyTorch
+    assert float(y.array) == -20.0 and float(x.grad) == 46.0  # micrograd's test, checked there against PyTorch
 
 
 def test_gradcheck_perturbs_a_transposed_input_in_place():
     from tinygrad_mnist import gradcheck
     x = Tensor(np.random.default_rng(0).standard_normal((3, 4)), requires_grad=True, dtype=np.float64)
-    xt = Tensor(x.data.T, requires_grad=True)  # a non-contiguous view
-    assert not xt.data.flags.c_contiguous
+    xt = Tensor(x.array.T, requires_grad=True)  # a non-contiguous view
+    assert not xt.array.flags.c_contiguous
     assert gradcheck(lambda t: (t * t).tanh(), xt)
 
 
@@ -274,7 +274,7 @@ def test_unsmoothed_cross_entropy_in_float16_is_finite_on_a_large_batch():
         logits = Tensor((rng.standard_normal((n, 10)) * 30).astype(np.float16), requires_grad=True)
         loss = F.cross_entropy(logits, rng.integers(0, 10, n))
         loss.backward()
-        assert np.isfinite(float(loss.data)) and np.isfinite(logits.grad).all()
+        assert np.isfinite(float(loss.array)) and np.isfinite(logits.grad).all()
         assert logits.grad.dtype == np.float16
 
 
@@ -294,7 +294,7 @@ def test_public_toposort_puts_every_tensor_after_all_of_its_consumers():
 def test_permute_puts_the_axes_in_the_order_given_as_in_pytorch():
     m = Tensor(np.arange(6.0).reshape(2, 3))
     assert m.permute(0, 1).shape == (2, 3) and m.permute((1, 0)).shape == (3, 2)
-    np.testing.assert_array_equal(m.permute(0, 1).data, m.data)
+    np.testing.assert_array_equal(m.permute(0, 1).array, m.array)
     assert Tensor(np.zeros((2, 3, 4))).permute(2, 0, 1).shape == (4, 2, 3)
     with pytest.raises(ValueError, match="not a permutation of the 2 dimensions"):
         m.permute(0, 0)
@@ -315,8 +315,8 @@ def test_a_residual_block_keeps_no_activation_sized_array_beyond_the_tensors_it_
     h = stem(x)  # in (C, H, W, N) memory order, as in training
     out = block(h).sum()
     graph = toposort(out)
-    arrays = [t.data for t in graph]
-    activation = h.data.size
+    arrays = [t.array for t in graph]
+    activation = h.array.size
     saved = [(type(t._ctx).__name__, a) for t in graph if t._ctx is not None
              for a in t._ctx.saved if a is not None and getattr(a, "size", 0) >= activation]
     assert {name for name, _ in saved} >= {"BatchNorm", "Conv2d", "ReLU"}

@@ -99,7 +99,7 @@ def case_pow(draw, device):
     if kind == "base":  # 2 ** x: a number raised to a tensor
         return lambda b: 2.0 ** b, [leaf(values(draw, shape(draw)), device)]
     a, b = binary(draw, device)
-    a.data[...] = abs(a.data) + 0.5  # a positive base: a^b is real and smooth in both
+    a.array[...] = abs(a.array) + 0.5  # a positive base: a^b is real and smooth in both
     return lambda a, b: a ** b, [a, b]
 
 

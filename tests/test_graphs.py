@@ -143,7 +143,7 @@ def test_random_graph_losses_and_gradients_match_pytorch(op, data):
     loss = fn(*leaves)
     loss.backward()
     expected_loss, expected = torch_loss_and_gradients(graph)
-    np.testing.assert_allclose(float(loss.data), expected_loss, rtol=RTOL, atol=ATOL, err_msg="loss")
+    np.testing.assert_allclose(float(loss.array), expected_loss, rtol=RTOL, atol=ATOL, err_msg="loss")
     for i, (leaf, grad) in enumerate(zip(leaves, expected)):
         ours_grad = leaf.grad if leaf.grad is not None else np.zeros(leaf.shape)
         np.testing.assert_allclose(ours_grad, grad, rtol=RTOL, atol=ATOL, err_msg=f"gradient of leaf {i}")

@@ -370,7 +370,7 @@ def test_conv_transpose2d_undoes_the_shape_of_the_strided_conv2d_it_transposes()
 def test_embedding_gives_its_padding_row_no_gradient_and_starts_it_at_zero():
     table = nn.Embedding(5, 3, padding_idx=-1)
     assert table.padding_idx == 4 and np.all(table.weight.numpy()[4] == 0)
-    table.weight.data[4] = 7.0  # a padding row with values still returns them, as in PyTorch
+    table.weight.array[4] = 7.0  # a padding row with values still returns them, as in PyTorch
     out = table(Tensor(np.array([[4, 0], [4, 4]])))
     np.testing.assert_array_equal(out.numpy()[0, 0], [7.0, 7.0, 7.0])
     out.sum().backward()

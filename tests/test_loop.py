@@ -214,7 +214,7 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
     model, stopper = Scalar(), EarlyStopping(patience=2)
     decisions = []
     for epoch, val_loss in enumerate([1.0, 0.5, 0.6, 0.4, 0.45, 0.41, 0.3], start=1):
-        model.w.data[...] = epoch
+        model.w.array[...] = epoch
         decisions.append(stopper.step(val_loss, model))
         if decisions[-1]:
             break
@@ -227,7 +227,7 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
 def test_early_stopping_without_patience_only_tracks_the_best_epoch():
     model, stopper = Scalar(), EarlyStopping(patience=None)
     for epoch, val_loss in enumerate([1.0, 0.5, 0.6, 0.7, 0.8, 0.9], start=1):
-        model.w.data[...] = epoch
+        model.w.array[...] = epoch
         assert stopper.step(val_loss, model) is False
     assert stopper.best_epoch == 2 and stopper.bad_epochs == 4 and not stopper.stopped
     stopper.restore(model)
@@ -249,7 +249,7 @@ def test_early_stopping_never_counts_nan_as_better():
 def test_early_stopping_resumes_from_a_checkpoint(tmp_path):
     model, stopper = Scalar(), EarlyStopping(patience=3)
     for epoch, v in enumerate([1.0, 0.5, 0.7], start=1):
-        model.w.data[...] = epoch
+        model.w.array[...] = epoch
         stopper.step(v, model)
     save_checkpoint(tmp_path / "c.npz", {"early_stopping": stopper.state_dict()})
     resumed = EarlyStopping(patience=3)

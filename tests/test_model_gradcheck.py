@@ -50,9 +50,9 @@ def float64_model(name, mode):
     rng = np.random.default_rng(0)
     for key, t in model.named_buffers():
         if key.endswith("running_mean"):
-            t.data[...] = rng.uniform(-0.5, 0.5, t.shape)
+            t.array[...] = rng.uniform(-0.5, 0.5, t.shape)
         elif key.endswith("running_var"):
-            t.data[...] = rng.uniform(0.5, 2.0, t.shape)
+            t.array[...] = rng.uniform(0.5, 2.0, t.shape)
     return model.train(mode == "train")
 
 

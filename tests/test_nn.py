@@ -133,7 +133,7 @@ def test_state_dict_is_a_numpy_copy_that_round_trips():
     a = Block()
     state = a.state_dict()
     assert all(type(v) is np.ndarray for v in state.values())
-    a.fc2.weight.data += 1.0
+    a.fc2.weight.array += 1.0
     assert not np.array_equal(state["fc2.weight"], a.fc2.weight.numpy())
 
     manual_seed(2)
@@ -155,10 +155,10 @@ def test_state_dict_survives_npz_without_pickle(tmp_path):
 
 def test_load_state_dict_copies_in_place_keeping_arrays_and_dtype():
     model = nn.Linear(3, 2)
-    weight_array = model.weight.data
+    weight_array = model.weight.array
     state = {k: v.astype(np.float64) + 1 for k, v in model.state_dict().items()}
     model.load_state_dict(state)
-    assert model.weight.data is weight_array
+    assert model.weight.array is weight_array
     assert model.weight.dtype == np.float32
     np.testing.assert_allclose(model.weight.numpy(), state["weight"], rtol=1e-6)
 
@@ -335,8 +335,8 @@ def test_kaiming_normal_and_uniform_have_gain_over_sqrt_fan_std(nonlinearity, mo
 
 def test_simple_initialisers_fill_in_place():
     t = Tensor(np.empty((3, 4), dtype=np.float32))
-    array = t.data
-    assert nn.init.zeros_(t) is t and t.data is array and np.all(t.numpy() == 0)
+    array = t.array
+    assert nn.init.zeros_(t) is t and t.array is array and np.all(t.numpy() == 0)
     assert np.all(nn.init.ones_(t).numpy() == 1)
     u = nn.init.uniform_(t, -2, -1, rng=np.random.default_rng(0)).numpy()
     assert u.min() >= -2 and u.max() <= -1 and t.dtype == np.float32
@@ -415,8 +415,8 @@ def test_batchnorm2d_matches_torch_in_train_and_eval():
     torch = pytest.importorskip("torch")
     ours = nn.BatchNorm2d(3, momentum=0.2, dtype=np.float64)
     rng = np.random.default_rng(0)
-    ours.weight.data[...] = rng.uniform(0.5, 1.5, 3)
-    ours.bias.data[...] = rng.standard_normal(3)
+    ours.weight.array[...] = rng.uniform(0.5, 1.5, 3)
+    ours.bias.array[...] = rng.standard_normal(3)
     theirs = torch_from(ours, torch.nn.BatchNorm2d(3, momentum=0.2))
     for _ in range(3):
         x = rng.standard_normal((4, 3, 5, 5)) * 3 + 1
@@ -447,7 +447,7 @@ def test_a_pytorch_state_dict_of_a_model_with_a_shared_module_loads_strictly():
     ours = nn.Module()
     ours.a = ours.b = nn.Linear(2, 3)
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()}, strict=True)
-    np.testing.assert_array_equal(ours.b.weight.data, theirs.b.weight.detach().numpy())
+    np.testing.assert_array_equal(ours.b.weight.array, theirs.b.weight.detach().numpy())
 
 
 @pytest.mark.parametrize("state", [[("weight", np.zeros((3, 2)))], "weights.npz", None, 3])

@@ -176,7 +176,7 @@ def test_load_state_dict_rejects_a_different_layout():
 def test_parameters_without_grad_are_skipped():
     params = make_params()
     opt = optim.AdamW(params, lr=0.1, weight_decay=0.5)
-    params[0].grad = Tensor(np.ones_like(params[0].data))
+    params[0].grad = Tensor(np.ones_like(params[0].array))
     opt.step()
     np.testing.assert_array_equal(params[1].numpy(), START[1])
     assert params[1] not in opt.state
@@ -186,7 +186,7 @@ def test_parameters_without_grad_are_skipped():
 def test_zero_grad_sets_grads_to_none():
     params = make_params()
     opt = optim.SGD(params, lr=0.1)
-    params[0].grad = Tensor(np.ones_like(params[0].data))
+    params[0].grad = Tensor(np.ones_like(params[0].array))
     opt.zero_grad()
     assert params[0].grad is None
 
@@ -195,7 +195,7 @@ def test_changing_group_lr_changes_the_step():
     params = make_params()
     opt = optim.SGD(params, lr=0.1)
     opt.param_groups[0]["lr"] = 0.5
-    params[0].grad = Tensor(np.ones_like(params[0].data))
+    params[0].grad = Tensor(np.ones_like(params[0].array))
     opt.step()
     np.testing.assert_allclose(params[0].numpy(), START[0] - 0.5)
 
@@ -386,7 +386,7 @@ def test_scheduler_state_dict_resumes_the_same_sequence(make):
 def test_zero_grad_without_set_to_none_zeroes_the_grad_tensors_in_place():
     params = make_params()
     opt = optim.SGD(params, lr=0.1)
-    params[0].grad = Tensor(np.ones_like(params[0].data))
+    params[0].grad = Tensor(np.ones_like(params[0].array))
     grad = params[0].grad
     opt.zero_grad(set_to_none=False)
     assert params[0].grad is grad and not grad.numpy().any() and params[1].grad is None

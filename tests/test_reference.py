@@ -331,11 +331,11 @@ def test_batch_norm_in_training_updates_the_running_stats_in_place_with_momentum
     x = random_array(0, shape, -3.0, 5.0)
     old_mean, old_var = random_array(1, shape[1:2]), random_array(2, shape[1:2], 0.5, 2.0)
     rm, rv = Tensor(old_mean.copy()), Tensor(old_var.copy())
-    arrays = rm.data, rv.data
+    arrays = rm.array, rv.array
     F.batch_norm(Tensor(x), rm, rv, training=True, momentum=0.25)
     axes = channel_axes(x)
     count = x.size // shape[1]
-    assert rm.data is arrays[0] and rv.data is arrays[1]
+    assert rm.array is arrays[0] and rv.array is arrays[1]
     np.testing.assert_allclose(rm.numpy(), 0.75 * old_mean + 0.25 * x.mean(axis=axes), rtol=1e-12)
     np.testing.assert_allclose(rv.numpy(), 0.75 * old_var + 0.25 * x.var(axis=axes) * count / (count - 1), rtol=1e-12)
 

@@ -16,7 +16,7 @@ def images(n=3, channels=1, size=28):
 
 def test_a_block_whose_last_convolution_is_zero_returns_its_input_unchanged():
     block = PreActBlock(8, 8)
-    block.conv2.weight.data[...] = 0
+    block.conv2.weight.array[...] = 0
     x = images(channels=8, size=7)
     with no_grad():
         np.testing.assert_array_equal(block(x).numpy(), x.numpy())
@@ -25,7 +25,7 @@ def test_a_block_whose_last_convolution_is_zero_returns_its_input_unchanged():
 def test_a_block_that_changes_the_shape_halves_the_image_and_projects_its_skip_with_a_strided_1x1_conv():
     block = PreActBlock(8, 16, stride=2)
     assert block.shortcut.kernel_size == (1, 1) and block.shortcut.stride == (2, 2)
-    block.conv2.weight.data[...] = 0
+    block.conv2.weight.array[...] = 0
     x = images(channels=8, size=14)
     with no_grad():
         out = block(x)

@@ -94,7 +94,7 @@ def test_ema_is_the_closed_form_weighted_sum_of_the_values_it_saw():
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.5))
     values = [1.0, 3.0, -2.0]
     for v in values:
-        model.weight.data[...] = v
+        model.weight.array[...] = v
         ema.update_parameters(model)
     # the first value is copied, each later one moves the average half way towards it
     np.testing.assert_allclose(ema.module.weight.numpy(), np.full((1, 2), ((1.0 + 3.0) / 2 - 2.0) / 2), rtol=1e-6)
@@ -104,7 +104,7 @@ def test_the_average_is_a_separate_copy_that_the_optimizer_never_touches():
     model = nn.Linear(3, 2)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.99))
     before = ema.state_dict()
-    model.weight.data += 1
+    model.weight.array += 1
     assert all(np.array_equal(v, before[k]) for k, v in ema.state_dict().items())
     assert all(p.grad is None for p in ema.module.parameters())
     x = Tensor(np.ones((1, 3), np.float32))
@@ -116,11 +116,11 @@ def test_state_dict_round_trip_continues_the_average_bit_for_bit():
     make = lambda: AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
     a = make()
     for _ in range(3):
-        model.fc.weight.data *= 0.5
+        model.fc.weight.array *= 0.5
         a.update_parameters(model)
     b = make()
     b.load_state_dict(a.state_dict())
-    model.fc.weight.data += 1
+    model.fc.weight.array += 1
     for ema in (a, b):
         ema.update_parameters(model)
     assert list(a.state_dict()) == ["n_averaged", *["module." + k for k in model.state_dict()]]

@@ -15,7 +15,7 @@ def _make(array, dtype, device, requires_grad):
 
 def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new tensor holding a copy of `data` (Python floats become float32, ints int64, as torch.tensor)."""
-    data = data.data if isinstance(data, Tensor) else data
+    data = data.array if isinstance(data, Tensor) else data
     data = backend.to_numpy(data).copy() if hasattr(data, "dtype") else data
     return _make(data, dtype, device, requires_grad)
 

@@ -157,11 +157,11 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     divisor = k * k if divisor_override is None else divisor_override
     if p or eh or ew:
         if divisor_override is None and (not count_include_pad or eh or ew):  # each window's count of pixels
-            xp = backend.get_array_module(x.data)
+            xp = backend.get_array_module(x.array)
             ones = xp.pad(xp.ones((1, 1) + x.shape[2:], x.dtype), ((0, 0), (0, 0), (p, p), (p, p)),
                           constant_values=1 if count_include_pad else 0)
             ones = xp.pad(ones, ((0, 0), (0, 0), (0, eh), (0, ew)))
-            divisor = ops.AvgPool2d.apply(Tensor._wrap(ones), kernel_size=k, stride=s, divisor=1).data
+            divisor = ops.AvgPool2d.apply(Tensor._wrap(ones), kernel_size=k, stride=s, divisor=1).array
         x = ops.Pad.apply(x, widths=((0, 0), (0, 0), (p, p + eh), (p, p + ew)), value=0.0)
     return ops.AvgPool2d.apply(x, kernel_size=k, stride=s, divisor=divisor)
 
@@ -225,8 +225,8 @@ def _reduce(name, losses, reduction):
 def _class_targets(name, input, target, ignore_index):
     """Integer class labels checked against input (N, C, ...): the labels as an array of input's device,
     and the mask of those that count (not ignore_index)."""
-    xp = backend.get_array_module(input.data)
-    target = xp.asarray(target.data if isinstance(target, Tensor) else target)
+    xp = backend.get_array_module(input.array)
+    target = xp.asarray(target.array if isinstance(target, Tensor) else target)
     if target.dtype.kind not in "iu":
         raise ValueError(f"{name}: expected integer class labels (a long tensor), got {target.dtype}; class "
                          f"probabilities as targets are not supported")
@@ -257,12 +257,12 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     the batch weighted by w[y] ('mean'), summed, or per sample ('none'); labels equal to ignore_index count
     for nothing. As torch.nn.functional.nll_loss."""
     target, counted = _class_targets("nll_loss", input, target, ignore_index)
-    xp = backend.get_array_module(input.data)
+    xp = backend.get_array_module(input.array)
     rows = _as_rows(input)
     labels = xp.where(counted, target, 0).reshape(-1)
     w = counted.reshape(-1).astype(input.dtype)
     if weight is not None:
-        w = w * (weight.data if isinstance(weight, Tensor) else xp.asarray(weight, dtype=input.dtype))[labels]
+        w = w * (weight.array if isinstance(weight, Tensor) else xp.asarray(weight, dtype=input.dtype))[labels]
     w = Tensor._wrap(w.astype(input.dtype, copy=False))
     losses = -rows[xp.arange(rows.shape[0]), labels] * w
     if reduction == "mean":
@@ -284,9 +284,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     loss = nll_loss(logp, target, weight, ignore_index, reduction)
     if not label_smoothing:
         return loss
-    xp = backend.get_array_module(input.data)
+    xp = backend.get_array_module(input.array)
     rows = _as_rows(logp)
-    w = weight.data if isinstance(weight, Tensor) else (None if weight is None else xp.asarray(weight, input.dtype))
+    w = weight.array if isinstance(weight, Tensor) else (None if weight is None else xp.asarray(weight, input.dtype))
     smooth = -((rows * Tensor._wrap(w)) if w is not None else rows).sum(1) * Tensor._wrap(
         counted.reshape(-1).astype(input.dtype))
     if reduction == "mean":
@@ -367,8 +367,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     """
     if x.ndim not in (2, 4):
         raise ValueError(f"batch_norm: expected (N, C) or (N, C, H, W), got shape {x.shape}")
-    count = x.data.size // x.shape[1]
-    data = lambda t: t.data if isinstance(t, Tensor) else t
+    count = x.array.size // x.shape[1]
+    data = lambda t: t.array if isinstance(t, Tensor) else t
     if training:
         if count < 2:
             raise ValueError(f"batch_norm: training needs more than one value per channel, got shape {x.shape}")
@@ -378,7 +378,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
             raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
         mean, var = data(running_mean), data(running_var)
     if (weight is None) != (bias is None):  # the op takes both or neither: stand in the identity for the other
-        xp = backend.get_array_module(x.data)
+        xp = backend.get_array_module(x.array)
         weight = weight if weight is not None else Tensor._wrap(xp.ones(x.shape[1], x.dtype))
         bias = bias if bias is not None else Tensor._wrap(xp.zeros(x.shape[1], x.dtype))
     affine = [weight, bias] if weight is not None else []
@@ -425,7 +425,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     target = _target(input, target)
     _same_size("binary_cross_entropy", input, target)
     for name, t in (("input", input), ("target", target)):
-        if not bool(((t.data >= 0) & (t.data <= 1)).all()):
+        if not bool(((t.array >= 0) & (t.array <= 1)).all()):
             raise RuntimeError(f"binary_cross_entropy: all elements of {name} should be between 0 and 1; for "
                                "logits use binary_cross_entropy_with_logits")
     return _reduce("binary_cross_entropy", _weighted("binary_cross_entropy", ops.BinaryCrossEntropy.apply(
@@ -523,7 +523,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
 
 def _xlogy(x, y):
     """x ln y, and 0 where x = 0 (also where y = 0 there, as torch.xlogy)."""
-    zero = x.data == 0
+    zero = x.array == 0
     return where(zero, 0.0, x * where(zero, 1.0, y).log())
 
 
@@ -550,7 +550,7 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     PyTorch's (clamp passes it at the bounds)."""
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
-    return where(input.data <= min_val, min_val, where(input.data >= max_val, max_val, input))
+    return where(input.array <= min_val, min_val, where(input.array >= max_val, max_val, input))
 
 
 def relu6(input, inplace=False):
@@ -585,7 +585,7 @@ def mish(input, inplace=False):
 def hardswish(input, inplace=False):
     """0 up to -3, x (x + 3) / 6 between, x from 3 on; at -3 and 3 the gradient is that of the outer pieces
     (0 and 1), as PyTorch's."""
-    return where(input.data <= -3, 0.0, where(input.data >= 3, input, input * (input + 3) / 6))
+    return where(input.array <= -3, 0.0, where(input.array >= 3, input, input * (input + 3) / 6))
 
 
 def softsign(input):
@@ -660,7 +660,7 @@ def _nearest(x, axis, out, factor, exact):
         shape = x.shape[:axis + 1] + (1,) + x.shape[axis + 1:]
         wide = shape[:axis + 1] + (k,) + shape[axis + 2:]
         return x.reshape(shape).expand(*wide).reshape(x.shape[:axis] + (out,) + x.shape[axis + 1:])
-    return _along(x, axis, backend.get_array_module(x.data).asarray(source))
+    return _along(x, axis, backend.get_array_module(x.array).asarray(source))
 
 
 def _linear(x, axis, out, factor, align_corners):
@@ -680,7 +680,7 @@ def _linear(x, axis, out, factor, align_corners):
     lower = np.minimum(np.floor(real.astype(np.float32)).astype(np.int64), side - 1)  # floorf, as PyTorch's
     upper = lower + (lower < side - 1)
     right = np.clip(real - lower.astype(dtype), dtype(0), dtype(1))
-    xp = backend.get_array_module(x.data)
+    xp = backend.get_array_module(x.array)
     column = (-1,) + (1,) * (x.ndim - axis - 1)
     right = Tensor._wrap(xp.asarray(right.reshape(column)))
     return _along(x, axis, xp.asarray(lower)) * (1 - right) + _along(x, axis, xp.asarray(upper)) * right
@@ -729,8 +729,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     if max_norm is not None or scale_grad_by_freq or sparse:
         raise ValueError("embedding: max_norm, scale_grad_by_freq and sparse are not supported; leave them at their "
                          "defaults")
-    xp = backend.get_array_module(weight.data)
-    index = xp.asarray(input.data if isinstance(input, Tensor) else input)
+    xp = backend.get_array_module(weight.array)
+    index = xp.asarray(input.array if isinstance(input, Tensor) else input)
     if index.dtype.kind not in "iu":
         raise ValueError(f"embedding: expected integer indices (a long tensor), got {index.dtype}")
     rows = weight.shape[0]
@@ -758,9 +758,9 @@ def _vector_norm(x, p, dim):
         total = (x * x).sum(dim, keepdim=True)
     else:  # |x|^p with the gradient 0 at x = 0 for any p, as PyTorch's (not p·0^(p-1), infinite for p < 1)
         size = x.abs()
-        nonzero = size.data > 0
+        nonzero = size.array > 0
         total = where(nonzero, where(nonzero, size, 1.0) ** p, 0.0).sum(dim, keepdim=True)
-    nonzero = total.data > 0
+    nonzero = total.array > 0
     return where(nonzero, where(nonzero, total, 1.0) ** (1.0 / p), 0.0)
 
 

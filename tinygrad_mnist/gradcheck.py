@@ -27,12 +27,12 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, directions=None, seed
             raise ValueError(f"gradcheck: input {k} is {t.dtype}; finite differences need float64 inputs")
     rng = np.random.default_rng(seed)
     out = fn(*inputs)
-    xp = backend.get_array_module(out.data)
+    xp = backend.get_array_module(out.array)
     v = xp.asarray(rng.standard_normal(out.shape))
 
     def objective():
         with no_grad():
-            return float((fn(*inputs).data * v).sum())
+            return float((fn(*inputs).array * v).sum())
 
     for _, t in checked:
         t.grad = None
@@ -45,25 +45,25 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, directions=None, seed
             # Index the input itself, whatever its strides: reshape(-1) of a transposed array is a copy,
             # and perturbing a copy would leave the input, and so f, unchanged.
             for index in np.ndindex(*t.shape):
-                original = float(t.data[index])
-                t.data[index] = original + eps
+                original = float(t.array[index])
+                t.array[index] = original + eps
                 plus = objective()
-                t.data[index] = original - eps
+                t.array[index] = original - eps
                 minus = objective()
-                t.data[index] = original
+                t.array[index] = original
                 numerical[index] = (plus - minus) / (2 * eps)
             _compare(a, numerical, atol, rtol, f"input {k}")
     else:
         for trial in range(directions):
             ds = [rng.standard_normal(t.shape) for _, t in checked]
-            originals = [t.data.copy() for _, t in checked]
+            originals = [t.array.copy() for _, t in checked]
             values = []
             for sign in (1, -1):
                 for (_, t), d, x0 in zip(checked, ds, originals):
-                    t.data[...] = x0 + sign * eps * xp.asarray(d)
+                    t.array[...] = x0 + sign * eps * xp.asarray(d)
                 values.append(objective())
             for (_, t), x0 in zip(checked, originals):
-                t.data[...] = x0
+                t.array[...] = x0
             numerical = (values[0] - values[1]) / (2 * eps)
             predicted = sum(float((a * d).sum()) for a, d in zip(analytical, ds))
             _compare(np.array([predicted]), np.array([numerical]), atol, rtol, f"direction {trial}")

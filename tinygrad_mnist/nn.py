@@ -193,14 +193,14 @@ class Module:
         for t in [*self.parameters(), *self.buffers()]:
             for holder in (t, t.grad) if t.grad is not None else (t,):
                 if device is not None:
-                    holder.data = backend.to_device(holder.data, device)
+                    holder.array = backend.to_device(holder.array, device)
                 if dtype is not None and holder.dtype.kind == "f":
-                    holder.data = holder.data.astype(dtype)
+                    holder.array = holder.array.astype(dtype)
         return self
 
     def state_dict(self):
         """name → NumPy copy of each parameter and buffer."""
-        return {k: np.array(backend.to_numpy(t.data), copy=True) for k, t in self._state_tensors().items()}
+        return {k: np.array(backend.to_numpy(t.array), copy=True) for k, t in self._state_tensors().items()}
 
     def load_state_dict(self, state, strict=True):
         """Copy a checkpoint's arrays into the existing parameters and buffers, in place (each keeps its
@@ -221,7 +221,7 @@ class Module:
                 missing.append(key)
                 continue
             value = state[key]
-            value = value.data if isinstance(value, Tensor) else value
+            value = value.array if isinstance(value, Tensor) else value
             value = value if backend.is_cupy_array(value) else np.asarray(value)
             if tuple(value.shape) != tuple(t.shape):
                 raise StateDictError(f"state_dict mismatch: {key!r} has shape {tuple(value.shape)} in the "
@@ -235,7 +235,7 @@ class Module:
             raise StateDictError(f"state_dict mismatch: unexpected key {unexpected[0]!r}")
         for key, value in arrays.items():
             t = targets[key]
-            t.data[...] = backend.to_device(value.astype(t.dtype, copy=False), t.device)
+            t.array[...] = backend.to_device(value.astype(t.dtype, copy=False), t.device)
         return IncompatibleKeys(missing, unexpected)
 
     def extra_repr(self):
@@ -279,7 +279,7 @@ def _calculate_fan_in_and_fan_out(tensor):
 
 def _fill(tensor, values):
     """Write values drawn on the CPU into the tensor's array, in place, in its dtype and on its device."""
-    tensor.data[...] = backend.to_device(np.asarray(values, dtype=tensor.dtype), tensor.device)
+    tensor.array[...] = backend.to_device(np.asarray(values, dtype=tensor.dtype), tensor.device)
     return tensor
 
 
@@ -516,7 +516,7 @@ class _BatchNorm(Module):
                              f"{self.num_features} channels on axis 1, got shape {tuple(x.shape)}")
         momentum = self.momentum
         if self.training:
-            self.num_batches_tracked.data += 1
+            self.num_batches_tracked.array += 1
             if momentum is None:  # PyTorch's cumulative average of every batch so far
                 momentum = 1.0 / int(self.num_batches_tracked)
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
@@ -833,7 +833,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
                            "error_if_nonfinite=False to clip anyway")
     coef = min(max_norm / (float(total) + 1e-6), 1.0)
     for g in grads:
-        g.data *= g.dtype.type(coef)
+        g.array *= g.dtype.type(coef)
         g._version[0] += 1
     return total
 
@@ -842,8 +842,8 @@ def clip_grad_value_(parameters, clip_value):
     """Clamp every gradient in place to [-clip_value, clip_value]."""
     for p in [parameters] if isinstance(parameters, Tensor) else parameters:
         if p.grad is not None:
-            xp = backend.get_array_module(p.grad.data)
-            xp.clip(p.grad.data, -clip_value, clip_value, out=p.grad.data)
+            xp = backend.get_array_module(p.grad.array)
+            xp.clip(p.grad.array, -clip_value, clip_value, out=p.grad.array)
             p.grad._version[0] += 1
 
 
@@ -1148,7 +1148,7 @@ class Embedding(Module):
             self.weight = _empty(shape, dtype, device)
             normal_(self.weight, rng=rng)
             if padding_idx is not None:
-                self.weight.data[padding_idx] = 0
+                self.weight.array[padding_idx] = 0
         else:
             if tuple(_weight.shape) != shape:
                 raise ValueError(f"Embedding: _weight of shape {tuple(_weight.shape)} does not match {shape}")

@@ -12,7 +12,7 @@ from .tensor import Tensor
 
 def _to_arrays(obj):
     if isinstance(obj, Tensor):
-        return backend.to_numpy(obj.data).copy()
+        return backend.to_numpy(obj.array).copy()
     if isinstance(obj, dict):
         return {k: _to_arrays(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)) and any(isinstance(v, (Tensor, np.ndarray, dict)) for v in obj):

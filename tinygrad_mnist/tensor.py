@@ -93,16 +93,16 @@ def _common_dtype(op, tensors):
     and the optimizer's would all change). Integer and boolean inputs take the float inputs' dtype,
     as in PyTorch (NumPy would promote int64 · float32 to float64)."""
     if len(tensors) == 1:
-        return [tensors[0].data]
+        return [tensors[0].array]
     floats = {t.dtype for t in tensors if t.dtype.kind == "f"}
     if len(floats) > 1:
         names = " and ".join(sorted(str(d) for d in floats))
         raise TypeError(f"{op}: inputs of different floating-point dtypes ({names}); no promotion is done: "
                         f"make them one dtype first, e.g. Tensor(x, dtype=np.float32) for every input")
     if not floats:
-        return [t.data for t in tensors]
+        return [t.array for t in tensors]
     (dtype,) = floats
-    return [t.data if t.dtype == dtype else t.data.astype(dtype) for t in tensors]
+    return [t.array if t.dtype == dtype else t.array.astype(dtype) for t in tensors]
 
 
 def recorded_parents(t):
@@ -220,7 +220,7 @@ def _index_key(key, xp):
     """An index with its Tensors and lists turned into arrays on the indexed tensor's device."""
     def one(k):
         if isinstance(k, Tensor):
-            k = k.data
+            k = k.array
         if isinstance(k, list) or (hasattr(k, "dtype") and getattr(k, "ndim", 0) > 0):
             k = xp.asarray(k)
             if k.dtype.kind not in "iub":
@@ -236,7 +236,7 @@ class Tensor:
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
         if isinstance(data, Tensor):
-            data = data.data
+            data = data.array
         if device is None:
             device = backend.device_of(data) if backend.is_cupy_array(data) else backend.default_device()
         xp = backend.array_module(device)
@@ -244,7 +244,7 @@ class Tensor:
             dtype = _dtype_of_python(data)  # Python numbers and lists; arrays keep their own dtype
         if backend.device_of(data) != backend.normalize_device(device):
             data = backend.to_device(data, device)
-        self.data = xp.asarray(data, dtype=dtype)
+        self.array = xp.asarray(data, dtype=dtype)
         self._grad = None
         self._ctx = None
         self._version = [0]  # bumped by every in-place change; shared by views of the same memory
@@ -255,7 +255,7 @@ class Tensor:
     @classmethod
     def _wrap(cls, array):
         t = cls.__new__(cls)
-        t.data, t._grad, t._ctx, t.requires_grad, t._version = array, None, None, False, [0]
+        t.array, t._grad, t._ctx, t.requires_grad, t._version = array, None, None, False, [0]
         return t
 
     def requires_grad_(self, requires_grad=True):
@@ -266,10 +266,10 @@ class Tensor:
         self.requires_grad = requires_grad
         return self
 
-    shape = property(lambda self: self.data.shape)
-    ndim = property(lambda self: self.data.ndim)
-    dtype = property(lambda self: self.data.dtype)
-    device = property(lambda self: backend.device_of(self.data))
+    shape = property(lambda self: self.array.shape)
+    ndim = property(lambda self: self.array.ndim)
+    dtype = property(lambda self: self.array.dtype)
+    device = property(lambda self: backend.device_of(self.array))
     is_leaf = property(lambda self: self._ctx is None)
     grad_fn = property(lambda self: self._ctx, doc="The recorded op that made this tensor (None for a leaf).")
     is_cuda = property(lambda self: self.device == "cuda")
@@ -299,7 +299,7 @@ class Tensor:
         return self.ndim
 
     def numel(self):
-        return int(self.data.size)
+        return int(self.array.size)
 
     def element_size(self):
         return self.dtype.itemsize
@@ -307,35 +307,35 @@ class Tensor:
     def __len__(self):
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return len(self.data)
+        return len(self.array)
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"Tensor({backend.to_numpy(self.data)!r}, device={self.device!r}{grad})"
+        return f"Tensor({backend.to_numpy(self.array)!r}, device={self.device!r}{grad})"
 
     def numpy(self):
         """The data as a NumPy array (copied from the GPU when on cuda)."""
-        return backend.to_numpy(self.data)
+        return backend.to_numpy(self.array)
 
     def __array__(self, dtype=None, copy=None):
         if self.device != "cpu":
             raise TypeError("a cuda tensor does not convert to NumPy implicitly: call .numpy() (which copies "
                             "it to the host) or .cpu() first")
-        return np.asarray(self.data, dtype=dtype)  # a NumPy scalar (0-d results of some ops) becomes an array
+        return np.asarray(self.array, dtype=dtype)  # a NumPy scalar (0-d results of some ops) becomes an array
 
     def item(self):
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
-        return self.data.reshape(()).item()
+        return self.array.reshape(()).item()
 
     def tolist(self):
-        return backend.to_numpy(self.data).tolist()
+        return backend.to_numpy(self.array).tolist()
 
     def _one_value(self, what):
-        if self.data.size != 1:
-            raise RuntimeError(f"{what} of a tensor with {self.data.size} elements (shape {self.shape}) is "
+        if self.array.size != 1:
+            raise RuntimeError(f"{what} of a tensor with {self.array.size} elements (shape {self.shape}) is "
                                f"ambiguous: it needs exactly one; reduce it first (.any(), .all(), .sum())")
-        return self.data.reshape(()).item()
+        return self.array.reshape(()).item()
 
     def __bool__(self): return bool(self._one_value("the truth value"))
     def __float__(self): return float(self._one_value("float()"))
@@ -347,7 +347,7 @@ class Tensor:
         return int(self._one_value("an index"))
 
     def __format__(self, spec):
-        if self.data.size == 1 and spec:
+        if self.array.size == 1 and spec:
             return format(self.item(), spec)
         return format(repr(self), spec)
 
@@ -359,17 +359,17 @@ class Tensor:
     def __getitem__(self, key):
         """Basic and advanced indexing, with NumPy's (and PyTorch's) rules; recorded, so x[rows, labels]
         is differentiable."""
-        return ops.Index.apply(self, key=_index_key(key, backend.get_array_module(self.data)))
+        return ops.Index.apply(self, key=_index_key(key, backend.get_array_module(self.array)))
 
     def __setitem__(self, key, value):
         self._check_inplace("item assignment", value)
-        self.data[_index_key(key, backend.get_array_module(self.data))] = value.data if isinstance(value, Tensor) \
+        self.array[_index_key(key, backend.get_array_module(self.array))] = value.array if isinstance(value, Tensor) \
             else value
         self._version[0] += 1
 
     def detach(self):
         """The same data, cut from the tape (an in-place change to one shows in the other)."""
-        t = Tensor._wrap(self.data)
+        t = Tensor._wrap(self.array)
         t._version = self._version
         return t
 
@@ -396,7 +396,7 @@ class Tensor:
         if dtype is not None and np.dtype(dtype) != self.dtype:
             t = ops.Cast.apply(t, dtype=np.dtype(dtype))
         if device is not None and backend.normalize_device(device) != t.device:
-            t = Tensor(backend.to_device(t.data, device), requires_grad=t.requires_grad)
+            t = Tensor(backend.to_device(t.array, device), requires_grad=t.requires_grad)
         return t
 
     def cpu(self): return self.to("cpu")
@@ -423,14 +423,14 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad: no input of the "
                                "expression has requires_grad=True (or it ran under no_grad)")
-        xp = backend.get_array_module(self.data)
+        xp = backend.get_array_module(self.array)
         if gradient is None:
-            if self.data.size != 1:
+            if self.array.size != 1:
                 raise RuntimeError(f"backward() without a gradient needs a scalar, this tensor has shape "
                                    f"{self.shape}: pass backward(gradient) with a gradient of that shape")
-            gradient = xp.ones_like(self.data)
+            gradient = xp.ones_like(self.array)
         else:
-            gradient = gradient.data if isinstance(gradient, Tensor) else xp.asarray(gradient, dtype=self.dtype)
+            gradient = gradient.array if isinstance(gradient, Tensor) else xp.asarray(gradient, dtype=self.dtype)
             if gradient.shape != self.shape:
                 raise ValueError(f"backward(gradient): it has shape {gradient.shape}, the tensor {self.shape}")
 
@@ -460,7 +460,7 @@ class Tensor:
             # A copy we own: g may be shared with another leaf's gradient or be a read-only view.
             self._grad = Tensor._wrap(g.astype(self.dtype, copy=True))
         else:
-            self._grad.data += g
+            self._grad.array += g
             self._grad._version[0] += 1
 
     def _binary(self, other, op, reverse=False):
@@ -470,7 +470,7 @@ class Tensor:
     def _constant(self, value):
         """A Python number (or array) as a tensor to combine with this one: in this tensor's dtype when
         it is floating point; a Python float against an integer tensor gives float32, as in PyTorch."""
-        xp = backend.get_array_module(self.data)
+        xp = backend.get_array_module(self.array)
         if _float_dtype(self.dtype):
             return Tensor._wrap(xp.asarray(value, dtype=self.dtype))
         if isinstance(value, float):
@@ -500,11 +500,11 @@ class Tensor:
 
     def _no_grad_math(self, other, fn, name):
         """Integer-valued arithmetic (//, %) that has no gradient: refused on tensors that need one."""
-        other = other.data if isinstance(other, Tensor) else other
+        other = other.array if isinstance(other, Tensor) else other
         if self.requires_grad and is_grad_enabled():
             raise RuntimeError(f"{name} is not differentiable: apply it to a tensor that needs no grad "
                                "(x.detach()) or under no_grad()")
-        return Tensor._wrap(fn(self.data, other))
+        return Tensor._wrap(fn(self.array, other))
 
     def __floordiv__(self, other): return self._no_grad_math(other, lambda a, b: a // b, "//")
     def __rfloordiv__(self, other): return self._no_grad_math(other, lambda a, b: b // a, "//")
@@ -512,8 +512,8 @@ class Tensor:
     def __rmod__(self, other): return self._no_grad_math(other, lambda a, b: b % a, "%")
 
     def _compare(self, other, fn):
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor._wrap(fn(self.data, other))
+        other = other.array if isinstance(other, Tensor) else other
+        return Tensor._wrap(fn(self.array, other))
 
     def __lt__(self, other): return self._compare(other, lambda a, b: a < b)
     def __le__(self, other): return self._compare(other, lambda a, b: a <= b)
@@ -521,7 +521,7 @@ class Tensor:
     def __ge__(self, other): return self._compare(other, lambda a, b: a >= b)
     def __eq__(self, other): return self._compare(other, lambda a, b: a == b)
     def __ne__(self, other): return self._compare(other, lambda a, b: a != b)
-    def __invert__(self): return Tensor._wrap(~self.data)
+    def __invert__(self): return Tensor._wrap(~self.array)
     def __and__(self, other): return self._compare(other, lambda a, b: a & b)
     def __or__(self, other): return self._compare(other, lambda a, b: a | b)
     def __xor__(self, other): return self._compare(other, lambda a, b: a ^ b)
@@ -531,17 +531,17 @@ class Tensor:
 
     def equal(self, other):
         """True when both have the same shape and elements (a Python bool, as torch.equal)."""
-        return self.shape == other.shape and bool((self.data == other.data).all())
+        return self.shape == other.shape and bool((self.array == other.array).all())
 
     def allclose(self, other, rtol=1e-05, atol=1e-08):
-        xp = backend.get_array_module(self.data)
-        return bool(xp.allclose(self.data, other.data if isinstance(other, Tensor) else other, rtol, atol))
+        xp = backend.get_array_module(self.array)
+        return bool(xp.allclose(self.array, other.array if isinstance(other, Tensor) else other, rtol, atol))
 
     def any(self, dim=None, keepdim=False):
-        return Tensor._wrap(self.data.any(axis=dim, keepdims=keepdim))
+        return Tensor._wrap(self.array.any(axis=dim, keepdims=keepdim))
 
     def all(self, dim=None, keepdim=False):
-        return Tensor._wrap(self.data.all(axis=dim, keepdims=keepdim))
+        return Tensor._wrap(self.array.all(axis=dim, keepdims=keepdim))
 
     def sum(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None):
         t = self if dtype is None else self.to(dtype)
@@ -582,9 +582,9 @@ class Tensor:
         return -(-self).amax(dim, keepdim)
 
     def _arg(self, method, dim, keepdim):
-        index = getattr(self.data, method)(axis=dim)
+        index = getattr(self.array, method)(axis=dim)
         if keepdim:
-            xp = backend.get_array_module(self.data)
+            xp = backend.get_array_module(self.array)
             index = xp.expand_dims(index, dim) if dim is not None else index.reshape((1,) * self.ndim)
         return Tensor._wrap(index)
 
@@ -703,7 +703,7 @@ class Tensor:
 
     def abs(self):
         """|x| as x · sign(x): the gradient is sign(x), 0 at 0 (as PyTorch)."""
-        return self * Tensor._wrap(backend.get_array_module(self.data).sign(self.data))
+        return self * Tensor._wrap(backend.get_array_module(self.array).sign(self.array))
 
     def clamp(self, min=None, max=None):
         """x limited to [min, max] (numbers or tensors); the gradient passes where min <= x <= max, and
@@ -752,7 +752,7 @@ class Tensor:
 
     def logsumexp(self, dim, keepdim=False):
         """log Σ eˣ along dim, shifted by the (constant) maximum so no exponential overflows."""
-        top = Tensor._wrap(self.data.max(axis=dim, keepdims=True))
+        top = Tensor._wrap(self.array.max(axis=dim, keepdims=True))
         out = (self - top).exp().sum(dim, keepdim=True).log() + top
         return out if keepdim else out.squeeze(dim)
 
@@ -778,10 +778,10 @@ class Tensor:
 
     def _inplace(self, name, ufunc, other=None):
         self._check_inplace(name, other)
-        xp = backend.get_array_module(self.data)
-        other = other.data if isinstance(other, Tensor) else other
+        xp = backend.get_array_module(self.array)
+        other = other.array if isinstance(other, Tensor) else other
         try:
-            getattr(xp, ufunc)(self.data, other, out=self.data, casting="same_kind")
+            getattr(xp, ufunc)(self.array, other, out=self.array, casting="same_kind")
         except TypeError as e:  # NumPy's UFuncTypeError is a TypeError
             raise RuntimeError(f"{name}: the result cannot be stored in this {self.dtype} tensor ({e})") from None
         self._version[0] += 1
@@ -799,13 +799,13 @@ class Tensor:
 
     def copy_(self, src):
         self._check_inplace("copy_", src)
-        self.data[...] = backend.to_device(src.data if isinstance(src, Tensor) else src, self.device)
+        self.array[...] = backend.to_device(src.array if isinstance(src, Tensor) else src, self.device)
         self._version[0] += 1
         return self
 
     def fill_(self, value):
         self._check_inplace("fill_")
-        self.data.fill(value.item() if isinstance(value, Tensor) else value)
+        self.array.fill(value.item() if isinstance(value, Tensor) else value)
         self._version[0] += 1
         return self
 
@@ -837,8 +837,8 @@ def where(condition, input, other):
     """input where condition holds, else other (either may be a number);  the gradient flows to the
     side that was chosen."""
     input, other = _tensors(input, other)
-    cond = condition.data if isinstance(condition, Tensor) else condition
-    return ops.Where.apply(input, other, condition=backend.get_array_module(input.data).asarray(cond, dtype=bool))
+    cond = condition.array if isinstance(condition, Tensor) else condition
+    return ops.Where.apply(input, other, condition=backend.get_array_module(input.array).asarray(cond, dtype=bool))
 
 
 def cat(tensors, dim=0):

@@ -191,7 +191,7 @@ def torch_model(name, model):
 def cast_(model, dtype):
     """Convert the model's parameters and buffers to `dtype` in place (before making its optimizer)."""
     for t in [*model.parameters(), *model.buffers()]:
-        t.data = t.data.astype(dtype)
+        t.array = t.array.astype(dtype)
     return model
 
 

@@ -331,7 +331,7 @@ class Trainer:
         es.grad_norms += [_norm(p.grad) for p in params]  # the optimizer leaves .grad as backward left it
         self.last_finite_loss = value
         es.loss_sum += value * len(index)
-        es.correct += int((logits.data.argmax(axis=1) == backend.to_device(yb, self.device)).sum())
+        es.correct += int((logits.array.argmax(axis=1) == backend.to_device(yb, self.device)).sum())
         es.seen += len(index)
         self.step, self.global_step = step + 1, self.global_step + 1
         bar.set_postfix(loss=f"{value:.3g}", acc=f"{es.correct / es.seen:.3g}", refresh=False)
@@ -412,7 +412,7 @@ class Trainer:
 
 
 def _norm(grad):
-    return 0.0 if grad is None else float(backend.get_array_module(grad.data).sqrt((grad.data * grad.data).sum()))
+    return 0.0 if grad is None else float(backend.get_array_module(grad.array).sqrt((grad.array * grad.array).sum()))
 
 
 def _write_csv_header(path, header):

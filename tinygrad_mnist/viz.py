@@ -123,7 +123,7 @@ def trace(tensor, names=None, merge_tensors=True):
         if ctx is None:
             if id(t) in lookup or t.requires_grad:
                 node = add("param", f"{lookup.get(id(t), 'parameter')}\n{shape}")
-            elif t.data.size == 1:
+            elif t.array.size == 1:
                 node = add("const", f"{t.item():.4g}")
             else:
                 node = add("input", f"input\n{shape}")

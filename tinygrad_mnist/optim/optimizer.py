@@ -1,6 +1,6 @@
 """Optimizers, with PyTorch's names and update rules.
 
-Optimizers update `p.data` in place from `p.grad.data` with array code (NumPy or CuPy, whichever holds the
+Optimizers update `p.array` in place from `p.grad.array` with array code (NumPy or CuPy, whichever holds the
 parameter) and record nothing on the tape. Each update reuses per-optimizer scratch arrays instead of
 allocating temporaries, and keeps the parameter's dtype.
 """
@@ -85,7 +85,7 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    self._update(p.data, p.grad.data, self.state.setdefault(p, {}), group)
+                    self._update(p.array, p.grad.array, self.state.setdefault(p, {}), group)
                     p._version[0] += 1  # as PyTorch's in-place update: a graph that saved p now refuses backward
         return loss
 

@@ -35,7 +35,7 @@ def get_ema_multi_avg_fn(decay=0.999):
 
     def ema_update(averaged, current, num_averaged):
         for a, c in zip(averaged, current):
-            a.data += a.data.dtype.type(1 - decay) * (c.data - a.data)
+            a.array += a.array.dtype.type(1 - decay) * (c.array - a.array)
     return ema_update
 
 
@@ -44,14 +44,14 @@ def get_ema_avg_fn(decay=0.999):
     _check_decay(decay)
 
     def ema_update(averaged, current, num_averaged):
-        return averaged.data + averaged.data.dtype.type(1 - decay) * (current.data - averaged.data)
+        return averaged.array + averaged.array.dtype.type(1 - decay) * (current.array - averaged.array)
     return ema_update
 
 
 def get_swa_avg_fn():
     """The new running mean of one tensor after `num_averaged` earlier values: a + (c - a) / (n + 1)."""
     def swa_update(averaged, current, num_averaged):
-        return averaged.data + (current.data - averaged.data) / averaged.data.dtype.type(int(num_averaged) + 1)
+        return averaged.array + (current.array - averaged.array) / averaged.array.dtype.type(int(num_averaged) + 1)
     return swa_update
 
 
@@ -88,21 +88,21 @@ class AveragedModel(Module):
         if len(mine) != len(theirs) or any(a.shape != c.shape for a, c in zip(mine, theirs)):
             raise ValueError("AveragedModel.update_parameters: the model's parameters do not match the "
                              "averaged copy's; pass the model this AveragedModel was made from")
-        theirs = [Tensor(backend.to_device(c.data, a.device), requires_grad=False) if c.device != a.device else c
+        theirs = [Tensor(backend.to_device(c.array, a.device), requires_grad=False) if c.device != a.device else c
                   for a, c in zip(mine, theirs)]
         n = int(self.n_averaged.item())
         floats = [(a, c) for a, c in zip(mine, theirs) if a.dtype.kind == "f"]
         for a, c in zip(mine, theirs):
             if n == 0 or a.dtype.kind != "f":
-                a.data[...] = c.data
+                a.array[...] = c.array
         if n > 0 and floats:
             if self.multi_avg_fn is not None:
                 self.multi_avg_fn([a for a, _ in floats], [c for _, c in floats], n)
             else:
                 avg_fn = self.avg_fn or get_swa_avg_fn()  # without either, the plain mean (SWA)
                 for a, c in floats:
-                    a.data[...] = avg_fn(a, c, n)
+                    a.array[...] = avg_fn(a, c, n)
         if not self.use_buffers:  # the buffers follow the model, as in PyTorch
             for a, c in zip(self.module.buffers(), model.buffers()):
-                a.data[...] = backend.to_device(c.data, a.device)
-        self.n_averaged.data[...] = n + 1
+                a.array[...] = backend.to_device(c.array, a.device)
+        self.n_averaged.array[...] = n + 1

@@ -68,7 +68,7 @@ class DataLoader:
             start = b * self.batch_size
             index = slice(start, start + self.batch_size) if order is None else order[start:start + self.batch_size]
             if isinstance(self.dataset, TensorDataset):
-                yield tuple(Tensor._wrap(t.data[index]) for t in self.dataset.tensors)
+                yield tuple(Tensor._wrap(t.array[index]) for t in self.dataset.tensors)
             else:
                 picks = range(n)[index] if order is None else index
                 samples = [self.dataset[int(i)] for i in picks]
