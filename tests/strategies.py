@@ -97,6 +97,8 @@ OURS = {
     "pad": lambda a, pad, value: F.pad(a, pad, value=value),
     "avgpool2d": lambda x, kernel_size, stride, padding, **options: F.avg_pool2d(x, kernel_size, stride, padding,
                                                                                   **options),
+    "binarycrossentropy": lambda x, y, reduction: F.binary_cross_entropy(x, y, reduction=reduction),
+    "convtranspose2d": lambda x, w, *b, **options: F.conv_transpose2d(x, w, *b, **options),
 }
 
 
@@ -166,6 +168,8 @@ def theirs():
         "pad": lambda a, pad, value: TF.pad(a, pad, value=value),
         "avgpool2d": lambda x, kernel_size, stride, padding, **options: TF.avg_pool2d(x, kernel_size, stride,
                                                                                     padding, **options),
+        "binarycrossentropy": lambda x, y, reduction: TF.binary_cross_entropy(x, y, reduction=reduction),
+        "convtranspose2d": lambda x, w, *b, **options: TF.conv_transpose2d(x, w, *b, **options),
     }
 
 
@@ -610,6 +614,46 @@ def build_batchnorm(g):
                    training=training, affine=affine)
 
 
+
+def conv_transpose2d_settings(draw, channels, height, width, max_kernel=3, max_per_group=2):
+    """(weight shape, options) of a random conv_transpose2d on `channels` maps of height×width, among
+    everything PyTorch takes: stride, padding, output_padding and dilation as ints or (rows, columns) pairs,
+    groups dividing the channels (out channels a multiple of it), output_padding below the stride or the
+    dilation, and padding small enough to leave an output of at least one pixel."""
+    groups = draw(st.sampled_from([d for d in range(1, channels + 1) if channels % d == 0]))
+    kernel = tuple(draw(st.integers(1, max_kernel)) for _ in range(2))
+    stride = tuple(draw(st.integers(1, 3)) for _ in range(2))
+    dilation = tuple(draw(st.sampled_from([1, 1, 2])) for _ in range(2))
+    output_padding = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+    padding = tuple(draw(st.integers(0, min(2, ((side - 1) * s + d * (k - 1)) // 2)))
+                    for side, s, d, k in zip((height, width), stride, dilation, kernel))
+    pair_or_int = lambda v: v[0] if v[0] == v[1] and draw(st.booleans()) else v
+    options = dict(stride=pair_or_int(stride), padding=pair_or_int(padding),
+                   output_padding=pair_or_int(output_padding), dilation=pair_or_int(dilation), groups=groups)
+    return (channels, draw(st.integers(1, max_per_group)), *kernel), options
+
+
+def build_convtranspose2d(g):
+    x = g.image(g.pick())
+    _, c, h, w = g.values[x].shape
+    shape, options = conv_transpose2d_settings(g.draw, c, h, w)
+    weight = g.pick_or_leaf(shape)
+    bias = [g.pick_or_leaf((shape[1] * options["groups"],))] if g.draw(st.booleans()) else []
+    return g.apply("convtranspose2d", x, weight, *bias, **options)
+
+
+def build_binarycrossentropy(g):
+    """binary_cross_entropy of probabilities in (0.04, 0.96) (a sigmoid of a tensor made so far, brought into
+    [-3, 3]), against constant targets in [0, 1] or probabilities that a leaf or earlier tensor gives."""
+    x = g.apply("sigmoid", g.bounded(g.pick(), 3.0))
+    shape = g.values[x].shape
+    if g.draw(st.booleans()):
+        y = g.constant(g.random(shape, 0.0, 1.0))
+    else:
+        y = g.apply("sigmoid", g.bounded(g.pick_or_leaf(shape), 3.0))
+    return g.apply("binarycrossentropy", x, y, reduction=g.draw(st.sampled_from(["mean", "sum", "none"])))
+
+
 BUILDERS = {
     "add": binary("add"),
     "sub": binary("sub"),
@@ -650,6 +694,8 @@ BUILDERS = {
     "gelu": lambda g: g.apply("gelu", g.pick(), approximate=g.draw(st.sampled_from(["none", "tanh"]))),
     "pad": build_pad,
     "avgpool2d": build_avgpool2d,
+    "binarycrossentropy": build_binarycrossentropy,
+    "convtranspose2d": build_convtranspose2d,
 }
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import tinygrad_mnist.functional as F
 from tinygrad_mnist import OPS, Tensor, gradcheck, manual_seed
 
-from strategies import conv2d_settings
+from strategies import conv2d_settings, conv_transpose2d_settings
 
 EXAMPLES = 100
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -350,6 +350,27 @@ def case_avgpool2d(draw, device):
             [leaf(values(draw, (n, c, h, w)), device)])
 
 
+def case_binarycrossentropy(draw, device):
+    n = shape(draw)
+    x = leaf(values(draw, n, 0.05, 0.95), device)  # away from 0 and 1, where the logs are clamped
+    y = values(draw, n, 0.0, 1.0)
+    reduction = draw(st.sampled_from(["mean", "sum", "none"]))
+    weight = Tensor(values(draw, n[-1:], 0.5, 2.0), device=device) if draw(st.booleans()) else None
+    if draw(st.booleans()):  # the target's gradient too
+        return lambda x, y: F.binary_cross_entropy(x, y, weight, reduction), [x, leaf(y, device)]
+    return lambda x: F.binary_cross_entropy(x, Tensor(y, device=device), weight, reduction), [x]
+
+
+def case_convtranspose2d(draw, device):
+    n, c, h, w = image_batch(draw, device, max_side=4, max_channels=4)
+    w_shape, options = conv_transpose2d_settings(draw, c, h, w)
+    x, weight = leaf(values(draw, (n, c, h, w)), device), leaf(values(draw, w_shape), device)
+    if draw(st.booleans()):
+        bias = leaf(values(draw, (w_shape[1] * options["groups"],)), device)
+        return lambda x, k, b: F.conv_transpose2d(x, k, b, **options), [x, weight, bias]
+    return lambda x, k: F.conv_transpose2d(x, k, **options), [x, weight]
+
+
 CASES = {name[len("case_"):]: fn for name, fn in list(globals().items()) if name.startswith("case_")}
 
 
@@ -468,6 +489,57 @@ def composite_sort_and_topk(draw, device):
     k, descending, largest = draw(st.integers(0, x.shape[dim])), draw(st.booleans()), draw(st.booleans())
     return (lambda a: a.sort(dim, descending).values + a.topk(k, dim, largest).values.sum() * a,
             [leaf(x, device)])
+
+
+def composite_losses_beyond_classification(draw, device):
+    n = shape(draw, min_dims=2, max_dims=2, max_side=3)
+    z, y = leaf(values(draw, n, -4.0, 4.0), device), leaf(values(draw, n, 0.0, 1.0), device)
+    reduction = draw(st.sampled_from(["mean", "sum", "none"]))
+    pos_weight = Tensor(values(draw, n[-1:], 0.5, 3.0), device=device)
+    other = leaf(z.numpy() + away_from_zero(draw, n, gap=0.1) * 1.3, device)  # |z - other| away from 0 and 1
+
+    def fn(z, y, other):
+        return (F.binary_cross_entropy_with_logits(z, y, reduction=reduction, pos_weight=pos_weight)
+                + F.smooth_l1_loss(z, other, reduction, beta=0.5) + F.huber_loss(z, other, reduction, delta=1.2)
+                + F.kl_div(F.log_softmax(z, 1), F.softmax(other, 1), "batchmean")
+                + F.kl_div(z * 0.3, other * 0.3, "sum", log_target=True))
+    return fn, [z, y, other]
+
+
+def composite_activations_beyond_relu(draw, device):
+    x = values(draw, shape(draw), -5.0, 5.0)
+    kinks = np.array([-3.0, -1.0, 0.0, 1.0, 3.0, 6.0])
+    near = np.abs(x[..., None] - kinks).min(-1) < 0.05
+    x = np.where(near, x + 0.1, x)  # no kink of hardtanh, relu6, hardswish, prelu within the step
+    slope = leaf(values(draw, (1,), 0.1, 0.5), device)
+    return (lambda a, w: F.hardtanh(a) + F.relu6(a * 2) + F.selu(a) + F.celu(a, 0.5) + F.logsigmoid(a)
+            + F.softmin(a, -1) + F.mish(a) + F.hardswish(a) + F.softsign(a) + F.prelu(a, w),
+            [leaf(x, device), slope])
+
+
+def composite_interpolate(draw, device):
+    n, c, h, w = image_batch(draw, device, max_side=4)
+    mode = draw(st.sampled_from(["nearest", "nearest-exact", "bilinear", "area"]))
+    size = (draw(st.integers(1, 7)), draw(st.integers(1, 7)))
+    corners = {"align_corners": draw(st.booleans())} if mode == "bilinear" else {}
+    return lambda a: F.interpolate(a, size, mode=mode, **corners), [leaf(values(draw, (n, c, h, w)), device)]
+
+
+def composite_group_norm_and_normalize(draw, device):
+    x = values(draw, (2, 4, 1, 1))
+    weight, bias = leaf(values(draw, (4,)), device), leaf(values(draw, (4,)), device)
+    p = draw(st.sampled_from([1, 2, 3, float("inf")]))
+    return lambda x, w, b: F.normalize(F.group_norm(x, 2, w, b, eps=1e-3), p, dim=1), [leaf(x, device), weight, bias]
+
+
+def composite_embedding_and_cosine_similarity(draw, device):
+    # The padding row (2) gets no gradient by definition, while finite differences would see it: the rows
+    # picked here leave it out, and test_layers.py checks its gradient against PyTorch's.
+    index = np.asarray(draw(st.lists(st.sampled_from([0, 1, 3]), min_size=3, max_size=3)))
+
+    def fn(table):
+        return F.cosine_similarity(F.embedding(index, table, padding_idx=2), table[:1])  # broadcast against row 0
+    return fn, [leaf(values(draw, (4, 3)), device)]
 
 
 COMPOSITES = {name[len("composite_"):]: fn for name, fn in list(globals().items()) if name.startswith("composite_")}

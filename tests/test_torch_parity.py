@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import tinygrad_mnist.functional as F
 from tinygrad_mnist import Tensor, manual_seed, ops
 
-from strategies import conv2d_settings
+from strategies import conv2d_settings, conv_transpose2d_settings
 from test_reference import conv_cases
 
 torch = pytest.importorskip("torch")
@@ -673,3 +673,48 @@ def test_log2_of_powers_of_two_is_whole_and_integer_inputs_give_float32_like_tor
         ours, theirs = getattr(tg, name)(Tensor(np.array([0, 1, 2]))), getattr(torch, name)(torch.tensor([0, 1, 2]))
         assert ours.dtype == np.float32 and theirs.dtype == torch.float32
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)  # float32: the last bit may differ
+
+
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=3).map(tuple),
+       reduction=st.sampled_from(["mean", "sum", "none"]), weighted=st.booleans(), seed=seeds)
+def test_binary_cross_entropy_matches_torch(shape, reduction, weighted, seed):
+    x, y = random_array(seed, shape, 0.0, 1.0), random_array(seed + 1, shape, 0.0, 1.0)
+    weight = random_array(seed + 2, shape[-1:], 0.5, 2.0) if weighted else None
+    assert_matches_torch(lambda a, b: F.binary_cross_entropy(a, b, None if weight is None else Tensor(weight),
+                                                             reduction),
+                         lambda a, b: TF.binary_cross_entropy(a, b, None if weight is None else torch.tensor(weight),
+                                                              reduction=reduction), x, y)
+
+
+def test_binary_cross_entropy_clamps_its_logs_and_bounds_its_gradient_like_torch():
+    # At probabilities 0 and 1 the logs are clamped at -100, and the input's gradient divides by
+    # max(x (1-x), 1e-12): finite where the derivative of the clamped loss would overflow (x = 1e-40) or vanish.
+    x = np.array([0.0, 1.0, 1e-40, 1e-13, 1 - 1e-13, 0.5, 1e-300])
+    y = np.array([0.3, 0.3, 1.0, 1.0, 0.0, 0.2, 0.0])
+    assert_matches_torch(lambda a, b: F.binary_cross_entropy(a, b, reduction="none"),
+                         lambda a, b: TF.binary_cross_entropy(a, b, reduction="none"), x, y)
+
+
+@st.composite
+def conv_transpose_cases(draw):
+    """(x shape, weight shape, conv_transpose2d options, with bias, seed) over every setting PyTorch takes."""
+    x_shape = (draw(st.integers(1, 2)), draw(st.integers(1, 6)), draw(st.integers(1, 6)), draw(st.integers(1, 6)))
+    w_shape, options = conv_transpose2d_settings(draw, *x_shape[1:], max_kernel=4, max_per_group=3)
+    return x_shape, w_shape, options, draw(st.booleans()), draw(seeds)
+
+
+@SETTINGS
+@given(case=conv_transpose_cases())
+@example(case=((2, 3, 7, 7), (3, 4, 4, 4), dict(stride=2, padding=1), True, 0))  # DCGAN's doubling
+@example(case=((2, 4, 1, 1), (4, 5, 7, 7), dict(), False, 1))  # a code vector to a 7×7 map
+@example(case=((1, 4, 5, 4), (4, 2, 3, 2), dict(stride=(2, 3), padding=(1, 0), output_padding=(1, 2), dilation=(1, 2),
+                                                groups=2), True, 2))
+@example(case=((1, 2, 3, 3), (2, 2, 2, 2), dict(stride=1, padding=2, output_padding=2, dilation=3), True, 3))
+def test_conv_transpose2d_matches_torch(case):
+    x_shape, w_shape, options, with_bias, seed = case
+    arrays = [random_array(seed, x_shape), random_array(seed + 1, w_shape)]
+    if with_bias:
+        arrays.append(random_array(seed + 2, (w_shape[1] * options.get("groups", 1),)))
+    assert_matches_torch(lambda *a: F.conv_transpose2d(*a, **options), lambda *a: TF.conv_transpose2d(*a, **options),
+                         *arrays)

@@ -1,6 +1,11 @@
 """The functional API (`import tinygrad_mnist.functional as F`): checks arguments, then applies ops."""
+import math
+import warnings
+
+import numpy as np
+
 from . import backend, ops
-from .tensor import ShapeError, Tensor, no_grad, stack, where
+from .tensor import ShapeError, Tensor, minimum, no_grad, stack, where
 
 
 def _square(value, name):
@@ -407,3 +412,404 @@ def one_hot(tensor, num_classes=-1):
         raise ValueError(f"one_hot: class index {int(labels.max())} is not smaller than num_classes={num_classes}")
     xp = backend.get_array_module(labels)
     return Tensor._wrap((labels[..., None] == xp.arange(num_classes)).astype("int64"))
+
+
+def _target(input, target):
+    """target as a Tensor of input's dtype and device (a NumPy array or a list is accepted too)."""
+    return target if isinstance(target, Tensor) else Tensor(target, dtype=input.dtype, device=input.device)
+
+
+def _same_size(name, input, target):
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"{name}: target size {tuple(target.shape)} differs from input size {tuple(input.shape)}; "
+                         "give a target of the input's shape")
+
+
+def _weighted(name, losses, weight):
+    """losses · weight, the weight broadcast to the losses' shape (and not beyond it)."""
+    if weight is None:
+        return losses
+    weight = _target(losses, weight)
+    if np.broadcast_shapes(weight.shape, losses.shape) != losses.shape:
+        raise ValueError(f"{name}: weight of shape {tuple(weight.shape)} does not broadcast to the losses' shape "
+                         f"{tuple(losses.shape)}")
+    return losses * weight
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    """-w (y ln x + (1-y) ln(1-x)) for probabilities x and targets y in [0, 1] of one shape, each log clamped
+    at -100 (as PyTorch, so x = 0 or 1 gives a finite loss), averaged, summed or per element."""
+    target = _target(input, target)
+    _same_size("binary_cross_entropy", input, target)
+    for name, t in (("input", input), ("target", target)):
+        if not bool(((t.array >= 0) & (t.array <= 1)).all()):
+            raise RuntimeError(f"binary_cross_entropy: all elements of {name} should be between 0 and 1; for "
+                               "logits use binary_cross_entropy_with_logits")
+    return _reduce("binary_cross_entropy", _weighted("binary_cross_entropy", ops.BinaryCrossEntropy.apply(
+        input, target), weight), reduction)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """The transposed convolution of input (N, C_in, H, W) with weight (C_in, C_out/groups, kh, kw), as
+    torch.nn.functional.conv_transpose2d: the gradient of conv2d with respect to its input, an output of
+    (H-1)·stride - 2·padding + dilation·(kh-1) + output_padding + 1 rows (and so for the columns);
+    stride, padding, output_padding and dilation an int or a (rows, columns) pair."""
+    x = input
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError(f"conv_transpose2d: expected input (N, C_in, H, W) and weight (C_in, C_out/groups, kh, kw), "
+                         f"got {tuple(x.shape)} and {tuple(weight.shape)}")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"conv_transpose2d: groups must be a positive integer, got {groups!r}")
+    if isinstance(padding, str):
+        raise ValueError(f"conv_transpose2d: padding={padding!r}: give the padding as numbers (PyTorch takes no "
+                         "string here either)")
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    output_padding, dilation = _pair(output_padding, "output_padding"), _pair(dilation, "dilation")
+    if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0 or min(output_padding) < 0:
+        raise ValueError(f"conv_transpose2d: stride and dilation must be >= 1 and padding and output_padding >= 0, "
+                         f"got stride={stride} dilation={dilation} padding={padding} output_padding={output_padding}")
+    for op, s, d in zip(output_padding, stride, dilation):
+        if op >= s and op >= d:
+            raise ValueError(f"conv_transpose2d: output padding must be smaller than either stride or dilation, got "
+                             f"output_padding={output_padding} stride={stride} dilation={dilation}")
+    c_in, per_group, kh, kw = weight.shape
+    if x.shape[1] != c_in:
+        raise ValueError(f"conv_transpose2d: weight {tuple(weight.shape)} expects input with {c_in} channels, but got "
+                         f"{x.shape[1]} channels (input {tuple(x.shape)})")
+    if c_in % groups:
+        raise ValueError(f"conv_transpose2d: given groups={groups}, expected weight {tuple(weight.shape)} to have a "
+                         f"number of input channels divisible by {groups}")
+    c_out = per_group * groups
+    if bias is not None and tuple(bias.shape) != (c_out,):
+        raise ValueError(f"conv_transpose2d: bias of shape {tuple(bias.shape)} for {c_out} output channels: "
+                         f"expected ({c_out},)")
+    size = [(side - 1) * s - 2 * p + d * (k - 1) + op + 1
+            for side, s, p, d, k, op in zip(x.shape[2:], stride, padding, dilation, (kh, kw), output_padding)]
+    if min(size) < 1:
+        raise ValueError(f"conv_transpose2d: the output would be {size[0]}x{size[1]} for input {tuple(x.shape)}: "
+                         "lower the padding")
+    biases = [bias] if bias is not None else []
+    return ops.ConvTranspose2d.apply(x, weight, *biases, stride=stride, padding=padding, output_padding=output_padding,
+                                     dilation=dilation, groups=groups)
+
+
+def logsigmoid(input):
+    """ln σ(x) = min(x, 0) - ln(1 + e^-|x|): no exponential of a positive number, so it never overflows;
+    its gradient is σ(-x) everywhere (at 0 the minimum's tie gives ½, and |x| gives 0)."""
+    return minimum(input, 0.0) - ((-input.abs()).exp() + 1).log()
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+    """binary_cross_entropy(sigmoid(x), y) in the stable form (1-y) x - (1 + (p-1) y) ln σ(x), with p the
+    pos_weight (broadcast along the last axis: one per class) or 1; the gradient is σ(x)(1 + (p-1)y) - p y."""
+    target = _target(input, target)
+    _same_size("binary_cross_entropy_with_logits", input, target)
+    log_p = logsigmoid(input)
+    if pos_weight is None:
+        losses = (1 - target) * input - log_p
+    else:
+        losses = (1 - target) * input - ((_target(input, pos_weight) - 1) * target + 1) * log_p
+    return _reduce("binary_cross_entropy_with_logits", _weighted("binary_cross_entropy_with_logits", losses, weight),
+                   reduction)
+
+
+def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+    """½ d² / β where |d| < β, else |d| - ½ β, for d = input - target; β = 0 is l1_loss (as PyTorch)."""
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
+    if beta == 0:
+        return l1_loss(input, target, reduction)
+    d = input - target
+    size = d.abs()
+    return _reduce("smooth_l1_loss", where(size < beta, d * d * (0.5 / beta), size - 0.5 * beta), reduction)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    """½ d² where |d| < δ, else δ (|d| - ½ δ), for d = input - target: smooth_l1_loss with β = δ, times δ;
+    `weight` (the input's shape) scales each element before the reduction."""
+    if delta <= 0:
+        raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
+    if weight is not None and tuple(weight.shape) != tuple(input.shape):
+        raise ValueError(f"huber_loss: weight of shape {tuple(weight.shape)} must have the input's shape "
+                         f"{tuple(input.shape)}")
+    d = input - target
+    size = d.abs()
+    losses = where(size < delta, d * d * 0.5, (size - 0.5 * delta) * delta)
+    return _reduce("huber_loss", _weighted("huber_loss", losses, weight), reduction)
+
+
+def _xlogy(x, y):
+    """x ln y, and 0 where x = 0 (also where y = 0 there, as torch.xlogy)."""
+    zero = x.array == 0
+    return where(zero, 0.0, x * where(zero, 1.0, y).log())
+
+
+def kl_div(input, target, reduction="mean", log_target=False):
+    """Σ y (ln y - x) for log-probabilities x and probabilities y (log-probabilities with log_target), 0 where
+    y = 0. As PyTorch: 'mean' divides by the number of elements (and warns), 'batchmean' by the batch size
+    (the KL divergence per sample), 'sum' and 'none' as in the other losses."""
+    if reduction not in REDUCTIONS + ("batchmean",):
+        raise ValueError(f"kl_div: reduction must be one of {', '.join(map(repr, REDUCTIONS + ('batchmean',)))}, "
+                         f"got {reduction!r}")
+    target = _target(input, target)
+    losses = target.exp() * (target - input) if log_target else _xlogy(target, target) - target * input
+    if reduction == "batchmean":
+        return losses.sum() / input.shape[0] if input.ndim else losses.sum()
+    if reduction == "mean":
+        warnings.warn("kl_div: reduction='mean' divides the total loss by both the batch size and the support size; "
+                      "'batchmean' divides only by the batch size, as the KL divergence's definition does",
+                      UserWarning, stacklevel=2)
+    return _reduce("kl_div", losses, reduction)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """x limited to [min_val, max_val]; the gradient is 1 strictly inside and 0 from each bound on, as
+    PyTorch's (clamp passes it at the bounds)."""
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+    return where(input.array <= min_val, min_val, where(input.array >= max_val, max_val, input))
+
+
+def relu6(input, inplace=False):
+    return hardtanh(input, 0.0, 6.0)
+
+
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def selu(input, inplace=False):
+    """scale · elu(x, α) with Klambauer et al.'s α and scale (the self-normalising ones)."""
+    return elu(input, SELU_ALPHA) * SELU_SCALE
+
+
+def celu(input, alpha=1.0, inplace=False):
+    """x for x > 0, else α(e^(x/α) - 1): elu with a slope of 1 at 0 whatever α."""
+    if alpha == 0:
+        raise ValueError("celu: alpha must not be 0 (it divides x)")
+    return where(input > 0, input, ((input.clamp(max=0) * (1.0 / alpha)).exp() - 1) * alpha)
+
+
+def softmin(input, dim=None, _stacklevel=3, dtype=None):
+    """softmax(-x) along dim."""
+    return softmax(-input, dim, dtype)
+
+
+def mish(input, inplace=False):
+    """x tanh(softplus(x)) (Misra, 2019)."""
+    return input * softplus(input).tanh()
+
+
+def hardswish(input, inplace=False):
+    """0 up to -3, x (x + 3) / 6 between, x from 3 on; at -3 and 3 the gradient is that of the outer pieces
+    (0 and 1), as PyTorch's."""
+    return where(input.array <= -3, 0.0, where(input.array >= 3, input, input * (input + 3) / 6))
+
+
+def softsign(input):
+    return input / (input.abs() + 1)
+
+
+def prelu(input, weight):
+    """x for x > 0, else a·x, with one learnt slope a, or one per channel (axis 1)."""
+    if weight.numel() == 1:
+        return where(input > 0, input, input * weight.reshape(()))
+    channels = input.shape[1] if input.ndim > 1 else 1
+    if weight.ndim != 1 or weight.shape[0] != channels:
+        raise ValueError(f"prelu: {weight.numel()} parameters for an input of {channels} channels "
+                         f"(shape {tuple(input.shape)}): give 1 or one per channel")
+    return where(input > 0, input, input * weight.reshape((1, channels) + (1,) * (input.ndim - 2)))
+
+
+INTERPOLATE_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "area")
+
+
+def _interpolate_sizes(input, size, scale_factor, recompute_scale_factor):
+    """(output sizes, scale factors or None per axis) as torch.nn.functional.interpolate settles them."""
+    dims = input.ndim - 2
+    if size is not None and scale_factor is not None:
+        raise ValueError("interpolate: only one of size or scale_factor should be defined")
+    if size is None and scale_factor is None:
+        raise ValueError("interpolate: either size or scale_factor should be defined")
+    if size is not None:
+        if recompute_scale_factor:
+            raise ValueError("interpolate: recompute_scale_factor is not meaningful with an explicit size")
+        sizes = tuple(size) if isinstance(size, (tuple, list)) else (size,) * dims
+        if len(sizes) != dims:
+            raise ValueError(f"interpolate: size {size} for an input with {dims} spatial dimensions {input.shape[2:]}")
+        return tuple(int(s) for s in sizes), (None,) * dims
+    factors = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * dims
+    if len(factors) != dims:
+        raise ValueError(f"interpolate: scale_factor {scale_factor} for an input with {dims} spatial dimensions "
+                         f"{input.shape[2:]}")
+    sizes = tuple(int(math.floor(float(n) * float(f))) for n, f in zip(input.shape[2:], factors))
+    return sizes, ((None,) * dims if recompute_scale_factor else tuple(float(f) for f in factors))
+
+
+def _inverse_scale(dtype, side, out, factor):
+    """PyTorch's source-per-output-pixel step in `dtype`: 1 / scale_factor when one was given, else in / out."""
+    return dtype(1.0 / factor) if factor is not None and factor > 0 else dtype(side) / dtype(out)
+
+
+def _along(x, axis, index):
+    """x[..., index, ...] on `axis`: an integer gather whose gradient adds back into the rows it read."""
+    return x[(slice(None),) * axis + (index,)]
+
+
+def _nearest(x, axis, out, factor, exact):
+    """Nearest neighbours along one axis by PyTorch's rule, in float32: source floor(i · scale), or
+    floor((i + ½) · scale) for 'nearest-exact'; 2-D 'nearest' takes i itself, or i // 2, where the output is
+    as long as the input or twice as long, as PyTorch's 2-D kernel does. A whole-number enlargement is a
+    broadcast, not a gather."""
+    side = x.shape[axis]
+    i = np.arange(out)
+    scale = np.float32(_inverse_scale(x.dtype.type, side, out, factor))
+    if exact:
+        source = np.floor(((i + 0.5) * np.float64(scale)).astype(np.float32))  # floorf of a double, as PyTorch's
+    elif x.ndim == 4 and out in (side, 2 * side):
+        source = i * side // out
+    else:
+        source = np.floor(i.astype(np.float32) * scale)
+    source = np.minimum(source.astype(np.int64), side - 1)
+    if out == side and np.array_equal(source, i):
+        return x
+    if out % side == 0 and np.array_equal(source, i // (out // side)):
+        k = out // side
+        shape = x.shape[:axis + 1] + (1,) + x.shape[axis + 1:]
+        wide = shape[:axis + 1] + (k,) + shape[axis + 2:]
+        return x.reshape(shape).expand(*wide).reshape(x.shape[:axis] + (out,) + x.shape[axis + 1:])
+    return _along(x, axis, backend.get_array_module(x.array).asarray(source))
+
+
+def _linear(x, axis, out, factor, align_corners):
+    """Linear interpolation along one axis by PyTorch's rule: source (i + ½)·scale - ½ (at least 0), or
+    i·(in-1)/(out-1) with align_corners; the two neighbours weighted by the distance, in x's dtype."""
+    side = x.shape[axis]
+    if out == side:
+        return x
+    dtype = x.dtype.type
+    i = np.arange(out)
+    if align_corners:
+        scale = dtype(side - 1) / dtype(out - 1) if out > 1 else dtype(0)
+        real = scale * i.astype(dtype)
+    else:
+        scale = _inverse_scale(dtype, side, out, factor)
+        real = np.maximum(scale * (i.astype(dtype) + dtype(0.5)) - dtype(0.5), dtype(0))
+    lower = np.minimum(np.floor(real.astype(np.float32)).astype(np.int64), side - 1)  # floorf, as PyTorch's
+    upper = lower + (lower < side - 1)
+    right = np.clip(real - lower.astype(dtype), dtype(0), dtype(1))
+    xp = backend.get_array_module(x.array)
+    column = (-1,) + (1,) * (x.ndim - axis - 1)
+    right = Tensor._wrap(xp.asarray(right.reshape(column)))
+    return _along(x, axis, xp.asarray(lower)) * (1 - right) + _along(x, axis, xp.asarray(upper)) * right
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None, recompute_scale_factor=None,
+                antialias=False):
+    """input (N, C, d1, ...) resized to `size`, or scaled by `scale_factor`, as torch.nn.functional.interpolate:
+    'nearest' and 'nearest-exact' (any number of spatial axes), 'linear' (3-D) and 'bilinear' (4-D) with
+    align_corners, 'area' (4-D: adaptive_avg_pool2d). Each axis is resized in turn, from gathers, broadcasts
+    and weighted sums, so the gradient comes from their VJPs."""
+    if mode not in INTERPOLATE_MODES:
+        raise ValueError(f"interpolate: mode={mode!r} is not supported; use one of "
+                         f"{', '.join(map(repr, INTERPOLATE_MODES))} (see docs/FROM_PYTORCH.md)")
+    if input.ndim not in (3, 4, 5):
+        raise ValueError(f"interpolate: expected a 3-D, 4-D or 5-D input (N, C, d1, ...), got shape "
+                         f"{tuple(input.shape)}")
+    if mode in ("nearest", "nearest-exact", "area") and align_corners is not None:
+        raise ValueError("interpolate: align_corners option can only be set with the interpolating modes: linear | "
+                         "bilinear")
+    if antialias:
+        raise ValueError("interpolate: antialias=True is not supported; leave it False")
+    wanted = {"linear": 3, "bilinear": 4, "area": 4}.get(mode)
+    if wanted is not None and input.ndim != wanted:
+        raise ValueError(f"interpolate: mode={mode!r} needs a {wanted}-D input, got {input.ndim}-D "
+                         f"{tuple(input.shape)}" + (" (1-D and 3-D area pooling are not supported)"
+                                                    if mode == "area" else ""))
+    recompute = recompute_scale_factor or (mode == "area" and size is None)  # area pools to whole sizes
+    sizes, factors = _interpolate_sizes(input, size, scale_factor, recompute)
+    if min(sizes) < 1:
+        raise ValueError(f"interpolate: the output size {sizes} must be positive")
+    if mode == "area":
+        return adaptive_avg_pool2d(input, sizes)
+    x = input
+    for axis, (out, factor) in enumerate(zip(sizes, factors), start=2):
+        if mode in ("nearest", "nearest-exact"):
+            x = _nearest(x, axis, out, factor, mode == "nearest-exact")
+        else:
+            x = _linear(x, axis, out, factor, bool(align_corners))
+    return x
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False, sparse=False):
+    """The rows of weight (num_embeddings, embedding_dim) that the integer indices pick; the row
+    padding_idx gets no gradient."""
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise ValueError("embedding: max_norm, scale_grad_by_freq and sparse are not supported; leave them at their "
+                         "defaults")
+    xp = backend.get_array_module(weight.array)
+    index = xp.asarray(input.array if isinstance(input, Tensor) else input)
+    if index.dtype.kind not in "iu":
+        raise ValueError(f"embedding: expected integer indices (a long tensor), got {index.dtype}")
+    rows = weight.shape[0]
+    if index.size and (int(index.min()) < 0 or int(index.max()) >= rows):
+        raise IndexError(f"embedding: indices must lie in [0, {rows}), got {int(index.min())}..{int(index.max())}")
+    picked = weight[index]
+    if padding_idx is None:
+        return picked
+    if not -rows <= padding_idx < rows:
+        raise ValueError(f"embedding: padding_idx must be within the {rows} embeddings, got {padding_idx}")
+    keep = (index != padding_idx % rows)[..., None]
+    return where(keep, picked, picked.detach())
+
+
+def _vector_norm(x, p, dim):
+    """The p-norm of x along dim (kept), whose gradient is 0 at a vector of zeros (as PyTorch's, instead of
+    the 0/0 of the root's derivative)."""
+    if p == math.inf:
+        return x.abs().amax(dim, keepdim=True)
+    if p == 1:
+        return x.abs().sum(dim, keepdim=True)
+    if not p > 0:
+        raise ValueError(f"the p-norm needs p > 0 (or inf), got p={p}")
+    if p == 2:
+        total = (x * x).sum(dim, keepdim=True)
+    else:  # |x|^p with the gradient 0 at x = 0 for any p, as PyTorch's (not p·0^(p-1), infinite for p < 1)
+        size = x.abs()
+        nonzero = size.array > 0
+        total = where(nonzero, where(nonzero, size, 1.0) ** p, 0.0).sum(dim, keepdim=True)
+    nonzero = total.array > 0
+    return where(nonzero, where(nonzero, total, 1.0) ** (1.0 / p), 0.0)
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """x / max(‖x‖_p, eps) along dim."""
+    if out is not None:
+        raise ValueError("normalize: out= is not supported; use the returned tensor")
+    return input / _vector_norm(input, p, dim).clamp(min=eps)
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """Σ (x1 / ‖x1‖)(x2 / ‖x2‖) along dim of the broadcast inputs, each norm raised to at least eps. As in
+    PyTorch, that floor changes the value and not the gradient (it is applied outside the tape)."""
+    shape = np.broadcast_shapes(x1.shape, x2.shape)
+    x1, x2 = (x if x.shape == shape else x.expand(*shape) for x in (x1, x2))
+    n1, n2 = (_vector_norm(x, 2, dim) for x in (x1, x2))
+    n1, n2 = (n + (n.clamp(min=eps) - n).detach() for n in (n1, n2))
+    return ((x1 / n1) * (x2 / n2)).sum(dim)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """(x - mean) / √(var + ε) over each sample's groups of channels (biased variance), then weight and bias per
+    channel, as torch.nn.functional.group_norm."""
+    if input.ndim < 2:
+        raise ValueError(f"group_norm: expected an input (N, C, ...), got shape {tuple(input.shape)}")
+    n, c = input.shape[:2]
+    if c % num_groups:
+        raise ValueError(f"group_norm: expected the number of channels {c} to be divisible by num_groups={num_groups}")
+    x = input.reshape(n, num_groups, -1)
+    centred = x - x.mean(dim=2, keepdim=True)
+    out = (centred * ((centred * centred).mean(dim=2, keepdim=True) + eps).rsqrt()).reshape(input.shape)
+    channel = (1, c) + (1,) * (input.ndim - 2)
+    if weight is not None:
+        out = out * weight.reshape(channel)
+    return out + bias.reshape(channel) if bias is not None else out

@@ -1029,6 +1029,442 @@ def clip_grad_value_(parameters, clip_value):
 utils = SimpleNamespace(clip_grad_norm_=clip_grad_norm_, clip_grad_value_=clip_grad_value_)
 
 
+class BCELoss(_WeightedLoss):
+    def forward(self, input, target):
+        return F.binary_cross_entropy(input, target, self.weight, self.reduction)
+
+
+class BCEWithLogitsLoss(_WeightedLoss):
+    """binary_cross_entropy_with_logits; weight and pos_weight are buffers, as in PyTorch."""
+
+    def __init__(self, weight=None, reduction="mean", pos_weight=None):
+        super().__init__(weight, reduction)
+        self.register_buffer("pos_weight", pos_weight if pos_weight is None or isinstance(pos_weight, Tensor)
+                             else Tensor(pos_weight))
+
+    def forward(self, input, target):
+        return F.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction, self.pos_weight)
+
+
+class SmoothL1Loss(_Loss):
+    def __init__(self, reduction="mean", beta=1.0):
+        super().__init__(reduction)
+        self.beta = beta
+
+    def forward(self, input, target):
+        return F.smooth_l1_loss(input, target, self.reduction, self.beta)
+
+
+class HuberLoss(_Loss):
+    def __init__(self, reduction="mean", delta=1.0):
+        super().__init__(reduction)
+        self.delta = delta
+
+    def forward(self, input, target):
+        return F.huber_loss(input, target, self.reduction, self.delta)
+
+
+class KLDivLoss(Module):
+    """kl_div; reduction 'batchmean' (the KL divergence per sample) besides 'mean', 'sum' and 'none'."""
+
+    def __init__(self, reduction="mean", log_target=False):
+        super().__init__()
+        if reduction not in F.REDUCTIONS + ("batchmean",):
+            raise ValueError(f"KLDivLoss: reduction must be one of {F.REDUCTIONS + ('batchmean',)}, got {reduction!r}")
+        self.reduction, self.log_target = reduction, log_target
+
+    def forward(self, input, target):
+        return F.kl_div(input, target, self.reduction, self.log_target)
+
+
+class PReLU(Module):
+    """x for x > 0, else a·x, with one learnt slope a (init 0.25) or num_parameters of them, one per channel."""
+
+    def __init__(self, num_parameters=1, init=0.25, device=None, dtype=np.float32):
+        super().__init__()
+        self.num_parameters, self.init = int(num_parameters), init
+        self.weight = Parameter(np.full(self.num_parameters, init, dtype), device=device)
+
+    def forward(self, input):
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self):
+        return f"num_parameters={self.num_parameters}"
+
+
+class Hardtanh(Module):
+    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False):
+        super().__init__()
+        if min_val > max_val:
+            raise ValueError(f"Hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+        self.min_val, self.max_val = min_val, max_val
+
+    def forward(self, input):
+        return F.hardtanh(input, self.min_val, self.max_val)
+
+    def extra_repr(self):
+        return f"min_val={self.min_val}, max_val={self.max_val}"
+
+
+class ReLU6(Hardtanh):
+    def __init__(self, inplace=False):
+        super().__init__(0.0, 6.0)
+
+    def extra_repr(self):
+        return ""
+
+
+class SELU(Module):
+    def __init__(self, inplace=False):
+        super().__init__()
+
+    def forward(self, input):
+        return F.selu(input)
+
+
+class CELU(Module):
+    def __init__(self, alpha=1.0, inplace=False):
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, input):
+        return F.celu(input, self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
+class LogSigmoid(Module):
+    def forward(self, input):
+        return F.logsigmoid(input)
+
+
+class Softmin(Module):
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input):
+        return F.softmin(input, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class Mish(Module):
+    def __init__(self, inplace=False):
+        super().__init__()
+
+    def forward(self, input):
+        return F.mish(input)
+
+
+class Hardswish(Module):
+    def __init__(self, inplace=False):
+        super().__init__()
+
+    def forward(self, input):
+        return F.hardswish(input)
+
+
+class Softsign(Module):
+    def forward(self, input):
+        return F.softsign(input)
+
+
+class ConvTranspose2d(Module):
+    """The transposed convolution of (N, C, H, W) inputs with a (in_channels, out_channels/groups, kh, kw)
+    weight, as torch.nn.ConvTranspose2d (its arguments in its order; `init` and `rng` are ours). The default
+    init is PyTorch's: U(±1/√fan_in) with fan_in = out_channels/groups · kh · kw (the weight's axis 1)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, padding_mode="zeros", device=None, dtype=np.float32, init="kaiming_uniform",
+                 rng=None):
+        super().__init__()
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"ConvTranspose2d: groups must be a positive integer, got {groups!r}")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"ConvTranspose2d: in_channels and out_channels must be divisible by groups, got "
+                             f"{in_channels}, {out_channels} and {groups}")
+        if padding_mode != "zeros":
+            raise ValueError(f"ConvTranspose2d: padding_mode={padding_mode!r} is not supported, only 'zeros' (as in "
+                             "PyTorch)")
+        if isinstance(padding, str):
+            raise ValueError(f"ConvTranspose2d: padding={padding!r}: give the padding as numbers (PyTorch takes no "
+                             "string here either)")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
+        self.output_padding, self.dilation = _pair(output_padding), _pair(dilation)
+        self.groups, self.padding_mode = groups, padding_mode
+        self.weight = _empty((self.in_channels, self.out_channels // groups, *self.kernel_size), dtype, device)
+        self.bias = _empty((self.out_channels,), dtype, device) if bias else None
+        _init_weight_and_bias(self.weight, self.bias, init, rng)
+
+    def _output_padding(self, input, output_size):
+        """output_padding, or the one that gives `output_size` ((H, W), or with N and C in front)."""
+        if output_size is None:
+            return self.output_padding
+        size = tuple(output_size)[-2:]
+        least = [(side - 1) * s - 2 * p + d * (k - 1) + 1 for side, s, p, d, k in
+                 zip(input.shape[-2:], self.stride, self.padding, self.dilation, self.kernel_size)]
+        most = [n + s - 1 for n, s in zip(least, self.stride)]
+        if len(tuple(output_size)) not in (2, 4) or not all(lo <= n <= hi for n, lo, hi in zip(size, least, most)):
+            raise ValueError(f"ConvTranspose2d: requested an output size of {tuple(output_size)}, but valid sizes "
+                             f"range from {least} to {most} (for an input of {tuple(input.shape[-2:])})")
+        return tuple(n - lo for n, lo in zip(size, least))
+
+    def forward(self, input, output_size=None):
+        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
+                                  self._output_padding(input, output_size), self.groups, self.dilation)
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        return s + ("" if self.bias is not None else ", bias=False")
+
+
+class Upsample(Module):
+    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None, recompute_scale_factor=None):
+        super().__init__()
+        self.size, self.mode, self.align_corners = size, mode, align_corners
+        self.scale_factor = (tuple(float(f) for f in scale_factor) if isinstance(scale_factor, (tuple, list))
+                             else float(scale_factor) if scale_factor else None)
+        self.recompute_scale_factor = recompute_scale_factor
+
+    def forward(self, input):
+        return F.interpolate(input, self.size, self.scale_factor, self.mode, self.align_corners,
+                             self.recompute_scale_factor)
+
+    def extra_repr(self):
+        info = f"scale_factor={self.scale_factor!r}" if self.scale_factor is not None else f"size={self.size!r}"
+        return info + f", mode={self.mode!r}"
+
+
+class UpsamplingNearest2d(Upsample):
+    def __init__(self, size=None, scale_factor=None):
+        super().__init__(size, scale_factor, mode="nearest")
+
+
+class UpsamplingBilinear2d(Upsample):
+    def __init__(self, size=None, scale_factor=None):
+        super().__init__(size, scale_factor, mode="bilinear", align_corners=True)
+
+
+class Unflatten(Module):
+    """Axis `dim` reshaped to unflattened_size (one entry may be -1), the inverse of Flatten."""
+
+    def __init__(self, dim, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, input):
+        dim = self.dim % input.ndim
+        sizes = self.unflattened_size
+        known = math.prod(n for n in sizes if n != -1)
+        if sizes.count(-1) > 1 or (known != input.shape[dim] if -1 not in sizes else input.shape[dim] % known):
+            raise ValueError(f"Unflatten: unflattened_size {sizes} does not fit dim {self.dim} of size "
+                             f"{input.shape[dim]} (input {tuple(input.shape)})")
+        return input.reshape(input.shape[:dim] + sizes + input.shape[dim + 1:])
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class ConstantPad2d(Module):
+    """`value` around the last two axes: padding an int, or (left, right, top, bottom)."""
+
+    def __init__(self, padding, value):
+        super().__init__()
+        self.padding = (padding,) * 4 if isinstance(padding, int) else tuple(padding)
+        if len(self.padding) != 4:
+            raise ValueError(f"{type(self).__name__}: padding must be an int or (left, right, top, bottom), got "
+                             f"{padding!r}")
+        self.value = float(value)
+
+    def forward(self, input):
+        return F.pad(input, self.padding, "constant", self.value)
+
+    def extra_repr(self):
+        return f"padding={self.padding}, value={self.value}"
+
+
+class ZeroPad2d(ConstantPad2d):
+    def __init__(self, padding):
+        super().__init__(padding, 0.0)
+
+    def extra_repr(self):
+        return f"{self.padding}"
+
+
+class Embedding(Module):
+    """A (num_embeddings, embedding_dim) table whose rows integer indices pick, N(0, 1) at first; the row
+    padding_idx starts at zero and gets no gradient."""
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
+                 scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None, dtype=np.float32,
+                 rng=None):
+        super().__init__()
+        if max_norm is not None or scale_grad_by_freq or sparse:
+            raise ValueError("Embedding: max_norm, scale_grad_by_freq and sparse are not supported; leave them at "
+                             "their defaults")
+        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
+        if padding_idx is not None:
+            if not -self.num_embeddings <= padding_idx < self.num_embeddings:
+                raise ValueError(f"Embedding: padding_idx must be within num_embeddings ({self.num_embeddings}), got "
+                                 f"{padding_idx}")
+            padding_idx %= self.num_embeddings
+        self.padding_idx, self.max_norm, self.norm_type = padding_idx, max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
+        shape = (self.num_embeddings, self.embedding_dim)
+        if _weight is None:
+            self.weight = _empty(shape, dtype, device)
+            normal_(self.weight, rng=rng)
+            if padding_idx is not None:
+                self.weight.array[padding_idx] = 0
+        else:
+            if tuple(_weight.shape) != shape:
+                raise ValueError(f"Embedding: _weight of shape {tuple(_weight.shape)} does not match {shape}")
+            self.weight = Parameter(_weight, requires_grad=not _freeze)
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, max_norm=None, norm_type=2.0,
+                        scale_grad_by_freq=False, sparse=False):
+        """An Embedding whose table is `embeddings` (2-D), frozen unless freeze=False."""
+        if embeddings.ndim != 2:
+            raise ValueError(f"Embedding.from_pretrained: embeddings must be 2-D, got shape {tuple(embeddings.shape)}")
+        return cls(*embeddings.shape, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse,
+                   _weight=embeddings, _freeze=freeze)
+
+    def forward(self, input):
+        return F.embedding(input, self.weight, self.padding_idx)
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}" + (
+            f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
+
+
+class GroupNorm(Module):
+    """Normalise each sample over groups of channels (num_groups of them), then scale and shift per channel."""
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None, dtype=np.float32, *, bias=True):
+        super().__init__()
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
+        self.num_groups, self.num_channels = int(num_groups), int(num_channels)
+        self.eps, self.affine = float(eps), affine
+        self.weight = Parameter(np.ones(self.num_channels, dtype), device=device) if affine else None
+        self.bias = Parameter(np.zeros(self.num_channels, dtype), device=device) if affine and bias else None
+
+    def forward(self, input):
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")
+
+
+def _as_parameter(value, where):
+    """A Parameter as it is, a Tensor wrapped in one (sharing its memory), as PyTorch's containers do."""
+    if isinstance(value, Parameter):
+        return value
+    if isinstance(value, Tensor):
+        return Parameter(value)
+    raise TypeError(f"{where}: expected a Parameter or a Tensor, got {type(value).__name__}")
+
+
+class ParameterList(Module):
+    """Parameters held in a list, registered as "0", "1", … (a Tensor is wrapped in a Parameter)."""
+
+    def __init__(self, values=None):
+        super().__init__()
+        for p in values or ():
+            self.append(p)
+
+    def append(self, value):
+        setattr(self, str(len(self)), _as_parameter(value, "ParameterList"))
+        return self
+
+    def extend(self, values):
+        for p in values:
+            self.append(p)
+        return self
+
+    def __getitem__(self, index):
+        params = list(self._parameters.values())
+        return ParameterList(params[index]) if isinstance(index, slice) else params[index]
+
+    def __setitem__(self, index, value):
+        setattr(self, str(range(len(self))[index]), _as_parameter(value, "ParameterList"))
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters.values())
+
+    def extra_repr(self):
+        return "\n".join(f"({k}): Parameter containing: [{p.dtype} of size {tuple(p.shape)}]"
+                         for k, p in self._parameters.items())
+
+
+class ParameterDict(Module):
+    """Parameters held by name, in insertion order (a Tensor is wrapped in a Parameter)."""
+
+    def __init__(self, parameters=None):
+        super().__init__()
+        self.update(parameters or {})
+
+    def __getitem__(self, key):
+        return self._parameters[key]
+
+    def __setitem__(self, key, value):
+        setattr(self, key, _as_parameter(value, f"ParameterDict[{key!r}]"))
+
+    def __delitem__(self, key):
+        delattr(self, key)
+
+    def __contains__(self, key):
+        return key in self._parameters
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters)
+
+    def keys(self):
+        return self._parameters.keys()
+
+    def values(self):
+        return self._parameters.values()
+
+    def items(self):
+        return self._parameters.items()
+
+    def get(self, key, default=None):
+        return self._parameters.get(key, default)
+
+    def pop(self, key):
+        value = self._parameters[key]
+        del self[key]
+        return value
+
+    def update(self, parameters):
+        for key, value in dict(parameters).items():
+            self[key] = value
+
+    def extra_repr(self):
+        return "\n".join(f"({k}): Parameter containing: [{p.dtype} of size {tuple(p.shape)}]"
+                         for k, p in self._parameters.items())
+
+
 # torch.nn.functional, torch.nn.init and torch.nn.utils as PyTorch spells them: attributes of nn, and
 # importable (`import tinygrad_mnist.nn.functional as F`, `from tinygrad_mnist.nn import init`) although nn
 # is one file rather than a package.

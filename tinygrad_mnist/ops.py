@@ -1078,3 +1078,82 @@ class BatchNorm(Function):
         if weight is None:
             return (dx,)
         return dx, sum_gx, sum_g
+
+
+BCE_EPSILON = float(np.float32(1e-12))  # PyTorch's, a float constant: 1e-12 rounded to float32
+
+
+@register
+class BinaryCrossEntropy(Function):
+    """ℓ = -(y max(ln x, -100) + (1-y) max(ln(1-x), -100)) elementwise, the logs clamped as PyTorch does;
+    dx = g (x - y) / max(x (1-x), 1e-12),  dy = g (ln(1-x) - ln x), PyTorch's VJPs: dx stays finite where
+    x reaches 0 or 1, where the derivative of the clamped logs would overflow or vanish."""
+    def forward(self, x, y):
+        xp = get_array_module(x)
+        self.save_for_backward(x, y)
+        with np.errstate(divide="ignore"):  # ln 0 = -inf, then clamped
+            log_x, log_1mx = xp.maximum(xp.log(x), -100), xp.maximum(xp.log1p(-x), -100)
+        return (y - 1) * log_1mx - y * log_x
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        x, y = self.saved
+        dx = g * (x - y) / xp.maximum(x * (1 - x), BCE_EPSILON) if self.needs_input_grad[0] else None
+        dy = None
+        if self.needs_input_grad[1]:
+            with np.errstate(divide="ignore"):  # ±inf at x = 0 or 1, as PyTorch's
+                dy = g * (xp.log1p(-x) - xp.log(x))
+        return dx, dy
+
+
+@register
+class ConvTranspose2d(Function):
+    """out = col2im(Wᵀ X) + b: each input pixel adds its channels times the kernel into the output at
+    (y·s + i·d - p, x·s + j·d - p), w (C_in, C_out/groups, kh, kw) — the input gradient of conv2d, as a
+    forward. Its VJP is conv2d's forward and weight gradient on the padded g:  with G the im2col columns
+    of g (its windows at stride s, dilation d),  dX = W G  and  dW = X Gᵀ per group,  db = Σ g.
+    Layout as in Conv2d: the work runs in (C, H, W, N) order and the output keeps it behind its NCHW shape."""
+    def forward(self, x, w, b=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1), groups=1):
+        xp = get_array_module(x)
+        c_in, per_group, kh, kw = w.shape
+        n, _, h, wd = x.shape
+        c_out = per_group * groups
+        (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+        size = [(side - 1) * s - 2 * p + d * (k - 1) + op + 1 for side, s, p, d, k, op in
+                zip((h, wd), stride, padding, dilation, (kh, kw), output_padding)]
+        # The canvas every tap lands on, with room below and right for output padding past the last tap.
+        canvas = [(side - 1) * s + d * (k - 1) + 1 + max(0, op - p) for side, s, d, k, op, p in
+                  zip((h, wd), stride, dilation, (kh, kw), output_padding, padding)]
+        x3 = xp.ascontiguousarray(x.transpose(1, 2, 3, 0)).reshape(groups, c_in // groups, h * wd * n)
+        w3 = w.reshape(groups, c_in // groups, per_group * kh * kw)
+        cols = (w3.transpose(0, 2, 1) @ x3).reshape(c_out, kh, kw, h, wd, n)
+        out = xp.zeros((c_out, *canvas, n), dtype=x.dtype)
+        for i, j, where in offsets(kh, kw, h, wd, stride, dilation):
+            out[(slice(None), *where)] += cols[:, i, j]
+        out = out[:, ph:ph + size[0], pw:pw + size[1]]
+        if b is not None:
+            out += b[:, None, None, None]
+        self.shape, self.kernel, self.canvas = x.shape, w.shape, canvas
+        self.settings = stride, padding, dilation, groups
+        self.save_for_backward(x3 if self.needs_input_grad[1] else None, w3)
+        return out.transpose(3, 0, 1, 2)
+
+    def backward(self, g):
+        x3, w3 = self.saved
+        xp = get_array_module(g)
+        stride, (ph, pw), dilation, groups = self.settings
+        n, c_in, h, wd = self.shape
+        c_out, ho, wo = g.shape[1:]
+        canvas = xp.zeros((c_out, *self.canvas, n), dtype=g.dtype)
+        canvas[:, ph:ph + ho, pw:pw + wo] = g.transpose(1, 2, 3, 0)
+        _, _, kh, kw = self.kernel
+        win = windows(canvas, kh, kw, stride, dilation)[:, :, :, :h, :wd]
+        cols = xp.ascontiguousarray(win).reshape(groups, (c_out // groups) * kh * kw, h * wd * n)
+        dx = dw = db = None
+        if self.needs_input_grad[0]:
+            dx = (w3 @ cols).reshape(c_in, h, wd, n).transpose(3, 0, 1, 2)
+        if self.needs_input_grad[1]:
+            dw = (x3 @ cols.transpose(0, 2, 1)).reshape(self.kernel)
+        if len(self.needs_input_grad) == 3 and self.needs_input_grad[2]:
+            db = g.sum(axis=(0, 2, 3))
+        return (dx, dw, db)[:len(self.needs_input_grad)]
