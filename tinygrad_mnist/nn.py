@@ -958,42 +958,59 @@ class ModuleList(Module):
         return iter(self._modules.values())
 
 
-class ModuleDict(Module):
+class _ByName:
+    """The dict side of ModuleDict and ParameterDict, over the registry `_held()` names (their modules, their
+    parameters): item access, membership, length, order, `keys values items pop update`; each class says
+    how `__setitem__` stores a value."""
+
+    def __getitem__(self, key):
+        return self._held()[key]
+
+    def __delitem__(self, key):
+        delattr(self, key)
+
+    def __contains__(self, key):
+        return key in self._held()
+
+    def __len__(self):
+        return len(self._held())
+
+    def __iter__(self):
+        return iter(self._held())
+
+    def keys(self):
+        return self._held().keys()
+
+    def values(self):
+        return self._held().values()
+
+    def items(self):
+        return self._held().items()
+
+    def pop(self, key):
+        value = self[key]
+        del self[key]
+        return value
+
+    def update(self, items):
+        for key, value in dict(items).items():
+            self[key] = value
+
+
+class ModuleDict(_ByName, Module):
     """Modules held by name (in insertion order); it has no forward of its own."""
 
     def __init__(self, modules=None):
         super().__init__()
-        for name, m in dict(modules or {}).items():
-            self[name] = m
+        self.update(modules or {})
 
-    def __getitem__(self, name):
-        return self._modules[name]
+    def _held(self):
+        return self._modules
 
     def __setitem__(self, name, module):
         if not isinstance(module, Module):
             raise TypeError(f"ModuleDict: expected a Module for {name!r}, got {type(module).__name__}")
         setattr(self, name, module)
-
-    def __delitem__(self, name):
-        delattr(self, name)
-
-    def __contains__(self, name):
-        return name in self._modules
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules)
-
-    def keys(self):
-        return self._modules.keys()
-
-    def values(self):
-        return self._modules.values()
-
-    def items(self):
-        return self._modules.items()
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
@@ -1414,51 +1431,21 @@ class ParameterList(Module):
                          for k, p in self._parameters.items())
 
 
-class ParameterDict(Module):
+class ParameterDict(_ByName, Module):
     """Parameters held by name, in insertion order (a Tensor is wrapped in a Parameter)."""
 
     def __init__(self, parameters=None):
         super().__init__()
         self.update(parameters or {})
 
-    def __getitem__(self, key):
-        return self._parameters[key]
+    def _held(self):
+        return self._parameters
 
     def __setitem__(self, key, value):
         setattr(self, key, _as_parameter(value, f"ParameterDict[{key!r}]"))
 
-    def __delitem__(self, key):
-        delattr(self, key)
-
-    def __contains__(self, key):
-        return key in self._parameters
-
-    def __len__(self):
-        return len(self._parameters)
-
-    def __iter__(self):
-        return iter(self._parameters)
-
-    def keys(self):
-        return self._parameters.keys()
-
-    def values(self):
-        return self._parameters.values()
-
-    def items(self):
-        return self._parameters.items()
-
     def get(self, key, default=None):
         return self._parameters.get(key, default)
-
-    def pop(self, key):
-        value = self._parameters[key]
-        del self[key]
-        return value
-
-    def update(self, parameters):
-        for key, value in dict(parameters).items():
-            self[key] = value
 
     def extra_repr(self):
         return "\n".join(f"({k}): Parameter containing: [{p.dtype} of size {tuple(p.shape)}]"
