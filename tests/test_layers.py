@@ -13,10 +13,11 @@ import pytest
 import tinygrad_mnist.functional as F
 from tinygrad_mnist import Tensor, nn, optim, viz
 
-if importlib.util.find_spec("torch"):
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+if HAVE_TORCH:
     import torch
     TF = torch.nn.functional
-needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed")
+needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="PyTorch is not installed")
 
 RTOL, ATOL = 1e-10, 1e-12
 
@@ -106,7 +107,7 @@ def _loss_cases():
     ]
 
 
-LOSS_CASES = _loss_cases()
+LOSS_CASES = _loss_cases() if HAVE_TORCH else []  # each case names PyTorch's function
 
 
 @needs_torch
@@ -177,7 +178,7 @@ def _activation_cases():
     ]
 
 
-ACTIVATION_CASES = _activation_cases()
+ACTIVATION_CASES = _activation_cases() if HAVE_TORCH else []  # each case names PyTorch's function
 
 
 @needs_torch
@@ -243,7 +244,7 @@ def _layer_cases():
     ]
 
 
-LAYER_CASES = _layer_cases()
+LAYER_CASES = _layer_cases() if HAVE_TORCH else []  # each case names PyTorch's function
 
 
 @needs_torch
