@@ -757,3 +757,48 @@ def test_sort_and_topk_return_named_values_and_indices_and_work_as_functions():
     assert torch.topk(x, 2).values.tolist() == values.tolist() and indices.tolist() == [[1, 2], [0, 1]]
     assert indices.dtype == np.int64 and x.sort().indices.tolist() == [[0, 2, 1], [1, 2, 0]]
     assert torch.argsort(x, dim=1, descending=True).tolist() == [[1, 2, 0], [0, 1, 2]]
+
+
+# repeat, scatter, diag and trace, against PyTorch in float64 (values and gradients)
+
+SHAPING = {
+    "repeat": lambda lib, x, y: x.repeat(2, 1, 3),
+    "repeat-new-dims": lambda lib, x, y: x.repeat(2, 1, 1, 2),
+    "scatter-src": lambda lib, x, y: x.scatter(1, lib.tensor([[2, 0], [1, 0]]), y),  # no repeats: see FROM_PYTORCH
+    "scatter-value": lambda lib, x, y: lib.scatter(x, 0, lib.tensor([[1, 0, 1]]), 7.5) * y.sum(),
+    "diag-of-matrix": lambda lib, x, y: lib.diag(x.reshape(3, 2), -1) + lib.diag(x.reshape(2, 3), 1),
+    "diag-of-vector": lambda lib, x, y: lib.diag(x.reshape(-1)[:3], 1) @ lib.diag(y.reshape(-1), -2)[:4, :4],
+    "trace": lambda lib, x, y: x.reshape(3, 2)[:2].trace() * y,
+}
+
+
+@pytest.mark.parametrize("name", SHAPING)
+def test_repeat_scatter_diag_and_trace_match_pytorch_in_values_and_gradients(name):
+    real = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((2, 3)), rng.standard_normal((2, 2))
+    results = []
+    for lib in (torch, real):
+        a, b = lib.tensor(x, requires_grad=True), lib.tensor(y, requires_grad=True)
+        out = SHAPING[name](lib, a, b)
+        cotangent = lib.tensor(np.random.default_rng(1).standard_normal(tuple(out.shape)))
+        (out * cotangent).sum().backward()
+        results.append([t.detach().numpy() if t is not None else np.zeros(1) for t in (out, a.grad, b.grad)])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+def test_the_one_hot_idiom_scatter_in_place_matches_pytorch_and_respects_the_inplace_rules():
+    labels = torch.tensor([1, 3, 0])
+    one_hot = torch.zeros(3, 4).scatter_(1, labels.unsqueeze(1), 1)
+    assert one_hot.tolist() == [[0, 1, 0, 0], [0, 0, 0, 1], [1, 0, 0, 0]] and one_hot.dtype == np.float32
+    with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
+        torch.zeros(3, 4, requires_grad=True).scatter_(1, labels.unsqueeze(1), 1.0)
+    with pytest.raises(IndexError, match=r"index values must lie in \[0, 4\)"):
+        torch.zeros(3, 4).scatter_(1, torch.tensor([[4], [0], [0]]), 1.0)
+    with pytest.raises(ValueError, match="reduce='add' is not supported"):
+        torch.zeros(3, 4).scatter(1, labels.unsqueeze(1), 1.0, reduce="add")
+    with pytest.raises(RuntimeError, match="at least one count per dimension"):
+        torch.zeros(2, 3).repeat(2)
+    with pytest.raises(RuntimeError, match="trace: expects a matrix"):
+        torch.zeros(3).trace()

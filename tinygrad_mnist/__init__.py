@@ -60,7 +60,8 @@ TENSOR_FUNCTIONS = ("flatten", "reshape", "squeeze", "unsqueeze", "permute", "tr
                     "detach")
 # The tensor methods added with mm, sort, topk and gather, as functions too: torch.topk(x, 5), torch.mm(a, b).
 TENSOR_FUNCTIONS += ("mm", "bmm", "mv", "dot", "outer", "sign", "floor", "ceil", "round", "trunc", "isnan", "isinf",
-                     "isfinite", "flip", "tril", "triu", "gather", "masked_fill", "sort", "argsort", "topk", "cumsum",
+                     "isfinite", "flip", "tril", "triu", "gather", "scatter", "diag", "trace", "masked_fill", "sort",
+                     "argsort", "topk", "cumsum",
                      "log1p", "expm1", "log2", "log10", "erf")
 for _name in TENSOR_FUNCTIONS:
     globals()[_name] = _function(_name)

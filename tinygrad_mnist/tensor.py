@@ -1235,6 +1235,112 @@ class Tensor:
                     for d, m in enumerate(index.shape))
         return ops.Index.apply(self, key=key)
 
+    def _scatter_positions(self, dim, index, name):
+        """The index (an int array of this tensor's rank) and, per element of it, the key of the position it
+        names in this tensor: index[i][j] along `dim`, i and j themselves along the others."""
+        xp = backend.get_array_module(self.array)
+        index = xp.asarray(index.array if isinstance(index, Tensor) else index)
+        axis = self._axis(dim, name)
+        if index.dtype.kind not in "iu":
+            raise TypeError(f"{name}: index must be an integer tensor, this one is {index.dtype}")
+        if index.ndim != self.ndim:
+            raise RuntimeError(f"{name}: index has {index.ndim} dimensions, the input {self.ndim}: they must have "
+                               f"as many (unsqueeze the index)")
+        longer = [d for d, (n, m) in enumerate(zip(index.shape, self.shape)) if d != axis and n > m]
+        if longer:
+            raise RuntimeError(f"{name}: index {tuple(index.shape)} is longer than the input {tuple(self.shape)} on "
+                               f"dimension {longer[0]}; only dimension {axis} (dim) may be longer")
+        n = self.shape[axis]
+        if index.size and (int(index.min()) < 0 or int(index.max()) >= n):
+            raise IndexError(f"{name}: index values must lie in [0, {n}) along dimension {axis}, these run from "
+                             f"{int(index.min())} to {int(index.max())}")
+        key = tuple(index if d == axis else xp.arange(m).reshape((-1,) + (1,) * (self.ndim - d - 1))
+                    for d, m in enumerate(index.shape))
+        return index, key
+
+    def _scatter_source(self, src, value, index, name):
+        """The values scatter writes, as a tensor of index's shape in this tensor's dtype: src's leading part
+        (src at least as long as index on every dimension), or the number `value`."""
+        if (src is None) == (value is None):
+            raise TypeError(f"{name}: give src (a tensor) or value (a number), one of them")
+        if src is None or not isinstance(src, Tensor):
+            number = value if src is None else src
+            xp = backend.get_array_module(self.array)
+            return Tensor._wrap(xp.full(index.shape, number, dtype=self.dtype))
+        if src.ndim != index.ndim or any(n > m for n, m in zip(index.shape, src.shape)):
+            raise RuntimeError(f"{name}: src {tuple(src.shape)} must be at least as long as index "
+                               f"{tuple(index.shape)} on every dimension")
+        return src[tuple(slice(0, n) for n in index.shape)].to(self.dtype)
+
+    def scatter(self, dim, index, src=None, *, value=None, reduce=None):
+        """This tensor with src's elements (or the number `value`) written where `index` points along `dim`:
+        out[i][index[i][j]] = src[i][j] for dim 1, and so on, as torch.scatter. The gradient reaches this
+        tensor where nothing was written and src where it was; where an index repeats, one write wins
+        (PyTorch leaves which open) and only it gets the gradient."""
+        if reduce is not None:
+            raise ValueError(f"scatter: reduce={reduce!r} is not supported here: use scatter_add or index "
+                             f"arithmetic instead")
+        index, key = self._scatter_positions(dim, index, "scatter")
+        values = self._scatter_source(src, value, index, "scatter")
+        xp = backend.get_array_module(self.array)
+        written = xp.zeros(self.shape, dtype=bool)
+        written[key] = True
+        source = xp.zeros(self.shape, dtype=np.int64)  # which of values' elements lands on each position
+        source[key] = xp.arange(index.size).reshape(index.shape)
+        return where(written, values.reshape(-1)[source], self)
+
+    def scatter_(self, dim, index, src=None, *, value=None, reduce=None):
+        """scatter in place (the one-hot idiom `torch.zeros(n, 10).scatter_(1, labels[:, None], 1)`); like
+        every in-place change, refused on a leaf that requires grad and on a tensor the tape recorded."""
+        if reduce is not None:
+            raise ValueError(f"scatter_: reduce={reduce!r} is not supported here: use scatter_add or index "
+                             f"arithmetic instead")
+        self._check_inplace("scatter_", src if isinstance(src, Tensor) else None)
+        index, key = self._scatter_positions(dim, index, "scatter_")
+        self.array[key] = self._scatter_source(src, value, index, "scatter_").array
+        self._version[0] += 1
+        return self
+
+    def repeat(self, *sizes):
+        """This tensor tiled `sizes[d]` times along each dimension d, with new leading dimensions when sizes
+        has more entries than the tensor has dimensions, as torch.Tensor.repeat (NumPy's tile). The gradient
+        of each element is the sum over its copies."""
+        sizes = _shape_args(sizes)
+        if len(sizes) < self.ndim:
+            raise RuntimeError(f"repeat: {len(sizes)} repeat counts for a tensor of {self.ndim} dimensions: give at "
+                               f"least one count per dimension")
+        if any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0 for n in sizes):
+            raise ValueError(f"repeat: the counts must be non-negative ints, got {sizes}")
+        shape = (1,) * (len(sizes) - self.ndim) + tuple(self.shape)
+        spread = [m for pair in ((1, n) for n in shape) for m in pair]  # (1, n0, 1, n1, ...)
+        tiled = [m for pair in zip(sizes, shape) for m in pair]         # (r0, n0, r1, n1, ...)
+        return self.reshape(spread).expand(tiled).reshape([r * n for r, n in zip(sizes, shape)])
+
+    def diag(self, diagonal=0):
+        """For a matrix, its `diagonal`-th diagonal (above the main one for diagonal > 0) as a vector; for a
+        vector, the square matrix with it on that diagonal and zeros elsewhere, as torch.diag."""
+        xp = backend.get_array_module(self.array)
+        k = int(diagonal)
+        if self.ndim == 2:
+            rows, cols = self.shape
+            n = max(0, min(rows, cols - k) if k >= 0 else min(rows + k, cols))
+            i = xp.arange(n)
+            return self[(i, i + k) if k >= 0 else (i - k, i)]
+        if self.ndim != 1:
+            raise RuntimeError(f"diag: expects a vector or a matrix, this tensor has {self.ndim} dimensions")
+        n = self.shape[0] + abs(k)
+        r, c = xp.arange(n)[:, None], xp.arange(n)[None, :]
+        on = (c - r == k) & (xp.minimum(r, c) < self.shape[0])
+        zero = Tensor._wrap(xp.zeros((), dtype=self.dtype))
+        return where(on, self[xp.clip(xp.minimum(r, c), 0, max(self.shape[0] - 1, 0))], zero) if self.shape[0] \
+            else Tensor._wrap(xp.zeros((n, n), dtype=self.dtype))
+
+    def trace(self):
+        """The sum of a matrix's main diagonal."""
+        if self.ndim != 2:
+            raise RuntimeError(f"trace: expects a matrix, this tensor has {self.ndim} dimensions")
+        return self.diag().sum()
+
     def _floating(self):
         """This tensor, or for integers and booleans a float32 copy: a function with real values makes
         float32 of them, as in PyTorch."""
