@@ -1213,31 +1213,16 @@ class Tensor:
         input[i][index[i][j]] for dim 1, and so on. `index` has as many dimensions as the input and is no
         longer than it on the other ones; the gradient is summed back to the elements picked (twice where
         an index repeats). `sparse_grad` is accepted: the gradient is dense."""
-        xp = backend.get_array_module(self.array)
-        index = xp.asarray(index.array if isinstance(index, Tensor) else index)
-        axis = self._axis(dim, "gather")
-        if index.dtype.kind not in "iu":
-            raise TypeError(f"gather: index must be an integer tensor, this one is {index.dtype}")
-        if index.ndim != self.ndim:
-            raise RuntimeError(f"gather: index has {index.ndim} dimensions, the input {self.ndim}: they must "
-                               f"have as many (unsqueeze the index)")
+        index, key = self._index_positions(dim, index, "gather")
         if self.ndim == 0:
             return self.reshape(1).gather(0, index.reshape(1)).reshape(())
-        longer = [d for d, (n, m) in enumerate(zip(index.shape, self.shape)) if d != axis and n > m]
-        if longer:
-            raise RuntimeError(f"gather: index {tuple(index.shape)} is longer than the input {tuple(self.shape)} "
-                               f"on dimension {longer[0]}; only dimension {axis} (dim) may be longer")
-        n = self.shape[axis]
-        if index.size and (int(index.min()) < 0 or int(index.max()) >= n):
-            raise IndexError(f"gather: index values must lie in [0, {n}) along dimension {axis}, these run from "
-                             f"{int(index.min())} to {int(index.max())}")
-        key = tuple(index if d == axis else xp.arange(m).reshape((-1,) + (1,) * (self.ndim - d - 1))
-                    for d, m in enumerate(index.shape))
         return ops.Index.apply(self, key=key)
 
-    def _scatter_positions(self, dim, index, name):
-        """The index (an int array of this tensor's rank) and, per element of it, the key of the position it
-        names in this tensor: index[i][j] along `dim`, i and j themselves along the others."""
+    def _index_positions(self, dim, index, name):
+        """gather's and scatter's index, checked (integers, this tensor's rank, no longer than it off `dim`, its
+        values in range along `dim`) and as an array, with the key of the position each element names:
+        index[i][j] along `dim`, i and j themselves along the others. A 0-d tensor gets no key: the caller
+        works on its 1-d view."""
         xp = backend.get_array_module(self.array)
         index = xp.asarray(index.array if isinstance(index, Tensor) else index)
         axis = self._axis(dim, name)
@@ -1246,6 +1231,8 @@ class Tensor:
         if index.ndim != self.ndim:
             raise RuntimeError(f"{name}: index has {index.ndim} dimensions, the input {self.ndim}: they must have "
                                f"as many (unsqueeze the index)")
+        if self.ndim == 0:
+            return index, None
         longer = [d for d, (n, m) in enumerate(zip(index.shape, self.shape)) if d != axis and n > m]
         if longer:
             raise RuntimeError(f"{name}: index {tuple(index.shape)} is longer than the input {tuple(self.shape)} on "
@@ -1257,6 +1244,11 @@ class Tensor:
         key = tuple(index if d == axis else xp.arange(m).reshape((-1,) + (1,) * (self.ndim - d - 1))
                     for d, m in enumerate(index.shape))
         return index, key
+
+    def _scatter_positions(self, dim, index, name):
+        if self.ndim == 0:
+            raise RuntimeError(f"{name}: the tensor is 0-d: reshape it to 1-d (x.reshape(1)) first")
+        return self._index_positions(dim, index, name)
 
     def _scatter_source(self, src, value, index, name):
         """The values scatter writes, as a tensor of index's shape in this tensor's dtype: src's leading part
