@@ -744,7 +744,7 @@ class Tensor:
 
     def _floating(self):
         """This tensor, or a float32 copy of an integer or boolean one: what PyTorch takes exp, log, sin,
-        tanh or sigmoid of."""
+        tanh, sigmoid, log1p, expm1 or erf of."""
         return self if _float_dtype(self.dtype) else self.float()
 
     def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
@@ -964,11 +964,10 @@ class Tensor:
             p = 2
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not (p >= 0 or p == -math.inf):
             raise ValueError(f"norm: p must be 0, a positive number, math.inf, -math.inf or 'fro', got {p!r}")
-        if p == 0:  # a count: gradient 0, recorded through a Where that takes nothing from its other input
+        if p == 0:  # a count, recorded with gradient 0 as floor is
             axis = tuple(dim) if isinstance(dim, list) else dim
             count = (self.array != 0).sum(axis=axis, keepdims=keepdim).astype(self.dtype)
-            xp = backend.get_array_module(self.array)
-            return ops.Where.apply(Tensor._wrap(xp.asarray(count)), self.sum(dim, keepdim), condition=xp.asarray(True))
+            return self.sum(dim, keepdim)._flat(backend.get_array_module(self.array).asarray(count))
         if p == -math.inf:
             return self.abs().amin(dim, keepdim)
         if p == 2:
@@ -1076,8 +1075,7 @@ class Tensor:
 
     def _draw(self, name, draw, generator):
         self._check_inplace(name)
-        if not _float_dtype(self.dtype):
-            raise TypeError(f"{name}: random values need a floating-point tensor, not {self.dtype}")
+        self._require_float(f"{name} (random values)", "x = x.float()")
         values = draw(backend.generator("cpu") if generator is None else generator)
         self.array[...] = backend.to_device(np.asarray(values, dtype=self.dtype), self.device)
         self._version[0] += 1
@@ -1321,22 +1319,17 @@ class Tensor:
         if self.ndim != 1:
             raise RuntimeError(f"diag: expects a vector or a matrix, this tensor has {self.ndim} dimensions")
         n = self.shape[0] + abs(k)
+        if self.shape[0] == 0:
+            return Tensor._wrap(xp.zeros((n, n), dtype=self.dtype))
         r, c = xp.arange(n)[:, None], xp.arange(n)[None, :]
-        on = (c - r == k) & (xp.minimum(r, c) < self.shape[0])
-        zero = Tensor._wrap(xp.zeros((), dtype=self.dtype))
-        return where(on, self[xp.clip(xp.minimum(r, c), 0, max(self.shape[0] - 1, 0))], zero) if self.shape[0] \
-            else Tensor._wrap(xp.zeros((n, n), dtype=self.dtype))
+        element = xp.minimum(xp.minimum(r, c), self.shape[0] - 1)  # on the diagonal, min(r, c) is the element
+        return self[element].masked_fill(c - r != k, 0)
 
     def trace(self):
         """The sum of a matrix's main diagonal."""
         if self.ndim != 2:
             raise RuntimeError(f"trace: expects a matrix, this tensor has {self.ndim} dimensions")
         return self.diag().sum()
-
-    def _floating(self):
-        """This tensor, or for integers and booleans a float32 copy: a function with real values makes
-        float32 of them, as in PyTorch."""
-        return self if self.dtype.kind == "f" else self.float()
 
     def log2(self): return ops.Log.apply(self._floating(), base=2)
     def log10(self): return ops.Log.apply(self._floating(), base=10)
