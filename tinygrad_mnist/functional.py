@@ -762,30 +762,13 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     return where(keep, picked, picked.detach())
 
 
-def _vector_norm(x, p, dim):
-    """The p-norm of x along dim (kept), whose gradient is 0 at a vector of zeros (as PyTorch's, instead of
-    the 0/0 of the root's derivative)."""
-    if p == math.inf:
-        return x.abs().amax(dim, keepdim=True)
-    if p == 1:
-        return x.abs().sum(dim, keepdim=True)
-    if not p > 0:
-        raise ValueError(f"the p-norm needs p > 0 (or inf), got p={p}")
-    if p == 2:
-        total = (x * x).sum(dim, keepdim=True)
-    else:  # |x|^p with the gradient 0 at x = 0 for any p, as PyTorch's (not p·0^(p-1), infinite for p < 1)
-        size = x.abs()
-        nonzero = size.array > 0
-        total = where(nonzero, where(nonzero, size, 1.0) ** p, 0.0).sum(dim, keepdim=True)
-    nonzero = total.array > 0
-    return where(nonzero, where(nonzero, total, 1.0) ** (1.0 / p), 0.0)
-
-
 def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
     """x / max(‖x‖_p, eps) along dim."""
     if out is not None:
         raise ValueError("normalize: out= is not supported; use the returned tensor")
-    return input / _vector_norm(input, p, dim).clamp(min=eps)
+    if not p > 0:
+        raise ValueError(f"normalize: the p-norm needs p > 0 (or inf), got p={p}")
+    return input / input.norm(p, dim, keepdim=True).clamp(min=eps)
 
 
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
@@ -793,7 +776,7 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     PyTorch, that floor changes the value and not the gradient (it is applied outside the tape)."""
     shape = np.broadcast_shapes(x1.shape, x2.shape)
     x1, x2 = (x if x.shape == shape else x.expand(*shape) for x in (x1, x2))
-    n1, n2 = (_vector_norm(x, 2, dim) for x in (x1, x2))
+    n1, n2 = (x.norm(2, dim, keepdim=True) for x in (x1, x2))
     n1, n2 = (n + (n.clamp(min=eps) - n).detach() for n in (n1, n2))
     return ((x1 / n1) * (x2 / n2)).sum(dim)
 
