@@ -119,8 +119,7 @@ def _legacy(name, dtype):
             if isinstance(data[0], Tensor) and data[0].dtype != dtype:
                 raise TypeError(f"{name}(t): t is {data[0].dtype}, not {np.dtype(dtype)}: convert it with "
                                 f"t.to({np.dtype(dtype).name}) instead, as PyTorch requires")
-            data = data[0].array if isinstance(data[0], Tensor) else data[0]
-            return Tensor(backend.to_numpy(data).copy() if hasattr(data, "dtype") else data, dtype=dtype, device=device)
+            return tensor(data[0], dtype=dtype, device=device)
         return Tensor(_legacy_sizes(data, dtype), device=device)
     make.__name__ = make.__qualname__ = name
     make.__doc__ = _legacy.__doc__.replace("FloatTensor", name).replace("that dtype", np.dtype(dtype).name)

@@ -165,7 +165,7 @@ class OneCycleLR(LRScheduler):
                 warm,
                 dict(end_step=total_steps - 1, start_lr="max_lr", end_lr="min_lr",
                      start_momentum="base_momentum", end_momentum="max_momentum")]
-        if last_epoch == -1:  # resuming, the optimizer's groups already hold these
+        if last_epoch == -1:  # (when resuming, the optimizer's groups hold these already)
             for group, top in zip(groups, self._per_group(max_lr, groups, "max_lr")):
                 group["initial_lr"], group["max_lr"] = top / div_factor, top
                 group["min_lr"] = group["initial_lr"] / final_div_factor
