@@ -13,7 +13,7 @@ from tinygrad_mnist import data, nn, optim, save
 from tinygrad_mnist.benchmark import workers
 from tinygrad_mnist.checkpoint import load_checkpoint
 from tinygrad_mnist.loop import BatchSampler, EarlyStopping, make_optimizer, make_schedule, take_batch, update
-from tinygrad_mnist.training import Trainer, TrainingInterrupted, make_config, model_input, prepare_data
+from tinygrad_mnist.training import Trainer, TrainingInterrupted, look_up, make_config, model_input, prepare_data
 
 SEED, N, BATCH, EPOCHS = 5, 96, 32, 2  # 3 steps an epoch
 
@@ -62,6 +62,19 @@ def test_prepared_images_are_model_input_s_scaling_bit_for_bit(dataset, normaliz
         got = prepared[split][0]
         assert got.dtype == np.float32 and got.shape == expected.shape == (len(images), 1, 28, 28)
         np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
+@pytest.mark.parametrize("shape", [(0, 28, 28), (3, 28, 28), (2, 3, 5), (7, 10000)])
+def test_the_chunked_table_look_up_is_np_take(shape):
+    """look_up goes a chunk at a time: every chunk boundary (here 1,000 pixels), the last partial chunk and an
+    empty or a strided input give np.take's numbers and shape."""
+    rng = np.random.default_rng(0)
+    table = rng.random(256, dtype=np.float32)
+    images = rng.integers(0, 256, shape, dtype=np.uint8)
+    for pixels in (images, images[:, ::2]):
+        got = look_up(table, pixels, chunk=1000)
+        assert got.shape == pixels.shape and got.dtype == np.float32
+        np.testing.assert_array_equal(got, np.take(table, pixels))
 
 
 def test_the_trainer_draws_the_rule_s_batches(dataset, tmp_path, drawn):

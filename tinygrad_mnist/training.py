@@ -95,7 +95,7 @@ def prepare_data(config):
     if config["limit_train"]:
         train_x, train_y = train_x[:config["limit_train"]], train_y[:config["limit_train"]]
     table = pixel_table(config)
-    scale = lambda images: np.take(table, images)[:, None]  # noqa: E731  (take: half the time of table[images])
+    scale = lambda images: look_up(table, images)[:, None]  # noqa: E731
     return dict(train=(scale(train_x), train_y), val=(scale(val_x), val_y),
                 test=(scale(ds.test_images), ds.test_labels), test_raw=ds.test_images,
                 class_names=list(ds.class_names))
@@ -105,6 +105,18 @@ def pixel_table(config):
     """The float32 model input of each of the 256 uint8 pixel values (model_input's own arithmetic):
     indexing it with uint8 images scales them in one pass over memory instead of four, to the same bits."""
     return model_input(data.to_float(np.arange(256, dtype=np.uint8)), config)[:, 0]
+
+
+def look_up(table, images, chunk=1 << 16):
+    """table[images] for uint8 images, `chunk` pixels at a time: the same numbers as np.take(table, images)
+    (half the time of table[images]), which first copies all the indices to 8-byte integers, 376 MB for the
+    60,000 training images. Writing that copy into a fresh process's memory cost more than the look-up:
+    0.65 s against 0.15 s in chunks of 64 Ki pixels, whose index copies stay in cache."""
+    out = np.empty(images.shape, dtype=table.dtype)
+    flat, flat_out = images.reshape(-1), out.reshape(-1)
+    for start in range(0, flat.size, chunk):
+        np.take(table, flat[start:start + chunk], out=flat_out[start:start + chunk])
+    return out
 
 
 def model_input(pixels, config):
