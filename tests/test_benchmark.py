@@ -321,6 +321,24 @@ def test_time_to_target_stops_at_the_first_evaluation_that_reaches_it(dataset, c
     assert "One training epoch" not in out and "Per-op timings" not in out
 
 
+@pytest.mark.parametrize("betas, shown", [((0.7, 0.9), "adam lr 0.01, betas (0.7, 0.9), schedule onecycle"),
+                                          ((0.9, 0.999), "adam lr 0.01, schedule onecycle"),
+                                          (None, "adam lr 0.01, schedule onecycle")])  # None: a run before betas
+def test_the_time_to_target_recipe_line_names_betas_other_than_adam_s_defaults(betas, shown):
+    from tinygrad_mnist.benchmark.render import time_to_target_text
+    from tinygrad_mnist.training import make_config
+
+    config = make_config("sprint_cnn")
+    if betas is None:
+        del config["betas"]
+    else:
+        config["betas"] = list(betas)  # as the JSON gives it back
+    reached = dict(epoch=1, step=469, accuracy=0.991, seconds=12.5)
+    run = dict(target=0.99, seeds=[dict(seed=0, config=config, eval_every=0, loaded_s=1.0, history=[reached],
+                                        reached=reached)])
+    assert f"Recipe sprint_cnn: 1 epoch at most, batch 128, {shown}, label smoothing 0.1;" in time_to_target_text(run)
+
+
 def test_time_to_target_runs_each_seed_in_its_own_process_and_reports_each_and_the_median(dataset, tmp_path,
                                                                                            capsys):
     argv = ["--data-dir", str(dataset), "--time-to-99", "mlp_v2", "--seeds", "3", "--seed", "4", "--epochs", "1",

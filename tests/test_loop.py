@@ -176,6 +176,7 @@ def test_an_update_zeroes_backpropagates_steps_and_then_advances_the_schedule():
 
 
 @pytest.mark.parametrize("model,overrides", [("mlp_64_32", {}), ("mlp_v2", {}), ("lenet5", dict(optimizer="adamw")),
+                                             ("sprint_cnn", {}), ("lenet5", dict(optimizer="adamw", betas=(0.8, 0.95))),
                                              ("lenet5", dict(optimizer="rmsprop")),
                                              ("lenet5", dict(optimizer="adagrad", weight_decay=0.1))])
 def test_the_optimizer_of_a_config_is_the_same_in_both_frameworks(model, overrides):
@@ -184,9 +185,11 @@ def test_the_optimizer_of_a_config_is_the_same_in_both_frameworks(model, overrid
     ours = make_optimizer(c, [nn.Parameter(np.zeros(2, np.float32))], optim)
     theirs = make_optimizer(c, [torch.zeros(2, requires_grad=True)], torch.optim)
     assert type(ours).__name__ == type(theirs).__name__
-    for key in ("lr", "weight_decay", "momentum", "nesterov"):
+    for key in ("lr", "weight_decay", "momentum", "nesterov", "betas"):
         if key in theirs.defaults:
             assert ours.defaults[key] == theirs.defaults[key], key
+    if "betas" in theirs.defaults:
+        assert theirs.defaults["betas"] == tuple(c["betas"])
 
 
 @pytest.mark.parametrize("schedule", ["constant", "step", "cosine", "onecycle"])

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from tinygrad_mnist import cli, data
-from tinygrad_mnist.loop import augmentation
+from tinygrad_mnist import cli, data, nn, optim
+from tinygrad_mnist.loop import augmentation, make_optimizer
 from tinygrad_mnist.checkpoint import load_checkpoint, save_checkpoint
 from tinygrad_mnist.models import MODELS
 from tinygrad_mnist.training import Trainer, TrainingInterrupted, make_config
@@ -188,6 +188,35 @@ def test_bad_ema_and_augmentation_options_are_refused_in_one_line(dataset, tmp_p
     assert train(dataset, tmp_path / "run", "--model", "lenet5", "--epochs", "1", *argv) != 0
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--betas", "0.9"], "betas must be two numbers in [0, 1)"),
+    (["--betas", "0.9,1.0"], "betas must be two numbers in [0, 1)"),
+    (["--betas", "0.8,0.9", "--optimizer", "sgd"], "optimizer 'sgd' has none: leave out --betas"),
+])
+def test_bad_betas_are_refused_in_one_line(dataset, tmp_path, capsys, argv, message):
+    assert train(dataset, tmp_path / "run", "--model", "lenet5", "--epochs", "1", *argv) != 0
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_betas_reach_the_config_and_the_optimizer_and_a_recipe_s_betas_stay_with_its_adam(dataset, tmp_path):
+    run = tmp_path / "run"
+    assert train(dataset, run, "--model", "mlp_v2", "--epochs", "1", "--optimizer", "adamw", "--betas", "0.8,0.95") == 0
+    assert json.loads((run / "config.json").read_text())["betas"] == [0.8, 0.95]
+    trainer = Trainer.resume(run, progress=False, log=lambda *a: None)
+    assert trainer.optimizer.param_groups[0]["betas"] == (0.8, 0.95)
+    assert make_config("sprint_cnn")["betas"] == (0.7, 0.9)
+    assert make_config("sprint_cnn", optimizer="adamw")["betas"] == (0.7, 0.9)
+    assert make_config("sprint_cnn", optimizer="sgd")["betas"] == (0.9, 0.999)  # no error: the user set no betas
+
+
+def test_a_config_saved_before_betas_existed_trains_with_adam_s_defaults():
+    config = make_config("lenet5")
+    del config["betas"]
+    optimizer = make_optimizer(config, [nn.Parameter(np.zeros(2, np.float32))], optim)
+    assert optimizer.param_groups[0]["betas"] == (0.9, 0.999)
 
 
 def test_augmentation_ranges_imply_augment_and_reach_the_config(dataset, tmp_path):

@@ -92,8 +92,10 @@ def make_optimizer(config, params, optim):
     name, lr, wd = config["optimizer"], config["lr"], config["weight_decay"]
     if name == "sgd":
         return optim.SGD(params, lr=lr, momentum=config["momentum"], nesterov=config["nesterov"], weight_decay=wd)
-    kinds = {"adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad,
-             "adadelta": optim.Adadelta}
+    if name in ("adam", "adamw"):  # a run configured before betas were a setting has Adam's defaults
+        betas = tuple(config.get("betas", (0.9, 0.999)))
+        return (optim.Adam if name == "adam" else optim.AdamW)(params, lr=lr, betas=betas, weight_decay=wd)
+    kinds = {"rmsprop": optim.RMSprop, "adagrad": optim.Adagrad, "adadelta": optim.Adadelta}
     return kinds[name](params, lr=lr, weight_decay=wd)
 
 

@@ -169,7 +169,9 @@ def time_to_target_text(run):
     c = seeds[0]["config"]
     recipe = (f"{c['model']}: {c['epochs']} epoch{'s' if c['epochs'] != 1 else ''} at most, batch {c['batch_size']}, "
               f"{c['optimizer']} lr {c['lr']:g}, "
-              f"schedule {c['schedule']}" + (", augmented" if c["augment"] else "")
+              + (f"betas ({', '.join(f'{b:g}' for b in c['betas'])}), "  # absent from an older run's JSON
+                 if tuple(c.get("betas", (0.9, 0.999))) != (0.9, 0.999) else "")
+              + f"schedule {c['schedule']}" + (", augmented" if c["augment"] else "")
               + (f", label smoothing {c['label_smoothing']:g}" if c["label_smoothing"] else ""))
     every = seeds[0].get("eval_every")  # absent from the JSON of an older run
     if every is not None:
