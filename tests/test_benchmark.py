@@ -505,5 +505,5 @@ def test_a_profile_only_run_names_the_pytorch_it_profiled(dataset):
     assert bench.run(args, progress=lambda *a: None)["machine"]["torch"] == torch.__version__
 
 
-def test_time_to_99_without_a_model_times_lenet5_the_recipe_that_reaches_it_on_every_seed():
-    assert cli.build_parser().parse_args(["benchmark", "--time-to-99"]).time_to_99 == ["lenet5"]
+def test_time_to_99_without_a_model_times_sprint_cnn_the_recipe_made_for_it():
+    assert cli.build_parser().parse_args(["benchmark", "--time-to-99"]).time_to_99 == ["sprint_cnn"]

@@ -205,9 +205,9 @@ def build_parser():
                    metavar="MODEL[,MODEL]",
                    help="profile MODEL's training steps (default lenet5) by op in both frameworks, at each batch size")
     b.add_argument("--profile-steps", type=positive_int, default=200, help="steps to profile (default 200)")
-    b.add_argument("--time-to-99", nargs="?", const=["lenet5"], type=comma_list(str, sorted(RECIPES)),
+    b.add_argument("--time-to-99", nargs="?", const=["sprint_cnn"], type=comma_list(str, sorted(RECIPES)),
                    metavar="MODEL[,MODEL]",
-                   help="train MODEL's recipe (default lenet5) until the test accuracy reaches --target; several "
+                   help="train MODEL's recipe (default sprint_cnn) until the test accuracy reaches --target; several "
                         "models pair up with several --target, --seeds and --epochs values by position")
     b.add_argument("--seeds", type=comma_list(positive_int), default=[1], metavar="K[,K]",
                    help="time-to-99: train on K seeds, each in a fresh process (default 1)")
