@@ -86,30 +86,3 @@ def test_a_lenet5_width_that_is_not_a_positive_integer_is_refused(width):
 def test_cnn_bn_channels_that_are_not_two_positive_integers_are_refused(channels):
     with pytest.raises(ValueError, match="channels must be two positive integers"):
         build_model("cnn_bn", channels=channels)
-
-
-@pytest.mark.parametrize("options, message", [
-    (dict(kernel_sizes=(5,)), "kernel_sizes must be two positive integers"),
-    (dict(kernel_sizes=(0, 3)), "kernel_sizes must be two positive integers"),
-    (dict(kernel_sizes=(5, 3.0)), "kernel_sizes must be two positive integers"),
-    (dict(kernel_sizes=(13, 9)), "leave no pixels of a 28×28 image"),
-    (dict(hidden=0), "hidden must be a positive integer or None"),
-    (dict(hidden=True), "hidden must be a positive integer or None"),
-])
-def test_cnn_bn_kernels_and_hidden_layer_that_cannot_be_built_are_refused(options, message):
-    with pytest.raises(ValueError, match=message):
-        build_model("cnn_bn", **options)
-
-
-@pytest.mark.parametrize("kernel_sizes, hidden", [((5, 3), 256), ((3, 5), None), ((7, 1), 32)])
-def test_the_cnn_bn_twin_follows_its_kernels_and_hidden_layer_and_computes_the_same_logits(kernel_sizes, hidden,
-                                                                                           batch):
-    torch = pytest.importorskip("torch")
-    model = build_model("cnn_bn", channels=(4, 6), kernel_sizes=kernel_sizes, hidden=hidden).eval()
-    side = ((28 - kernel_sizes[0] + 1) // 2 - kernel_sizes[1] + 1) // 2
-    assert model.fc.in_features == (6 * side * side if hidden is None else hidden)
-    twin = torch_twin.torch_model("cnn_bn", model)
-    x = batch[0]
-    with torch.no_grad():
-        theirs = twin(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(model(Tensor(x)).numpy(), theirs, rtol=1e-4, atol=1e-5)

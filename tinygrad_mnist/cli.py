@@ -86,10 +86,9 @@ def _number(text, kind):
 
 
 DATA_DIR_HELP = "folder holding the four IDX files (default: $TINYGRAD_MNIST_DATA, the cache, a download)"
-TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "nesterov", "betas", "schedule", "warmup_epochs",
-                 "weight_decay", "dropout", "augment", "rotate", "translate", "scale", "elastic", "elastic_sigma",
-                 "ema", "label_smoothing",
-                 "val_size", "patience", "seed", "device",
+TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "nesterov", "betas", "schedule",
+                 "warmup_epochs", "weight_decay", "dropout", "augment", "rotate", "translate", "scale", "elastic",
+                 "elastic_sigma", "ema", "label_smoothing", "val_size", "patience", "seed", "device",
                  "dataset", "data_dir", "limit_train")
 
 
@@ -113,7 +112,8 @@ def build_parser():
     t.add_argument("--momentum", type=non_negative_float, help="SGD momentum")
     t.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
     t.add_argument("--betas", type=comma_list(float), metavar="B1,B2",
-                   help="Adam's and AdamW's moving-average coefficients (default 0.9,0.999; sprint_cnn's recipe 0.7,0.9)")
+                   help="Adam's and AdamW's moving-average coefficients (default 0.9,0.999; sprint_cnn's recipe "
+                        "0.7,0.9)")
     t.add_argument("--schedule", choices=SCHEDULES)
     t.add_argument("--warmup-epochs", type=non_negative_int)
     t.add_argument("--weight-decay", type=non_negative_float)

@@ -91,16 +91,26 @@ def _twins():
         def __init__(self, ours):
             super().__init__()
             c1, c2 = ours.conv1.out_channels, ours.conv2.out_channels  # cnn_bn's 16, 32; fast_cnn's 8, 16
-            self.conv1, self.bn1 = tnn.Conv2d(1, c1, ours.conv1.kernel_size, bias=False), tnn.BatchNorm2d(c1)
-            self.conv2, self.bn2 = tnn.Conv2d(c1, c2, ours.conv2.kernel_size, bias=False), tnn.BatchNorm2d(c2)
-            layer = lambda ours_layer: tnn.Linear(ours_layer.in_features, ours_layer.out_features)  # noqa: E731
-            self.hidden = None if ours.hidden is None else layer(ours.hidden)  # sprint_cnn's 256 units
-            self.fc = layer(ours.fc)
+            self.conv1, self.bn1 = tnn.Conv2d(1, c1, 5, bias=False), tnn.BatchNorm2d(c1)
+            self.conv2, self.bn2 = tnn.Conv2d(c1, c2, 5, bias=False), tnn.BatchNorm2d(c2)
+            self.fc = tnn.Linear(c2 * 16, 10)
 
         def forward(self, x):
             x = TF.relu(TF.max_pool2d(self.bn1(self.conv1(x)), 2))
-            x = TF.relu(TF.max_pool2d(self.bn2(self.conv2(x)), 2)).flatten(1)
-            return self.fc(x if self.hidden is None else TF.relu(self.hidden(x)))
+            x = TF.relu(TF.max_pool2d(self.bn2(self.conv2(x)), 2))
+            return self.fc(x.flatten(1))
+
+    class SprintCNN(tnn.Module):
+        def __init__(self, ours):
+            super().__init__()
+            self.conv1, self.bn1 = tnn.Conv2d(1, 12, 5, bias=False), tnn.BatchNorm2d(12)
+            self.conv2, self.bn2 = tnn.Conv2d(12, 24, 3, bias=False), tnn.BatchNorm2d(24)
+            self.fc1, self.fc2 = tnn.Linear(600, 256), tnn.Linear(256, 10)
+
+        def forward(self, x):
+            x = TF.relu(self.bn1(TF.max_pool2d(self.conv1(x), 2)))
+            x = TF.relu(self.bn2(TF.max_pool2d(self.conv2(x), 2)))
+            return self.fc2(TF.relu(self.fc1(x.flatten(1))))
 
     class SimpleCNN(tnn.Module):
         def __init__(self, ours):
@@ -169,8 +179,9 @@ def _twins():
             return TF.log_softmax(self.fc2(x), dim=1)
 
     return {"mlp_v1": MLPv1, "mlp_v2": MLPDropout, "mlp_533": MLPDropout, "mlp_64_32": MLP64x32,
-            "lenet5": LeNet5, "cnn_bn": CNNBN, "fast_cnn": CNNBN, "sprint_cnn": CNNBN, "simple_cnn": SimpleCNN, "best": Best,
-            "resnet": ResNet, "resnet_wide": ResNet, "resnet_2x": ResNet, "pytorch_example": PyTorchExample}
+            "lenet5": LeNet5, "cnn_bn": CNNBN, "fast_cnn": CNNBN, "sprint_cnn": SprintCNN, "simple_cnn": SimpleCNN,
+            "best": Best, "resnet": ResNet, "resnet_wide": ResNet, "resnet_2x": ResNet,
+            "pytorch_example": PyTorchExample}
 
 
 def torch_model(name, model):

@@ -28,9 +28,9 @@ METRICS_HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr
 LR_HEADER = ["step", "epochs", "lr"]  # per step: the global step, the epochs trained at its end, its rate
 
 DEFAULTS = dict(dataset="mnist", epochs=10, batch_size=128, lr=1e-3, optimizer="adam", momentum=0.0,
-                nesterov=False, betas=(0.9, 0.999), schedule="constant", warmup_epochs=0, weight_decay=0.0, dropout=None,
-                augment=False, rotate=10.0, translate=2 / 28, scale=0.0, elastic=None, elastic_sigma=5.0, ema=None,
-                label_smoothing=0.0,
+                nesterov=False, betas=(0.9, 0.999), schedule="constant", warmup_epochs=0, weight_decay=0.0,
+                dropout=None, augment=False, rotate=10.0, translate=2 / 28, scale=0.0, elastic=None, elastic_sigma=5.0,
+                ema=None, label_smoothing=0.0,
                 val_size=10000, patience=None, seed=0, device=None,
                 data_dir=None, normalize=True, eval_batch_size=1000, limit_train=None)
 
