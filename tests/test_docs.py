@@ -150,8 +150,9 @@ def test_the_readme_products_table_says_what_docs_benchmarks_json_holds():
 
 
 def test_the_readme_time_to_target_rows_say_what_docs_time_to_99_json_holds():
-    """The README's rows "time to 99.0%" and "time to 99.5%" name the model that docs/TIME_TO_99.md timed, how
-    many of its seeds reached the target, and their median and range of seconds, as docs/time_to_99.json holds."""
+    """The README's rows "time to 99.0%" and "time to 99.5%", one for each model that docs/TIME_TO_99.md timed,
+    name it, how many of its seeds reached the target, and their median and range of seconds, as
+    docs/time_to_99.json holds."""
     import json
     import re
 
@@ -159,10 +160,10 @@ def test_the_readme_time_to_target_rows_say_what_docs_time_to_99_json_holds():
 
     runs = json.loads((ROOT / "docs" / "time_to_99.json").read_text())["time_to_target"]
     rows = dict(_readme_table("other figures"))
-    assert len(runs) == 2
+    assert len([label for label in rows if label.startswith("time to ")]) == len(runs) >= 2
     for run in runs:
-        (label, cell), = [row for row in rows.items() if row[0].startswith(f"time to {100 * run['target']:.1f}%")]
-        assert f"`{run['model']}`" in label, (label, run["model"])
+        (label, cell), = [row for row in rows.items() if row[0].startswith(f"time to {100 * run['target']:.1f}%")
+                          and f"`{run['model']}`" in row[0]]
         seconds = [s["reached"]["seconds"] for s in run["seeds"] if s["reached"]]
         assert cell.startswith(f"{len(seconds)} of {len(run['seeds'])} seeds"), cell
         median, low, high = re.search(r"median ([\d.]+) s \(([\d.]+)–([\d.]+)\)", cell).groups()
