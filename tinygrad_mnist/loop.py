@@ -20,6 +20,8 @@ import math
 from . import data
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta")
+WITH_BETAS = ("adam", "adamw")  # the optimizers that take betas
+ADAM_BETAS = (0.9, 0.999)       # PyTorch's default betas for them
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 
 
@@ -92,11 +94,15 @@ def make_optimizer(config, params, optim):
     name, lr, wd = config["optimizer"], config["lr"], config["weight_decay"]
     if name == "sgd":
         return optim.SGD(params, lr=lr, momentum=config["momentum"], nesterov=config["nesterov"], weight_decay=wd)
-    if name in ("adam", "adamw"):  # a run configured before betas were a setting has Adam's defaults
-        betas = tuple(config.get("betas", (0.9, 0.999)))
-        return (optim.Adam if name == "adam" else optim.AdamW)(params, lr=lr, betas=betas, weight_decay=wd)
+    if name in WITH_BETAS:
+        return (optim.Adam if name == "adam" else optim.AdamW)(params, lr=lr, betas=betas(config), weight_decay=wd)
     kinds = {"rmsprop": optim.RMSprop, "adagrad": optim.Adagrad, "adadelta": optim.Adadelta}
     return kinds[name](params, lr=lr, weight_decay=wd)
+
+
+def betas(config):
+    """The config's Adam betas as a tuple: ADAM_BETAS for a run configured before betas were a setting."""
+    return tuple(config.get("betas", ADAM_BETAS))
 
 
 def make_schedule(config, optimizer, steps_per_epoch, optim):

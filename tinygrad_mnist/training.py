@@ -19,8 +19,8 @@ from tqdm import tqdm
 from . import backend, checkpoint, data, metrics, optim, serialization
 from . import functional as F
 from .files import atomic_write
-from .loop import (OPTIMIZERS, SCHEDULES, BatchSampler, EarlyStopping, augmentation, make_optimizer, make_schedule,
-                   take_batch, update)
+from .loop import (ADAM_BETAS, OPTIMIZERS, SCHEDULES, WITH_BETAS, BatchSampler, EarlyStopping, augmentation,
+                   make_optimizer, make_schedule, take_batch, update)
 from .models import RECIPES, build_model
 from .tensor import Tensor, no_grad, toposort
 
@@ -28,7 +28,7 @@ METRICS_HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr
 LR_HEADER = ["step", "epochs", "lr"]  # per step: the global step, the epochs trained at its end, its rate
 
 DEFAULTS = dict(dataset="mnist", epochs=10, batch_size=128, lr=1e-3, optimizer="adam", momentum=0.0,
-                nesterov=False, betas=(0.9, 0.999), schedule="constant", warmup_epochs=0, weight_decay=0.0,
+                nesterov=False, betas=ADAM_BETAS, schedule="constant", warmup_epochs=0, weight_decay=0.0,
                 dropout=None, augment=False, rotate=10.0, translate=2 / 28, scale=0.0, elastic=None, elastic_sigma=5.0,
                 ema=None, label_smoothing=0.0,
                 val_size=10000, patience=None, seed=0, device=None,
@@ -57,8 +57,8 @@ def make_config(model, **overrides):
         raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(sorted(RECIPES))}")
     config = dict(DEFAULTS, model=model, **RECIPES[model])
     config.update({k: v for k, v in overrides.items() if v is not None})
-    if overrides.get("betas") is None and config["optimizer"] not in ("adam", "adamw"):
-        config["betas"] = DEFAULTS["betas"]  # a recipe's betas go with its Adam, not with the optimizer chosen instead
+    if overrides.get("betas") is None and config["optimizer"] not in WITH_BETAS:
+        config["betas"] = ADAM_BETAS  # a recipe's betas go with its Adam, not with the optimizer chosen instead
     config["device"] = backend.normalize_device(config["device"])
     backend.array_module(config["device"])  # a missing GPU is reported now, not after loading the data
     check_config(config)
@@ -79,7 +79,7 @@ def check_config(c):
     need(isinstance(betas, (tuple, list)) and len(betas) == 2
          and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas),
          f"betas must be two numbers in [0, 1), e.g. 0.9,0.999, got {betas!r}")
-    need(c["optimizer"] in ("adam", "adamw") or tuple(betas) == DEFAULTS["betas"],
+    need(c["optimizer"] in WITH_BETAS or tuple(betas) == ADAM_BETAS,
          f"betas {betas!r} set Adam's and AdamW's moving averages; optimizer {c['optimizer']!r} has none: "
          "leave out --betas or choose adam or adamw")
     need(c["weight_decay"] >= 0, f"weight decay must be >= 0, got {c['weight_decay']}")

@@ -1,6 +1,7 @@
 """The benchmark's tables, as printed on the terminal and as docs/BENCHMARKS.md, from a results dict."""
 import numpy as np
 
+from ..loop import ADAM_BETAS, betas
 from ..tables import table
 from .workers import NO_TORCH
 
@@ -169,8 +170,7 @@ def time_to_target_text(run):
     c = seeds[0]["config"]
     recipe = (f"{c['model']}: {c['epochs']} epoch{'s' if c['epochs'] != 1 else ''} at most, batch {c['batch_size']}, "
               f"{c['optimizer']} lr {c['lr']:g}, "
-              + (f"betas ({', '.join(f'{b:g}' for b in c['betas'])}), "  # absent from an older run's JSON
-                 if tuple(c.get("betas", (0.9, 0.999))) != (0.9, 0.999) else "")
+              + (f"betas ({', '.join(f'{b:g}' for b in betas(c))}), " if betas(c) != ADAM_BETAS else "")
               + f"schedule {c['schedule']}" + (", augmented" if c["augment"] else "")
               + (f", label smoothing {c['label_smoothing']:g}" if c["label_smoothing"] else ""))
     every = seeds[0].get("eval_every")  # absent from the JSON of an older run
