@@ -103,12 +103,12 @@ def _twins():
     class SprintCNN(tnn.Module):
         def __init__(self, ours):
             super().__init__()
-            self.conv1, self.bn1 = tnn.Conv2d(1, 12, 5, bias=False), tnn.BatchNorm2d(12)
+            self.conv1, self.bn1 = tnn.Conv2d(1, 12, 5, stride=2, bias=False), tnn.BatchNorm2d(12)
             self.conv2, self.bn2 = tnn.Conv2d(12, 24, 3, bias=False), tnn.BatchNorm2d(24)
             self.fc1, self.fc2 = tnn.Linear(600, 256), tnn.Linear(256, 10)
 
         def forward(self, x):
-            x = TF.relu(self.bn1(TF.max_pool2d(self.conv1(x), 2)))
+            x = TF.relu(self.bn1(self.conv1(x)))
             x = TF.relu(self.bn2(TF.max_pool2d(self.conv2(x), 2)))
             return self.fc2(TF.relu(self.fc1(x.flatten(1))))
 
