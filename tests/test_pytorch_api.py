@@ -798,6 +798,8 @@ def test_the_one_hot_idiom_scatter_in_place_matches_pytorch_and_respects_the_inp
         torch.zeros(3, 4).scatter_(1, torch.tensor([[4], [0], [0]]), 1.0)
     with pytest.raises(ValueError, match="reduce='add' is not supported"):
         torch.zeros(3, 4).scatter(1, labels.unsqueeze(1), 1.0, reduce="add")
+    with pytest.raises(ValueError, match="scatter_: reduce='multiply' is not supported"):
+        torch.ones(3, 4).scatter_(1, labels.unsqueeze(1), 2.0, reduce="multiply")
     with pytest.raises(RuntimeError, match="at least one count per dimension"):
         torch.zeros(2, 3).repeat(2)
     with pytest.raises(RuntimeError, match="trace: expects a matrix"):

@@ -1243,7 +1243,10 @@ class Tensor:
                     for d, m in enumerate(index.shape))
         return index, key
 
-    def _scatter_positions(self, dim, index, name):
+    def _scatter_positions(self, dim, index, name, reduce=None):
+        if reduce is not None:
+            raise ValueError(f"{name}: reduce={reduce!r} is not supported here: use scatter_add or index "
+                             f"arithmetic instead")
         if self.ndim == 0:
             raise RuntimeError(f"{name}: the tensor is 0-d: reshape it to 1-d (x.reshape(1)) first")
         return self._index_positions(dim, index, name)
@@ -1267,10 +1270,7 @@ class Tensor:
         out[i][index[i][j]] = src[i][j] for dim 1, and so on, as torch.scatter. The gradient reaches this
         tensor where nothing was written and src where it was; where an index repeats, one write wins
         (PyTorch leaves which open) and only it gets the gradient."""
-        if reduce is not None:
-            raise ValueError(f"scatter: reduce={reduce!r} is not supported here: use scatter_add or index "
-                             f"arithmetic instead")
-        index, key = self._scatter_positions(dim, index, "scatter")
+        index, key = self._scatter_positions(dim, index, "scatter", reduce)
         values = self._scatter_source(src, value, index, "scatter")
         xp = backend.get_array_module(self.array)
         written = xp.zeros(self.shape, dtype=bool)
@@ -1282,11 +1282,8 @@ class Tensor:
     def scatter_(self, dim, index, src=None, *, value=None, reduce=None):
         """scatter in place (the one-hot idiom `torch.zeros(n, 10).scatter_(1, labels[:, None], 1)`); like
         every in-place change, refused on a leaf that requires grad and on a tensor the tape recorded."""
-        if reduce is not None:
-            raise ValueError(f"scatter_: reduce={reduce!r} is not supported here: use scatter_add or index "
-                             f"arithmetic instead")
         self._check_inplace("scatter_", src if isinstance(src, Tensor) else None)
-        index, key = self._scatter_positions(dim, index, "scatter_")
+        index, key = self._scatter_positions(dim, index, "scatter_", reduce)
         self.array[key] = self._scatter_source(src, value, index, "scatter_").array
         self._version[0] += 1
         return self
