@@ -1,9 +1,9 @@
 """The convolutional networks: LeNet-5, the two small CNNs of the projects, our best model, the net
 that reaches 99% soonest, and the net of PyTorch's own MNIST example.
 
-Each block that pools ends in max-pool then ReLU, which is the same function as ReLU then max-pool, with the
-same gradients (ReLU is monotone, and both orders give 0 to every pixel of a window whose maximum is
-≤ 0), but the ReLU then runs on a quarter of the pixels.
+Each block that pools ends in max-pool then ReLU, which is the same function as ReLU then max-pool,
+with the same gradients (ReLU is monotone, and both orders give 0 to every pixel of a window whose
+maximum is ≤ 0), but the ReLU then runs on a quarter of the pixels.
 """
 import tinygrad_mnist.functional as F
 from tinygrad_mnist import nn
@@ -66,8 +66,9 @@ class SprintCNN(nn.Module):
     its 24 × 24 output (where the pooling took the largest of the four), a quarter of the work, and no
     pooling runs at full size. Its one-epoch recipe took 11.1 s against 15.2 s from process start with
     the convolution at stride 1 and pooled (seeds 0-2, one after the other, 2 threads), and ended as
-    accurate (99.11-99.22% on seeds 0-4 against 99.15-99.34%). The second block pools before its batch norm, so that the normalisation
-    runs on a quarter of the pixels; the second convolution is 3×3, so 5×5 pixels are left after it."""
+    accurate (99.11-99.22% on seeds 0-4 against 99.15-99.34%). The second block pools before its
+    batch norm, so that the normalisation runs on a quarter of the pixels; the second convolution is
+    3×3, so 5×5 pixels are left after it."""
 
     def __init__(self):
         super().__init__()
