@@ -1,5 +1,5 @@
-"""The convolutional networks: LeNet-5, the two small CNNs of the projects, our best model, the net
-that reaches 99% soonest, and the net of PyTorch's own MNIST example.
+"""The convolutional networks: LeNet-5, the two small CNNs of the projects, our best model, the nets
+that reach 99% and 99.5% soonest, and the net of PyTorch's own MNIST example.
 
 Each block that pools ends in max-pool then ReLU, which is the same function as ReLU then max-pool,
 with the same gradients (ReLU is monotone, and both orders give 0 to every pixel of a window whose
@@ -82,6 +82,35 @@ class SprintCNN(nn.Module):
     def forward(self, x):
         x = self.bn1(self.conv1(x)).relu()                    # 12 × 12 × 12
         x = self.bn2(F.max_pool2d(self.conv2(x), 2)).relu()   # 24 × 5 × 5
+        return self.fc2(self.fc1(x.flatten(1)).relu())
+
+
+class Sprint995CNN(nn.Module):
+    """Conv(1→16, 5) MaxPool2 BN ReLU · Conv(16→48, 3) MaxPool2 BN ReLU · Conv(48→64, 3) BN ReLU ·
+    576-256-10: the net that reaches 99.5% test accuracy soonest on a CPU, in three epochs with
+    augmentation.
+
+    The third convolution runs on the 5 × 5 map that the second block leaves, so it adds depth for a
+    tenth of the net's work: without it (48 channels feeding the 1200-256 head) three epochs ended at
+    99.50-99.53%, four at 99.52-99.54%; with it, 99.55-99.58% on seeds 0-4 (1 thread each). The first
+    convolution is pooled rather than strided as in sprint_cnn: at this width strided (24 channels)
+    ended at 99.48% and 99.52% on seeds 0 and 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 5, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.conv2 = nn.Conv2d(16, 48, 3, bias=False)
+        self.bn2 = nn.BatchNorm2d(48)
+        self.conv3 = nn.Conv2d(48, 64, 3, bias=False)
+        self.bn3 = nn.BatchNorm2d(64)
+        self.fc1 = nn.Linear(64 * 3 * 3, 256)
+        self.fc2 = nn.Linear(256, 10)
+
+    def forward(self, x):
+        x = self.bn1(F.max_pool2d(self.conv1(x), 2)).relu()   # 16 × 12 × 12
+        x = self.bn2(F.max_pool2d(self.conv2(x), 2)).relu()   # 48 × 5 × 5
+        x = self.bn3(self.conv3(x)).relu()                    # 64 × 3 × 3
         return self.fc2(self.fc1(x.flatten(1)).relu())
 
 

@@ -112,6 +112,20 @@ def _twins():
             x = TF.relu(self.bn2(TF.max_pool2d(self.conv2(x), 2)))
             return self.fc2(TF.relu(self.fc1(x.flatten(1))))
 
+    class Sprint995CNN(tnn.Module):
+        def __init__(self, ours):
+            super().__init__()
+            self.conv1, self.bn1 = tnn.Conv2d(1, 16, 5, bias=False), tnn.BatchNorm2d(16)
+            self.conv2, self.bn2 = tnn.Conv2d(16, 48, 3, bias=False), tnn.BatchNorm2d(48)
+            self.conv3, self.bn3 = tnn.Conv2d(48, 64, 3, bias=False), tnn.BatchNorm2d(64)
+            self.fc1, self.fc2 = tnn.Linear(576, 256), tnn.Linear(256, 10)
+
+        def forward(self, x):
+            x = TF.relu(self.bn1(TF.max_pool2d(self.conv1(x), 2)))
+            x = TF.relu(self.bn2(TF.max_pool2d(self.conv2(x), 2)))
+            x = TF.relu(self.bn3(self.conv3(x)))
+            return self.fc2(TF.relu(self.fc1(x.flatten(1))))
+
     class SimpleCNN(tnn.Module):
         def __init__(self, ours):
             super().__init__()
@@ -179,9 +193,9 @@ def _twins():
             return TF.log_softmax(self.fc2(x), dim=1)
 
     return {"mlp_v1": MLPv1, "mlp_v2": MLPDropout, "mlp_533": MLPDropout, "mlp_64_32": MLP64x32,
-            "lenet5": LeNet5, "cnn_bn": CNNBN, "fast_cnn": CNNBN, "sprint_cnn": SprintCNN, "simple_cnn": SimpleCNN,
-            "best": Best, "resnet": ResNet, "resnet_wide": ResNet, "resnet_2x": ResNet,
-            "pytorch_example": PyTorchExample}
+            "lenet5": LeNet5, "cnn_bn": CNNBN, "fast_cnn": CNNBN, "sprint_cnn": SprintCNN,
+            "sprint_cnn_995": Sprint995CNN, "simple_cnn": SimpleCNN, "best": Best,
+            "resnet": ResNet, "resnet_wide": ResNet, "resnet_2x": ResNet, "pytorch_example": PyTorchExample}
 
 
 def torch_model(name, model):
