@@ -163,17 +163,22 @@ LAYOUTS = {"NCHW": (0, 1, 2, 3), "CHWN, as a convolution leaves it": (1, 2, 3, 0
 @example(case=((2, 3, 8, 8), 2, 2, 0), layout="CHWN, as a convolution leaves it", dtype=np.float32)  # tiled
 @example(case=((2, 2, 7, 8), 3, 3, 1), layout="NHWC", dtype=np.float64)  # a row and two columns left over
 @example(case=((3, 1, 5, 4), 2, 2, 2), layout="CHWN, as a convolution leaves it", dtype=np.float64)
+@example(case=((1, 2, 6, 4), 3, 1, 3841042199), layout="CHWN, as a convolution leaves it", dtype=np.float32)
 def test_max_pool2d_gradient_matches_the_loop_reference_in_every_memory_layout(case, layout, dtype):
     shape, k, stride, seed = case
     x = np.round(random_array(seed, shape))  # the integers -2 to 2: most windows hold ties
-    g = random_array(seed + 1, reference_max_pool2d(x, k, stride).shape)
+    # The cotangent as the engine gets it, so that only the engine's own sums round.
+    g = random_array(seed + 1, reference_max_pool2d(x, k, stride).shape).astype(dtype).astype(np.float64)
     order = LAYOUTS[layout]
     stored = np.ascontiguousarray(x.astype(dtype).transpose(order)).transpose(np.argsort(order))
     t = Tensor(stored, requires_grad=True)
     F.max_pool2d(t, k, stride).backward(Tensor(g.astype(dtype)))
     assert t.grad.dtype == dtype and t.grad.shape == x.shape
+    # A pixel sums shares of up to k·k windows' gradients, each at most max|g|: in float32 that sum may
+    # round by that many of their ulps, which near-cancelling terms turn into a large relative error.
+    atol = k * k * np.abs(g).max() * np.finfo(np.float32).eps if dtype == np.float32 else 1e-7
     np.testing.assert_allclose(t.grad, reference_max_pool2d_grad(x, k, stride, g),
-                               rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-7)
+                               rtol=1e-6 if dtype == np.float32 else 1e-12, atol=atol)
 
 
 def test_max_pool2d_overlapping_windows_each_split_their_own_gradient_among_their_ties():
