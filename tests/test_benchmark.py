@@ -507,3 +507,44 @@ def test_a_profile_only_run_names_the_pytorch_it_profiled(dataset):
 
 def test_time_to_99_without_a_model_times_sprint_cnn_the_recipe_made_for_it():
     assert cli.build_parser().parse_args(["benchmark", "--time-to-99"]).time_to_99 == ["sprint_cnn"]
+
+
+def test_the_commit_stamp_names_the_uncommitted_files(tmp_path, monkeypatch):
+    """A table measured beside regenerated docs says which files were uncommitted, so that it is not
+    read as measured on changed code; a clean tree gives the bare hash."""
+    import subprocess
+    from tinygrad_mnist.benchmark import measure
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = lambda *args: subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,  # noqa: E731
+                                       text=True).stdout.strip()
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "start")
+    monkeypatch.setattr(measure, "__file__", str(repo / "measure.py"))
+    head = git("rev-parse", "--short", "HEAD")
+    assert measure.commit_stamp() == head
+    for name in ("a.md", "b.json", "c.png", "d.txt", "e.txt"):
+        (repo / name).write_text("x")
+    assert measure.commit_stamp() == f"{head} (with uncommitted changes: a.md, b.json, c.png and 2 more)"
+    (tmp_path / "not_a_repo").mkdir()
+    monkeypatch.setattr(measure, "__file__", str(tmp_path / "not_a_repo" / "measure.py"))
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    assert measure.commit_stamp() == "n/a"
+
+
+def test_the_machine_section_names_the_caches_the_vector_extension_and_the_blas_kernels():
+    """Tables from different machines differ by more than the engine: the page says what the CPU's
+    caches and vector units were and which kernels the BLAS picked, where the system tells."""
+    from tinygrad_mnist.benchmark import measure
+
+    info = measure.machine_info()
+    assert {"cpu", "cores", "numpy", "blas", "date", "commit"} <= set(info)
+    if sys.platform.startswith("linux"):
+        assert info.get("caches", "").startswith("caches L")
+        assert info.get("simd") in ("AVX-512", "AVX2", "AVX", "SSE4.2", None)
+    results = dict(machine=dict(info, torch="n/a"), settings=dict(threads=1, lr=1e-3, device="cpu", warmup_steps=5),
+                   command="tinygrad-mnist benchmark", load_before=None, load_after=None, epochs=None, scaling=None,
+                   ops=None, forms=None, profile=None, time_to_target=None)
+    line = next(line for line in render_markdown(results).splitlines() if line.startswith("- CPU:"))
+    assert info["cpu"] in line and (info.get("caches") or "") in line

@@ -234,24 +234,15 @@ def time_products(products, dtype=np.float32, reps=5):
 
 
 def machine_info():
+    """What a table's figures depend on beyond the code: the CPU (its caches and vector extensions, which
+    decide how fast the copies and the BLAS kernels run), the libraries, the date and the commit (naming
+    any uncommitted files, so that a table measured beside a regenerated doc is not taken for changed
+    code)."""
     info = dict(cpu=platform.processor() or platform.machine(), cores=os.cpu_count(),
                 python=platform.python_version(), numpy=np.__version__, blas="unknown")
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    info.update(cpu_details())
     info["date"] = time.strftime("%Y-%m-%d %H:%M %Z")
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True,
-                               cwd=Path(__file__).parent).stdout.strip()
-        info["commit"] = f"{head} (with uncommitted changes)" if head and dirty else head or "n/a"
-    except OSError:
-        pass
+    info["commit"] = commit_stamp()
     if hasattr(os, "sched_getaffinity"):
         info["usable_cores"] = len(os.sched_getaffinity(0))
     try:
@@ -259,7 +250,66 @@ def machine_info():
         info["blas"] = f"{blas.get('name')} {blas.get('version')}"
     except Exception:  # older NumPy has no mode="dicts"
         pass
+    info["blas_kernels"] = blas_architecture()
     return info
+
+
+def cpu_details():
+    """The CPU's name, family and model, widest vector extension and cache sizes, as Linux reports them
+    (/proc/cpuinfo, /sys/devices/system/cpu/cpu0/cache); {} elsewhere."""
+    details = {}
+    try:
+        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+                      if ":" in line)
+        fields = {key.strip(): value.strip() for key, value in fields.items()}
+        if "model name" in fields:
+            details["cpu"] = fields["model name"]
+        if "cpu family" in fields and "model" in fields:
+            details["cpu_family_model"] = f"family {fields['cpu family']}, model {fields['model']}"
+        flags = set(fields.get("flags", "").split())
+        details["simd"] = next((name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"),
+                                                         ("sse4_2", "SSE4.2")) if flag in flags), None)
+    except OSError:
+        pass
+    caches = []
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level, kind, size = ((index / name).read_text().strip() for name in ("level", "type", "size"))
+        except OSError:
+            continue
+        if kind != "Instruction":
+            caches.append(f"L{level} {size}")
+    if caches:
+        details["caches"] = "caches " + ", ".join(caches)
+    return details
+
+
+def blas_architecture():
+    """The kernels NumPy's BLAS chose for this CPU (OpenBLAS's core name, e.g. Haswell or SkylakeX), or None."""
+    try:
+        from threadpoolctl import threadpool_info
+        return next((pool.get("architecture") for pool in threadpool_info() if pool.get("user_api") == "blas"), None)
+    except Exception:  # threadpoolctl missing or failing: the name is only informative
+        return None
+
+
+def commit_stamp():
+    """HEAD's short hash, with the uncommitted files named (the first three, then how many more)."""
+    try:
+        here = Path(__file__).parent
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=here).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True,
+                                cwd=here).stdout.splitlines()
+    except OSError:
+        return "n/a"
+    if not head:
+        return "n/a"
+    paths = [line[3:].strip() for line in status if line.strip()]
+    if not paths:
+        return head
+    named = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+    return f"{head} (with uncommitted changes: {named})"
 
 
 def load_average():

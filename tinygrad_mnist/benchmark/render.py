@@ -252,8 +252,10 @@ def render_markdown(results, scaling_plot=None):
         "```sh", results["command"], "```", "",
         f"Measured {m.get('date', 'n/a')} on commit {m.get('commit', 'n/a')}.", "",
         "## Machine", "",
-        f"- CPU: {m['cpu']}, {m['cores']} cores ({m.get('usable_cores', m['cores'])} usable)",
-        f"- Python {m['python']}, NumPy {m['numpy']} with BLAS {m['blas']}, PyTorch {m['torch']}",
+        f"- CPU: {m['cpu']}" + "".join(f", {m[key]}" for key in ("cpu_family_model", "simd", "caches") if m.get(key))
+        + f"; {m['cores']} cores ({m.get('usable_cores', m['cores'])} usable)",
+        f"- Python {m['python']}, NumPy {m['numpy']} with BLAS {m['blas']}"
+        + (f" ({m['blas_kernels']} kernels)" if m.get("blas_kernels") else "") + f", PyTorch {m['torch']}",
         f"- Threads: {s['threads']} in both frameworks (OMP/OPENBLAS/MKL_NUM_THREADS set before each worker "
         f"starts, and torch.set_num_threads)",
         f"- Load average (1, 5, 15 min) before: {load(results['load_before'])}; after: {load(results['load_after'])} "
