@@ -448,7 +448,7 @@ def test_the_markdown_page_says_which_parts_were_not_measured():
     page = render_markdown(results)
     epoch_section = page.split("## One training epoch")[1].split("##")[0]
     assert "Not measured by the command above." in epoch_section
-    assert "- CPU: Test CPU, 2 cores" in page and "after: n/a" in page
+    assert "- CPU: Test CPU; 2 cores (2 usable)" in page and "after: n/a" in page
     assert NO_TORCH in rows_of(page, "relu")[0]
 
 
