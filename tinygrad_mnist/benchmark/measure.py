@@ -84,11 +84,16 @@ def synchronizer(framework, device):
     return backend.array_module("cuda").cuda.Device().synchronize
 
 
+def numpy_blas():
+    """threadpoolctl's record of NumPy's BLAS (its threads, its kernels, ...); None where it finds none."""
+    from threadpoolctl import threadpool_info
+    return next((i for i in threadpool_info() if i["user_api"] == "blas" and "numpy" in i["filepath"]), None)
+
+
 def blas_threads():
     """The threads NumPy's BLAS uses, as threadpoolctl finds them; None where it finds no BLAS."""
-    from threadpoolctl import threadpool_info
-    return next((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas" and "numpy" in i["filepath"]),
-                None)
+    blas = numpy_blas()
+    return blas["num_threads"] if blas else None
 
 
 class OpHook:
@@ -259,9 +264,9 @@ def cpu_details():
     (/proc/cpuinfo, /sys/devices/system/cpu/cpu0/cache); {} elsewhere."""
     details = {}
     try:
-        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
-                      if ":" in line)
-        fields = {key.strip(): value.strip() for key, value in fields.items()}
+        first_cpu = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+        fields = {key.strip(): value.strip() for key, value in
+                  (line.split(":", 1) for line in first_cpu.splitlines() if ":" in line)}
         if "model name" in fields:
             details["cpu"] = fields["model name"]
         if "cpu family" in fields and "model" in fields:
@@ -287,10 +292,10 @@ def cpu_details():
 def blas_architecture():
     """The kernels NumPy's BLAS chose for this CPU (OpenBLAS's core name, e.g. Haswell or SkylakeX), or None."""
     try:
-        from threadpoolctl import threadpool_info
-        return next((pool.get("architecture") for pool in threadpool_info() if pool.get("user_api") == "blas"), None)
+        blas = numpy_blas()
     except Exception:  # threadpoolctl missing or failing: the name is only informative
         return None
+    return blas.get("architecture") if blas else None
 
 
 def commit_stamp():
