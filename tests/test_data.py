@@ -439,6 +439,7 @@ def test_split_of_zero_keeps_everything_in_order():
     tx, ty, vx, vy = train_val_split(x, y, val_size=0)
     np.testing.assert_array_equal(ty, y)
     assert vx.shape == (0, 1) and vy.shape == (0,)
+    assert tx is x and ty is y  # nothing held out: no copy
 
 
 def test_split_rejects_a_val_size_larger_than_the_data():

@@ -13,7 +13,8 @@ from tinygrad_mnist import data, nn, optim, save
 from tinygrad_mnist.benchmark import workers
 from tinygrad_mnist.checkpoint import load_checkpoint
 from tinygrad_mnist.loop import BatchSampler, EarlyStopping, make_optimizer, make_schedule, take_batch, update
-from tinygrad_mnist.training import Trainer, TrainingInterrupted, look_up, make_config, model_input, prepare_data
+from tinygrad_mnist.training import (ScaledImages, Trainer, TrainingInterrupted, look_up, make_config, model_input,
+                                     prepare_data)
 
 SEED, N, BATCH, EPOCHS = 5, 96, 32, 2  # 3 steps an epoch
 
@@ -59,9 +60,48 @@ def test_prepared_images_are_model_input_s_scaling_bit_for_bit(dataset, normaliz
     train_x, _, val_x, _ = data.train_val_split(ds.train_images, ds.train_labels, 100, seed=SEED)
     for split, images in (("train", train_x), ("val", val_x), ("test", ds.test_images)):
         expected = model_input(data.to_float(images), c)
-        got = prepared[split][0]
-        assert got.dtype == np.float32 and got.shape == expected.shape == (len(images), 1, 28, 28)
+        scaled = prepared[split][0]
+        assert scaled.images.dtype == np.uint8 and scaled.dtype == np.float32  # kept as bytes
+        got = np.asarray(scaled)
+        assert got.dtype == np.float32 and got.shape == scaled.shape == expected.shape == (len(images), 1, 28, 28)
         np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+        index = np.array([len(images) - 1, 0, 3, 3])  # a batch in any order, repeats included
+        for taken, want in ((scaled[index], expected[index]), (scaled[2:7], expected[2:7]), (scaled[5], expected[5]),
+                            (scaled[-1], expected[-1]), (scaled[:0], expected[:0])):
+            assert taken.dtype == np.float32 and taken.shape == want.shape
+            np.testing.assert_array_equal(taken.view(np.uint32), want.view(np.uint32))
+
+
+def test_scaled_images_batches_augment_to_the_same_bits_as_the_float_array(dataset):
+    """take_batch from the bytes (ScaledImages) and from the whole float array: the same batch, augmented by
+    the same draws, to the bit."""
+    prepared = prepare_data(make_config("lenet5", val_size=0, data_dir=str(dataset), seed=SEED))
+    scaled, y = prepared["train"]
+    whole = np.asarray(scaled)
+    index = np.array([4, 1, 9, 0])
+    for augment in (None, True):
+        a, ya = take_batch(scaled, y, index, np.random.default_rng(1), augment)
+        b, yb = take_batch(whole, y, index, np.random.default_rng(1), augment)
+        assert a.dtype == b.dtype == np.float32 and a.shape == b.shape == (4, 1, 28, 28)
+        np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+        np.testing.assert_array_equal(ya, yb)
+
+
+def test_scaled_images_reject_what_they_cannot_read():
+    table = np.zeros(256, np.float32)
+    with pytest.raises(ValueError, match="uint8 images"):
+        ScaledImages(np.zeros((2, 28, 28), np.float32), table)
+    images = ScaledImages(np.zeros((2, 28, 28), np.uint8), table)
+    assert len(images) == 2 and images.shape == (2, 1, 28, 28) and images.ndim == 4
+    with pytest.raises(IndexError, match="one index"):
+        images[0, 0]
+    with pytest.raises(IndexError):
+        images[2]
+    with pytest.raises(ValueError, match="256"):
+        look_up(np.zeros(10, np.float32), np.zeros(3, np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        look_up(table, np.zeros(3, np.int64))
+    assert np.asarray(images, dtype=np.float64).dtype == np.float64
 
 
 @pytest.mark.parametrize("shape", [(0, 28, 28), (3, 28, 28), (2, 3, 5), (7, 10000)])

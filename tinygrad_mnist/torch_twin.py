@@ -283,7 +283,7 @@ def compare_steps(name, x, y, config, steps=100):
     model = cast_(build_model(name), np.float64).to(config["device"])
     dropout = disable_dropout_(model)
     twin = torch_model(name, model)
-    x, sampler = x.astype(np.float64), BatchSampler(len(x), config["batch_size"])
+    x, sampler = np.asarray(x, dtype=np.float64), BatchSampler(len(x), config["batch_size"])
     ours = EngineStep(model.train(), config, sampler.steps_per_epoch)
     theirs = TorchStep(twin.train(), config, sampler.steps_per_epoch)
     our_losses, their_losses = [], []
