@@ -546,5 +546,9 @@ def test_the_machine_section_names_the_caches_the_vector_extension_and_the_blas_
     results = dict(machine=dict(info, torch="n/a"), settings=dict(threads=1, lr=1e-3, device="cpu", warmup_steps=5),
                    command="tinygrad-mnist benchmark", load_before=None, load_after=None, epochs=None, scaling=None,
                    ops=None, forms=None, profile=None, time_to_target=None)
-    line = next(line for line in render_markdown(results).splitlines() if line.startswith("- CPU:"))
+    page = render_markdown(results).splitlines()
+    line = next(line for line in page if line.startswith("- CPU:"))
     assert info["cpu"] in line and (info.get("caches") or "") in line
+    python = next(line for line in page if line.startswith("- Python"))
+    assert info["bytecode_cache"] == ("off (PYTHONDONTWRITEBYTECODE)" if sys.dont_write_bytecode else "on")
+    assert f"(bytecode cache {info['bytecode_cache']})" in python

@@ -254,7 +254,8 @@ def render_markdown(results, scaling_plot=None):
         "## Machine", "",
         f"- CPU: {m['cpu']}" + "".join(f", {m[key]}" for key in ("cpu_family_model", "simd", "caches") if m.get(key))
         + f"; {m['cores']} cores ({m.get('usable_cores', m['cores'])} usable)",
-        f"- Python {m['python']}, NumPy {m['numpy']} with BLAS {m['blas']}"
+        f"- Python {m['python']}" + (f" (bytecode cache {m['bytecode_cache']})" if m.get("bytecode_cache") else "")
+        + f", NumPy {m['numpy']} with BLAS {m['blas']}"
         + (f" ({m['blas_kernels']} kernels)" if m.get("blas_kernels") else "") + f", PyTorch {m['torch']}",
         f"- Threads: {s['threads']} in both frameworks (OMP/OPENBLAS/MKL_NUM_THREADS set before each worker "
         f"starts, and torch.set_num_threads)",
