@@ -102,6 +102,8 @@ def test_scaled_images_reject_what_they_cannot_read():
     with pytest.raises(ValueError, match="uint8"):
         look_up(table, np.zeros(3, np.int64))
     assert np.asarray(images, dtype=np.float64).dtype == np.float64
+    with pytest.raises(ValueError, match="copy=False"):
+        np.asarray(images, copy=False)
 
 
 @pytest.mark.parametrize("shape", [(0, 28, 28), (3, 28, 28), (2, 3, 5), (7, 10000)])

@@ -136,6 +136,9 @@ class ScaledImages:
         return look_up(self.table, self.images[index])[..., None, :, :]
 
     def __array__(self, dtype=None, copy=None):
+        if copy is False:
+            raise ValueError("ScaledImages makes its float images when they are read: there is no array to view "
+                             "(copy=False); use np.asarray(images)")
         return self[:] if dtype is None else self[:].astype(dtype)
 
     def __repr__(self):
