@@ -275,6 +275,8 @@ def test_evaluate_prints_the_metrics_of_a_run(dataset, tmp_path, capsys):
     assert cli.main(["evaluate", str(tmp_path / "run"), "--data-dir", str(dataset)]) == 0
     out = capsys.readouterr().out
     assert "test accuracy" in out and "macro" in out
+    results = json.loads((tmp_path / "run" / "results.json").read_text())  # the same weights, scored alike
+    assert f"test loss {results['test_loss']:.4f}  test accuracy {100 * results['test_accuracy']:.2f}%" in out
 
 
 def test_predict_reads_a_png_and_prints_the_digit(dataset, tmp_path, capsys):

@@ -385,13 +385,13 @@ def load_trained(path, device=None):
 
 def cmd_evaluate(args):
     from . import data, metrics
-    from .training import evaluate, model_input
+    from .training import ScaledImages, evaluate, pixel_table
 
     model, config = load_trained(args.path, args.device)
     if args.data_dir:
         config["data_dir"] = args.data_dir
     ds = data.load_dataset(config["dataset"], data_dir=config.get("data_dir"))
-    x = model_input(data.to_float(ds.test_images), config)
+    x = ScaledImages(ds.test_images, pixel_table(config))  # as training scored them, a batch at a time
     test = evaluate(model, x, ds.test_labels, args.batch_size, config["device"])
     report = metrics.classification_report(ds.test_labels, test.probs.argmax(1), len(ds.class_names),
                                            list(ds.class_names))
